@@ -1,0 +1,1 @@
+"""Example experiments that run as they are, on data shipped with the package."""

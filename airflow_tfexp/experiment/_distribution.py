@@ -1,0 +1,50 @@
+"""Choose the tf.distribute strategy for this process from its RunConfig and its devices."""
+
+from __future__ import annotations
+
+import logging
+
+import tensorflow as tf
+
+from airflow_tfexp.experiment.run_config import EVALUATOR, RunConfig
+
+log = logging.getLogger(__name__)
+
+
+def _local(config: RunConfig) -> tf.distribute.Strategy:
+    gpus = tf.config.list_physical_devices("GPU")
+    if len(gpus) > 1:
+        log.info("Using MirroredStrategy over %d GPUs.", len(gpus))
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _multi_worker(config: RunConfig) -> tf.distribute.Strategy:
+    log.info(
+        "Using MultiWorkerMirroredStrategy as %s %d of %d workers.",
+        config.task_type, config.task_id, config.num_worker_replicas,
+    )
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def _parameter_server(config: RunConfig) -> tf.distribute.Strategy:
+    raise ValueError(
+        f"TF_CONFIG describes a parameter-server cluster ({config.num_ps_replicas} ps). Training "
+        "with ParameterServerStrategy needs a coordinator and is not supported by "
+        "KerasEstimator.train; run ps tasks with `run_std_server` and train with "
+        "a cluster of chief/worker tasks only (MultiWorkerMirroredStrategy)."
+    )
+
+
+def select_strategy(config: RunConfig) -> tf.distribute.Strategy:
+    """Default or Mirrored for one process, MultiWorkerMirrored for a worker cluster."""
+    if config.task_type in (None, EVALUATOR) or config.num_worker_replicas <= 1:
+        mode = "local"
+    elif config.num_ps_replicas:
+        mode = "parameter_server"
+    else:
+        mode = "multi_worker"
+    return _STRATEGIES[mode](config)
+
+
+_STRATEGIES = {"local": _local, "multi_worker": _multi_worker, "parameter_server": _parameter_server}

@@ -1,0 +1,130 @@
+"""`python -m airflow_tfexp.experiment`: run one Experiment method; what a remote worker runs.
+
+    python -m airflow_tfexp.experiment --experiment-fn module:function --model-dir DIR \
+        [--schedule NAME] [--params JSON]
+
+`experiment_fn(run_config, params)` must return an Experiment. Without `--schedule` the method is
+learn_runner's default for the `TF_CONFIG` task type. The result is printed as one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from airflow_tfexp.experiment.experiment import Experiment
+from airflow_tfexp.experiment.results import to_jsonable
+from airflow_tfexp.experiment.run_config import CHIEF, EVALUATOR, MASTER, PS, WORKER, RunConfig
+
+SCHEDULES = (
+    "train",
+    "evaluate",
+    "continuous_eval",
+    "continuous_eval_on_train_data",
+    "train_and_evaluate",
+    "continuous_train_and_eval",
+    "local_run",
+    "test",
+    "run_std_server",
+)
+_DEFAULT_SCHEDULES = {
+    None: "train_and_evaluate",
+    MASTER: "train_and_evaluate",
+    CHIEF: "train_and_evaluate",
+    WORKER: "train",
+    PS: "run_std_server",
+    EVALUATOR: "continuous_eval",
+}
+
+
+def default_schedule(config: RunConfig) -> str:
+    """learn_runner's choice for this task type."""
+    return _DEFAULT_SCHEDULES[config.task_type]
+
+
+def load_experiment_fn(spec: str) -> Callable[..., Any]:
+    """Import "package.module:function"; a ValueError says what could not be found."""
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(
+            f"Invalid value for `--experiment-fn`. Received: {spec!r}. Expected \"module:function\"."
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"`--experiment-fn` {spec!r}: cannot import module {module_name!r}: {err}") from err
+    target: Any = module
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            raise ValueError(f"`--experiment-fn` {spec!r}: module {module_name!r} has no attribute {attribute!r}.")
+        target = getattr(target, part)
+    if not callable(target):
+        raise ValueError(f"`--experiment-fn` {spec!r} is not callable: {target!r}.")
+    return target
+
+
+def build_experiment(spec: str, run_config: RunConfig, params: dict[str, Any]) -> Experiment:
+    experiment = load_experiment_fn(spec)(run_config, params)
+    if not isinstance(experiment, Experiment):
+        raise ValueError(
+            f"`--experiment-fn` {spec!r} must return an Experiment. Received: {type(experiment).__name__}."
+        )
+    return experiment
+
+
+def summarize(schedule: str, value: Any, experiment: Experiment) -> dict[str, Any]:
+    """A JSON-able summary of what the method returned."""
+    summary: dict[str, Any] = {"schedule": schedule, "model_dir": experiment.model_dir}
+    if isinstance(value, tuple) and len(value) == 2:
+        eval_result, export_results = value
+        summary["metrics"] = to_jsonable(eval_result) if eval_result else None
+        summary["export_paths"] = list(export_results or [])
+    elif isinstance(value, dict):
+        summary["metrics"] = to_jsonable(value)
+    latest = experiment._latest()
+    summary["latest_checkpoint"] = latest.as_dict() if latest else None
+    return summary
+
+
+def _parse_params(raw: str | None) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    try:
+        params = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"Invalid value for `--params`: not JSON ({err}). Received: {raw!r}.") from None
+    if not isinstance(params, dict):
+        raise ValueError(f"Invalid value for `--params`. Received: {raw!r}. Expected a JSON object.")
+    return params
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m airflow_tfexp.experiment", description=__doc__.split("\n")[0])
+    parser.add_argument("--experiment-fn", required=True, help='"module:function" returning an Experiment')
+    parser.add_argument("--model-dir", required=True, help="directory for checkpoints, results and exports")
+    parser.add_argument("--schedule", choices=SCHEDULES, help="Experiment method (default: by TF_CONFIG task type)")
+    parser.add_argument("--params", help="JSON object of hyperparameters passed to experiment_fn")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        run_config = RunConfig(model_dir=args.model_dir)
+        params = _parse_params(args.params)
+        experiment = build_experiment(args.experiment_fn, run_config, params)
+    except ValueError as err:
+        parser.exit(2, f"error: {err}\n")
+    schedule = args.schedule or default_schedule(run_config)
+    logging.getLogger(__name__).info("Running %s in %s (task %s:%s).", schedule, args.model_dir,
+                                     run_config.task_type, run_config.task_id)
+    value = getattr(experiment, schedule)()
+    print(json.dumps(summarize(schedule, value, experiment), sort_keys=True), flush=True)
+    return 0

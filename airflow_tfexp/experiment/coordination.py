@@ -1,0 +1,107 @@
+"""How a trainer and its evaluators, in separate processes, coordinate through the model dir.
+
+- The trainer writes a completion marker with its final step when training ends (steps reached,
+  input exhausted or a hook asked to stop); evaluators stop after evaluating that checkpoint and
+  parameter servers exit.
+- A continuous evaluator registers itself (name, mode, the checkpoint it is evaluating, a
+  heartbeat); the trainer keeps checkpoints that a live evaluator still needs even past
+  `keep_checkpoint_max`, so they are not deleted before they are read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Any
+
+from airflow_tfexp.experiment._files import read_json, write_json_atomic
+from airflow_tfexp.experiment.results import eval_dir, evaluated_steps
+
+COMPLETION_MARKER = "training_complete.json"
+REGISTRATION_FILE = "evaluator.json"
+MIN_STALE_SECS = 900.0
+
+
+def completion_marker_path(model_dir: str) -> str:
+    return os.path.join(model_dir, COMPLETION_MARKER)
+
+
+def write_completion_marker(model_dir: str, global_step: int, reason: str) -> None:
+    write_json_atomic(
+        completion_marker_path(model_dir),
+        {"global_step": int(global_step), "reason": reason, "wall_time": time.time()},
+    )
+
+
+def read_completion_marker(model_dir: str) -> dict[str, Any] | None:
+    """The marker's content ({global_step, reason, wall_time}), or None while training runs."""
+    return read_json(completion_marker_path(model_dir))
+
+
+def clear_completion_marker(model_dir: str) -> None:
+    try:
+        os.unlink(completion_marker_path(model_dir))
+    except FileNotFoundError:
+        pass
+
+
+@dataclasses.dataclass
+class EvaluatorRegistration:
+    """A continuous evaluator's claim on checkpoints, refreshed on every pass of its loop."""
+
+    model_dir: str
+    name: str | None
+    every_checkpoint: bool
+    stale_after_secs: float = MIN_STALE_SECS
+
+    @property
+    def path(self) -> str:
+        return os.path.join(eval_dir(self.model_dir, self.name), REGISTRATION_FILE)
+
+    def heartbeat(self, evaluating_step: int | None = None) -> None:
+        write_json_atomic(
+            self.path,
+            {
+                "name": self.name,
+                "every_checkpoint": self.every_checkpoint,
+                "evaluating_step": evaluating_step,
+                "heartbeat": time.time(),
+                "stale_after_secs": self.stale_after_secs,
+                "pid": os.getpid(),
+            },
+        )
+
+    def withdraw(self) -> None:
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+def _live_registrations(model_dir: str, now: float) -> list[dict[str, Any]]:
+    try:
+        names = [n for n in os.listdir(model_dir) if n == "eval" or n.startswith("eval_")]
+    except FileNotFoundError:
+        return []
+    live = []
+    for name in names:
+        try:
+            data = read_json(os.path.join(model_dir, name, REGISTRATION_FILE))
+        except ValueError:
+            continue  # a registration being rewritten; the next sweep sees it
+        if data and now - data.get("heartbeat", 0) <= data.get("stale_after_secs", MIN_STALE_SECS):
+            live.append(data)
+    return live
+
+
+def protection_reason(model_dir: str, global_step: int, now: float | None = None) -> str | None:
+    """Why the checkpoint at `global_step` must not be deleted yet, or None if it may be."""
+    now = time.time() if now is None else now
+    for registration in _live_registrations(model_dir, now):
+        name = registration.get("name")
+        if registration.get("evaluating_step") == global_step:
+            return f"evaluator {name!r} is evaluating it"
+        if registration.get("every_checkpoint") and global_step not in evaluated_steps(model_dir, name):
+            return f"evaluator {name!r} evaluates every checkpoint and has not evaluated it yet"
+    return None

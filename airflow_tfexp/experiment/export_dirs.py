@@ -1,0 +1,85 @@
+"""Timestamped export directories: atomic creation, listing and garbage collection.
+
+Exports live in `<export_dir_base>/<10-digit unix timestamp>/`. An export is written under
+`temp-<timestamp>-<pid>` and renamed into place, so a reader listing the base directory sees only
+whole exports. This is the one garbage-collection helper every exporter uses.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import time
+
+log = logging.getLogger(__name__)
+_EXPORT_NAME = re.compile(r"^\d{10}$")
+TEMP_PREFIX = "temp-"
+
+
+def list_exports(export_dir_base: str) -> list[str]:
+    """Whole exports under the base directory, oldest first."""
+    try:
+        names = os.listdir(export_dir_base)
+    except FileNotFoundError:
+        return []
+    return [os.path.join(export_dir_base, n) for n in sorted(n for n in names if _EXPORT_NAME.match(n))]
+
+
+class ExportTarget:
+    """A temporary export directory that becomes `<base>/<timestamp>` on commit."""
+
+    def __init__(self, export_dir_base: str) -> None:
+        os.makedirs(export_dir_base, exist_ok=True)
+        self.export_dir_base = export_dir_base
+        self.temp_path = os.path.join(export_dir_base, f"{TEMP_PREFIX}{int(time.time())}-{os.getpid()}")
+        shutil.rmtree(self.temp_path, ignore_errors=True)
+        self.final_path: str | None = None
+
+    def commit(self) -> str:
+        """Rename the finished export to the first free `<base>/<timestamp>` and return it."""
+        timestamp = int(time.time())
+        while True:
+            final = os.path.join(self.export_dir_base, f"{timestamp:010d}")
+            try:
+                # Renaming onto an existing (non-empty) export fails, so two exporters finishing
+                # in the same second never overwrite each other: the later one takes the next.
+                if not os.path.exists(final):
+                    os.rename(self.temp_path, final)
+                    break
+            except OSError:
+                if not os.path.exists(final):
+                    raise
+            timestamp += 1
+        self.final_path = final
+        return final
+
+    def discard(self) -> None:
+        if os.path.exists(self.temp_path):
+            shutil.rmtree(self.temp_path, ignore_errors=True)
+
+
+def remove_stale_temp_dirs(export_dir_base: str, older_than_secs: float = 3600.0) -> None:
+    """Delete leftovers of exports killed mid-write (never visible as exports, but they use disk)."""
+    try:
+        names = os.listdir(export_dir_base)
+    except FileNotFoundError:
+        return
+    now = time.time()
+    for name in names:
+        path = os.path.join(export_dir_base, name)
+        if name.startswith(TEMP_PREFIX) and now - os.path.getmtime(path) > older_than_secs:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def garbage_collect_exports(export_dir_base: str, exports_to_keep: int | None) -> list[str]:
+    """Keep the newest `exports_to_keep` exports (None keeps all); return the deleted paths."""
+    if not exports_to_keep:
+        return []
+    exports = list_exports(export_dir_base)
+    doomed = exports[:-exports_to_keep]
+    for path in doomed:
+        log.info("Deleting export %s: only the newest %d are kept.", path, exports_to_keep)
+        shutil.rmtree(path, ignore_errors=True)
+    return doomed

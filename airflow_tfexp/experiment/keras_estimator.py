@@ -1,0 +1,468 @@
+"""KerasEstimator: tf.estimator's train / evaluate / predict / export on a compiled Keras 3 model.
+
+Training is step-based (not epochs), like the Estimator: the global step is the optimizer's
+iteration count, checkpoints are named by it, and training resumes from the newest complete
+checkpoint. Steps run in a compiled loop of `steps_per_execution` steps (the `model.compile`
+argument), so orchestration costs no per-step Python.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from airflow_tfexp.experiment import checkpoints as ckpts
+from airflow_tfexp.experiment._distribution import select_strategy
+from airflow_tfexp.experiment._progress import ProgressLogger
+from airflow_tfexp.experiment._validation import check_optional_int
+from airflow_tfexp.experiment.checkpoint_manager import ProtectingCheckpointManager
+from airflow_tfexp.experiment.errors import CheckpointError
+from airflow_tfexp.experiment.hooks import HookList, ListenerList, TrainingContext
+from airflow_tfexp.experiment.results import eval_dir, to_jsonable
+from airflow_tfexp.experiment.run_config import RunConfig, as_run_config
+from airflow_tfexp.experiment.saved_model import export_keras_model
+
+log = logging.getLogger(__name__)
+
+ModelFn = Callable[[dict[str, Any]], keras.Model]
+InputFn = Callable[[], tf.data.Dataset]
+
+
+class _ModelState:
+    """A built model with its checkpoint object and compiled step functions."""
+
+    def __init__(self, model: keras.Model, strategy: tf.distribute.Strategy) -> None:
+        self.model = model
+        self.strategy = strategy
+        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+        self.manager: ProtectingCheckpointManager | None = None
+        self.train_steps_fn = _make_loop(strategy, model.train_step)
+        self.test_steps_fn = _make_loop(strategy, model.test_step)
+        self.restored_from: str | None = None
+
+    @property
+    def global_step(self) -> int:
+        return int(self.model.optimizer.iterations.numpy())
+
+    def restore(self, checkpoint_path: str, *, partial: bool) -> None:
+        if not ckpts.is_complete(checkpoint_path):
+            raise CheckpointError(
+                f"Checkpoint {checkpoint_path} is incomplete (its .index or a data shard is "
+                "missing); refusing to use it."
+            )
+        try:
+            status = self.checkpoint.restore(checkpoint_path)
+            if partial:
+                status.expect_partial()
+            else:
+                status.assert_existing_objects_matched()
+        except (tf.errors.OpError, AssertionError, ValueError) as err:
+            raise CheckpointError(
+                f"Checkpoint {checkpoint_path} is corrupt or does not match the model: {err}"
+            ) from err
+        self.restored_from = checkpoint_path
+
+
+def _make_loop(strategy: tf.distribute.Strategy, step_fn: Callable) -> Callable:
+    """A compiled loop running `step_fn` on up to `n` batches; returns how many it ran."""
+
+    @tf.function
+    def run_steps(iterator: Any, n: tf.Tensor) -> tf.Tensor:
+        done = tf.constant(0, dtype=tf.int64)
+        for _ in tf.range(n):
+            optional = iterator.get_next_as_optional()
+            if not optional.has_value():
+                break
+            strategy.run(step_fn, args=(optional.get_value(),))
+            done += 1
+        return done
+
+    return run_steps
+
+
+def _metrics_as_floats(model: keras.Model) -> dict[str, float]:
+    return {k: float(v) for k, v in to_jsonable(model.get_metrics_result()).items() if _is_number(v)}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+class KerasEstimator:
+    """An Estimator (train / evaluate / predict / export) over a compiled Keras model.
+
+    :param model_fn: `model_fn(params)` returns a compiled `keras.Model`; its optimizer, loss and
+        metrics are used. Called inside the distribution strategy's scope.
+    :param model_dir: where checkpoints, summaries and exports go; defaults to `config.model_dir`.
+    :param config: a `RunConfig` (or a dict of its arguments).
+    :param params: hyperparameters passed to `model_fn`.
+    """
+
+    def __init__(
+        self,
+        model_fn: ModelFn,
+        model_dir: str | None = None,
+        config: RunConfig | Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not callable(model_fn):
+            raise ValueError(f"Invalid value for `model_fn`. Received: {model_fn!r}. Expected a callable.")
+        config = as_run_config(config)
+        model_dir = str(model_dir) if model_dir is not None else config.model_dir
+        if not model_dir:
+            raise ValueError(
+                "Invalid value for `model_dir`. Received: None. Expected a directory, given as "
+                "`model_dir` or `config.model_dir`."
+            )
+        if params is not None and not isinstance(params, Mapping):
+            raise ValueError(f"Invalid value for `params`. Received: {params!r}. Expected a dict.")
+        self._model_fn = model_fn
+        self._config = config if config.model_dir == model_dir else config.replace(model_dir=model_dir)
+        self._params = dict(params or {})
+        self._strategy: tf.distribute.Strategy | None = None
+        self._train_state: _ModelState | None = None
+        self._eval_state: _ModelState | None = None
+        self._summary_writers: dict[str, Any] = {}
+
+    # -- properties of the Estimator API ---------------------------------------------------
+    @property
+    def model_dir(self) -> str:
+        return self._config.model_dir
+
+    @property
+    def config(self) -> RunConfig:
+        return self._config
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self._params)
+
+    def latest_checkpoint(self) -> str | None:
+        """Path prefix of the newest complete checkpoint, or None."""
+        latest = ckpts.latest_checkpoint(self.model_dir)
+        return latest.checkpoint_path if latest else None
+
+    # -- model construction ----------------------------------------------------------------
+    @property
+    def strategy(self) -> tf.distribute.Strategy:
+        if self._strategy is None:
+            self._strategy = select_strategy(self._config)
+        return self._strategy
+
+    def _build_state(self, input_fn: Callable[[], Any] | None) -> _ModelState:
+        with self.strategy.scope():
+            if self._config.tf_random_seed is not None:
+                keras.utils.set_random_seed(self._config.tf_random_seed)
+            model = self._model_fn(self._params)
+            if not isinstance(model, keras.Model):
+                raise ValueError(
+                    f"`model_fn` must return a compiled keras.Model. Received: {type(model).__name__}."
+                )
+            if not getattr(model, "compiled", False) or model.optimizer is None:
+                raise ValueError(
+                    f"`model_fn` returned an uncompiled model ({model.name!r}). Call "
+                    "`model.compile(optimizer=..., loss=..., metrics=[...])` before returning it."
+                )
+            if not model.built:
+                if input_fn is None:
+                    raise ValueError(
+                        f"Model {model.name!r} is not built and there is no input to build it from; "
+                        "give it a `keras.Input` or call `model.build(...)` in `model_fn`."
+                    )
+                features, _ = _split_batch(next(iter(_dataset(input_fn()))))
+                model(features, training=False)
+            model.optimizer.build(model.trainable_variables)
+        return _ModelState(model, self.strategy)
+
+    def _training_state(self, input_fn: InputFn) -> _ModelState:
+        if self._train_state is None:
+            state = self._build_state(input_fn)
+            directory = self.model_dir if self._config.is_chief else _worker_scratch_dir(self._config)
+            state.manager = ProtectingCheckpointManager(
+                state.checkpoint,
+                directory=directory,
+                max_to_keep=self._config.keep_checkpoint_max or None,
+                protect=self.model_dir if self._config.is_chief else None,
+            )
+            self._train_state = state
+        state = self._train_state
+        latest = ckpts.latest_checkpoint(self.model_dir)
+        if latest is not None and latest.global_step != state.global_step:
+            log.info("Restoring model from %s (global step %d).", latest.checkpoint_path, latest.global_step)
+            state.restore(latest.checkpoint_path, partial=False)
+        return state
+
+    def _restored_eval_state(self, checkpoint_path: str | None, input_fn: Callable | None) -> _ModelState:
+        path = checkpoint_path or self.latest_checkpoint()
+        if path is None:
+            raise ValueError(
+                f"Could not find a trained model in model_dir {self.model_dir!r}: it has no complete "
+                "checkpoint. Train first, or pass `checkpoint_path`."
+            )
+        if self._eval_state is None:
+            self._eval_state = self._build_state(input_fn)
+        self._eval_state.restore(str(path), partial=True)
+        return self._eval_state
+
+    # -- train -----------------------------------------------------------------------------
+    def train(
+        self,
+        input_fn: InputFn,
+        hooks: list | None = None,
+        steps: int | None = None,
+        max_steps: int | None = None,
+        saving_listeners: list | None = None,
+    ) -> KerasEstimator:
+        """Train until `max_steps` (absolute) or for `steps` more, or until the input ends."""
+        if steps is not None and max_steps is not None:
+            raise ValueError(f"Can not provide both `steps` ({steps}) and `max_steps` ({max_steps}).")
+        check_optional_int("steps", steps, minimum=1)
+        check_optional_int("max_steps", max_steps, minimum=1)
+        hook_list = HookList(hooks, "hooks")
+        listener_list = ListenerList(saving_listeners, "saving_listeners")
+
+        state = self._training_state(input_fn)
+        step = state.global_step
+        if max_steps is not None and step >= max_steps:
+            log.info("Skipping training: global step %d already reached max_steps=%d.", step, max_steps)
+            return self
+        target = max_steps if max_steps is not None else (step + steps if steps else None)
+        loop = _TrainingLoop(self, state, hook_list, listener_list, target)
+        loop.run(_dataset(input_fn()))
+        return self
+
+    # -- evaluate --------------------------------------------------------------------------
+    def evaluate(
+        self,
+        input_fn: InputFn,
+        steps: int | None = None,
+        hooks: list | None = None,
+        checkpoint_path: str | None = None,
+        name: str | None = None,
+    ) -> dict[str, Any]:
+        """Evaluate a checkpoint (default: the latest) on `steps` batches or the whole input.
+
+        Returns `global_step`, `loss` and every compiled metric, and writes them as summaries
+        to `model_dir/eval_<name>/`.
+        """
+        check_optional_int("steps", steps, minimum=1)
+        hook_list = HookList(hooks, "hooks")
+        state = self._restored_eval_state(checkpoint_path, input_fn)
+        model = state.model
+        global_step = state.global_step
+        hook_list.begin(TrainingContext(self.model_dir, global_step, steps, self._config.is_chief))
+        model.reset_metrics()
+        iterator = iter(state.strategy.experimental_distribute_dataset(_dataset(input_fn())))
+        progress = ProgressLogger("evaluation", total=steps, every=max(1, self._config.log_step_count_steps))
+        evaluated = 0
+        while steps is None or evaluated < steps:
+            chunk = progress.every if steps is None else min(progress.every, steps - evaluated)
+            hook_list.before_step(evaluated)
+            done = int(state.test_steps_fn(iterator, tf.constant(chunk, tf.int64)))
+            evaluated += done
+            if done:
+                logs = _metrics_as_floats(model)
+                progress.update(evaluated, logs)
+                if hook_list.after_step(evaluated, logs):
+                    break
+            if done < chunk:
+                break
+        if evaluated == 0:
+            raise ValueError(f"Evaluation input of {self.model_dir!r} produced no batches.")
+        result: dict[str, Any] = {"global_step": global_step, **_metrics_as_floats(model)}
+        hook_list.end(global_step)
+        log.info(
+            "Evaluation of %s (step %d) on %d batches:\n%s",
+            state.restored_from, global_step, evaluated, _metrics_table(result),
+        )
+        if self._config.is_chief or self._config.task_type == "evaluator":
+            self._write_summaries(eval_dir(self.model_dir, name), global_step, result)
+        return result
+
+    # -- predict ---------------------------------------------------------------------------
+    def predict(
+        self, input_fn: Callable[[], Any], checkpoint_path: str | None = None
+    ) -> Iterator[Any]:
+        """Yield one prediction (a NumPy array, or a dict of them) per input example."""
+        state = self._restored_eval_state(checkpoint_path, input_fn)
+        for batch in _dataset(input_fn()):
+            features, _ = _split_batch(batch)
+            outputs = state.model(features, training=False)
+            outputs = tf.nest.map_structure(lambda t: t.numpy(), outputs)
+            if isinstance(outputs, dict):
+                size = len(next(iter(outputs.values())))
+                for i in range(size):
+                    yield {k: v[i] for k, v in outputs.items()}
+            else:
+                yield from outputs
+
+    # -- export ----------------------------------------------------------------------------
+    def export_saved_model(
+        self,
+        export_dir_base: str,
+        serving_input_fn: Callable[[], Any] | None = None,
+        checkpoint_path: str | None = None,
+    ) -> str:
+        """Export a checkpoint as a SavedModel under `export_dir_base/<timestamp>/`.
+
+        `serving_input_fn()` returns the serving input signature (a `tf.TensorSpec` or a dict of
+        them); None uses the model's own inputs. The export is written under a temporary name
+        and renamed, so a reader never sees half of it.
+        """
+        state = self._restored_eval_state(checkpoint_path, None)
+        return export_keras_model(
+            state.model,
+            export_dir_base,
+            serving_input_fn=serving_input_fn,
+            metadata={"global_step": state.global_step, "checkpoint_path": state.restored_from},
+        )
+
+    # -- summaries -------------------------------------------------------------------------
+    def _summary_writer(self, directory: str) -> Any:
+        if directory not in self._summary_writers:
+            self._summary_writers[directory] = tf.summary.create_file_writer(directory)
+        return self._summary_writers[directory]
+
+    def _write_summaries(self, directory: str, step: int, scalars: Mapping[str, float]) -> None:
+        writer = self._summary_writer(directory)
+        with writer.as_default(step=step):
+            for key, value in scalars.items():
+                if key != "global_step" and _is_number(value):
+                    tf.summary.scalar(key, value)
+        writer.flush()
+
+
+class _TrainingLoop:
+    """One call of `KerasEstimator.train`: step chunks, logs, summaries, checkpoints, hooks."""
+
+    def __init__(
+        self,
+        estimator: KerasEstimator,
+        state: _ModelState,
+        hooks: HookList,
+        listeners: ListenerList,
+        target: int | None,
+    ) -> None:
+        self.estimator = estimator
+        self.state = state
+        self.hooks = hooks
+        self.listeners = listeners
+        self.target = target
+        config = estimator.config
+        self.config = config
+        self.steps_per_execution = max(1, int(getattr(state.model, "steps_per_execution", 1) or 1))
+        self.last_saved_step = ckpts.latest_checkpoint(estimator.model_dir)
+        self.last_saved_step = self.last_saved_step.global_step if self.last_saved_step else None
+        self.last_save_time = time.monotonic()
+        self.progress = ProgressLogger("training", total=target, every=config.log_step_count_steps)
+
+    def _chunk(self, step: int) -> int:
+        """Steps to run before the next log, summary, checkpoint or target boundary."""
+        bounds = [
+            self.steps_per_execution,
+            _to_next(step, self.config.log_step_count_steps),
+            _to_next(step, self.config.save_summary_steps),
+        ]
+        if self.config.save_checkpoints_steps:
+            bounds.append(_to_next(step, self.config.save_checkpoints_steps))
+        if self.target is not None:
+            bounds.append(self.target - step)
+        return max(1, min(bounds))
+
+    def run(self, dataset: tf.data.Dataset) -> None:
+        state, model = self.state, self.state.model
+        step = state.global_step
+        context = TrainingContext(self.estimator.model_dir, step, self.target, self.config.is_chief)
+        self.hooks.begin(context)
+        self.listeners.begin(context)
+        self.progress.start(step)
+        if self.last_saved_step is None:
+            self._save(step)  # an evaluator can start from step 0, as with the Estimator
+        iterator = iter(state.strategy.experimental_distribute_dataset(dataset))
+        model.reset_metrics()
+        stop_reason = None
+        while stop_reason is None:
+            chunk = self._chunk(step)
+            self.hooks.before_step(step)
+            done = int(state.train_steps_fn(iterator, tf.constant(chunk, tf.int64)))
+            step = state.global_step
+            logs = _metrics_as_floats(model) if done else {}
+            if done and self.hooks.after_step(step, logs):
+                stop_reason = "a training hook requested a stop"
+            if done < chunk and stop_reason is None:
+                stop_reason = f"the training input ran out after global step {step}"
+            if self.target is not None and step >= self.target:
+                stop_reason = f"max_steps={self.target} reached"
+            if done:
+                self._log_and_summarize(step, logs)
+            if stop_reason is None and self._checkpoint_due(step):
+                if self._save(step):
+                    stop_reason = "a saving listener requested a stop"
+        if self.last_saved_step != step:
+            self._save(step)
+        log.info("Training stopped at global step %d: %s.", step, stop_reason)
+        self.hooks.end(step)
+        self.listeners.end(step)
+
+    def _checkpoint_due(self, step: int) -> bool:
+        if self.last_saved_step == step:
+            return False
+        if self.config.save_checkpoints_steps:
+            return step % self.config.save_checkpoints_steps == 0
+        return time.monotonic() - self.last_save_time >= self.config.save_checkpoints_secs
+
+    def _log_and_summarize(self, step: int, logs: dict[str, float]) -> None:
+        rate = self.progress.update(step, logs)
+        at_summary = step % self.config.save_summary_steps == 0
+        if at_summary and self.config.is_chief:
+            scalars = dict(logs)
+            if rate is not None:
+                scalars["global_step/sec"] = rate
+            self.estimator._write_summaries(self.estimator.model_dir, step, scalars)
+        if step % self.config.log_step_count_steps == 0:
+            self.state.model.reset_metrics()
+
+    def _save(self, step: int) -> bool:
+        self.listeners.before_save(step)
+        path = self.state.manager.save(checkpoint_number=step)
+        self.last_saved_step = step
+        self.last_save_time = time.monotonic()
+        log.info("Saved checkpoint for step %d: %s", step, path)
+        if not self.config.is_chief:
+            return False
+        return bool(self.listeners.after_save(step, path))
+
+
+def _to_next(step: int, every: int) -> int:
+    return every - step % every
+
+
+def _dataset(value: Any) -> tf.data.Dataset:
+    if isinstance(value, tf.data.Dataset):
+        return value
+    raise ValueError(
+        f"An input_fn must return a tf.data.Dataset of (features, labels). Received: {type(value).__name__}."
+    )
+
+
+def _split_batch(batch: Any) -> tuple[Any, Any]:
+    if isinstance(batch, tuple):
+        return batch[0], (batch[1] if len(batch) > 1 else None)
+    return batch, None
+
+
+def _worker_scratch_dir(config: RunConfig) -> str:
+    # Non-chief workers must take part in saving under MultiWorkerMirroredStrategy, but only the
+    # chief's checkpoint is kept; the others write to a scratch directory.
+    return os.path.join(config.model_dir, ".workers", f"{config.task_type}-{config.task_id}")
+
+
+def _metrics_table(result: Mapping[str, Any]) -> str:
+    width = max(len(k) for k in result)
+    return "\n".join(f"  {k.ljust(width)}  {v:.6g}" if _is_number(v) else f"  {k.ljust(width)}  {v}" for k, v in result.items())

@@ -1,0 +1,68 @@
+"""Evaluation results: one JSON line per evaluation in `model_dir/eval_<name>/results.jsonl`.
+
+The file is the evaluator's memory: it survives restarts (only-once evaluation survives a task
+retry), and exporters, early stopping and the UI read it without talking to the evaluator.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from airflow_tfexp.experiment._files import append_jsonl, read_jsonl
+
+RESULTS_FILE = "results.jsonl"
+
+
+def eval_dir(model_dir: str, name: str | None) -> str:
+    """`model_dir/eval` for the unnamed evaluation, `model_dir/eval_<name>` otherwise."""
+    return os.path.join(model_dir, "eval" if not name else f"eval_{name}")
+
+
+def results_path(model_dir: str, name: str | None) -> str:
+    return os.path.join(eval_dir(model_dir, name), RESULTS_FILE)
+
+
+def to_jsonable(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """Metrics as plain Python numbers (tensors and NumPy scalars become floats or ints)."""
+    plain: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if hasattr(value, "numpy"):
+            value = value.numpy()
+        if hasattr(value, "item"):
+            value = value.item()
+        if isinstance(value, float) and not math.isfinite(value):
+            value = str(value)  # JSON has no NaN; keep it visible rather than fail
+        plain[str(key)] = value
+    return plain
+
+
+def record_result(
+    model_dir: str,
+    name: str | None,
+    metrics: Mapping[str, Any],
+    checkpoint_path: str | None,
+    duration_secs: float,
+) -> dict[str, Any]:
+    """Append one evaluation to the results file and return the record."""
+    plain = to_jsonable(metrics)
+    record = {
+        "global_step": int(plain.get("global_step", -1)),
+        "checkpoint_path": checkpoint_path,
+        "metrics": plain,
+        "wall_time": time.time(),
+        "duration_secs": round(duration_secs, 3),
+    }
+    append_jsonl(results_path(model_dir, name), record)
+    return record
+
+
+def read_results(model_dir: str, name: str | None) -> list[dict[str, Any]]:
+    return read_jsonl(results_path(model_dir, name))
+
+
+def evaluated_steps(model_dir: str, name: str | None) -> set[int]:
+    return {record["global_step"] for record in read_results(model_dir, name)}
