@@ -31,8 +31,8 @@ class ProgressLogger:
         self._window_start_step = step
         self._window_start_time = time.monotonic()
 
-    def update(self, step: int, logs: Mapping[str, float]) -> float | None:
-        if step % self.every and step != self.total:
+    def update(self, step: int, logs: Mapping[str, float], force: bool = False) -> float | None:
+        if step % self.every and step != self.total and not force:
             return self.last_rate
         now = time.monotonic()
         elapsed = now - self._window_start_time

@@ -53,7 +53,7 @@ class _ModelState:
     def restore(self, checkpoint_path: str, *, partial: bool) -> None:
         if not ckpts.is_complete(checkpoint_path):
             raise CheckpointError(
-                f"Checkpoint {checkpoint_path} is incomplete (its .index or a data shard is "
+                f"Checkpoint {checkpoint_path} is missing or incomplete (its .index or a data shard is "
                 "missing); refusing to use it."
             )
         try:
@@ -62,7 +62,7 @@ class _ModelState:
                 status.expect_partial()
             else:
                 status.assert_existing_objects_matched()
-        except (tf.errors.OpError, AssertionError, ValueError) as err:
+        except Exception as err:  # noqa: BLE001 - TF raises OpError, IndexError, ValueError, ...
             raise CheckpointError(
                 f"Checkpoint {checkpoint_path} is corrupt or does not match the model: {err}"
             ) from err
@@ -400,7 +400,7 @@ class _TrainingLoop:
             if self.target is not None and step >= self.target:
                 stop_reason = f"max_steps={self.target} reached"
             if done:
-                self._log_and_summarize(step, logs)
+                self._log_and_summarize(step, logs, final=stop_reason is not None)
             if stop_reason is None and self._checkpoint_due(step):
                 if self._save(step):
                     stop_reason = "a saving listener requested a stop"
@@ -417,9 +417,9 @@ class _TrainingLoop:
             return step % self.config.save_checkpoints_steps == 0
         return time.monotonic() - self.last_save_time >= self.config.save_checkpoints_secs
 
-    def _log_and_summarize(self, step: int, logs: dict[str, float]) -> None:
-        rate = self.progress.update(step, logs)
-        at_summary = step % self.config.save_summary_steps == 0
+    def _log_and_summarize(self, step: int, logs: dict[str, float], final: bool) -> None:
+        rate = self.progress.update(step, logs, force=final)
+        at_summary = final or step % self.config.save_summary_steps == 0
         if at_summary and self.config.is_chief:
             scalars = dict(logs)
             if rate is not None:

@@ -1,0 +1,116 @@
+"""A tiny real experiment (4 features, 3 classes) for tests, importable by subprocesses as
+`tests.experiment.tiny_experiment:experiment_fn`."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from airflow_tfexp.experiment import (
+    CheckpointSaverListener,
+    EarlyStoppingHook,
+    Experiment,
+    KerasEstimator,
+    LatestExporter,
+    TrainingHook,
+)
+
+NUM_EXAMPLES = 240
+
+
+def data(seed: int = 0) -> tuple[Any, Any]:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(NUM_EXAMPLES, 4)).astype("float32")
+    y = (np.argmax(x[:, :3], axis=1)).astype("int64")  # learnable: the largest of 3 features
+    return x, y
+
+
+def model_fn(params: dict[str, Any]) -> Any:
+    import keras
+
+    model = keras.Sequential([keras.Input((4,), name="features"), keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dense(3)])
+    model.compile(optimizer=keras.optimizers.Adam(params.get("learning_rate", 0.01)),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
+                  steps_per_execution=params.get("steps_per_execution", 1))
+    return model
+
+
+def uncompiled_model_fn(params: dict[str, Any]) -> Any:
+    import keras
+
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+
+
+def train_input_fn(batch_size: int = 16, repeat: bool = True) -> Any:
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices(data(0)).shuffle(NUM_EXAMPLES, seed=1)
+    return (ds.repeat() if repeat else ds).batch(batch_size)
+
+
+def eval_input_fn(batch_size: int = 60) -> Any:
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices(data(1)).batch(batch_size)
+
+
+class StepLog(TrainingHook):
+    """Appends every trained global step to a file (to count steps repeated after a crash)."""
+
+    def __init__(self, path: str, sleep_secs: float = 0.0) -> None:
+        self.path, self.sleep_secs = path, sleep_secs
+
+    def after_step(self, step, logs):
+        import time
+
+        with open(self.path, "a") as handle:
+            handle.write(f"{step}\n")
+        if self.sleep_secs:
+            time.sleep(self.sleep_secs)
+
+
+class SlowSaves(CheckpointSaverListener):
+    def __init__(self, secs: float) -> None:
+        self.secs = secs
+
+    def after_save(self, step, checkpoint_path):
+        import time
+
+        time.sleep(self.secs)
+
+
+def experiment_fn(run_config: Any, params: dict[str, Any] | None) -> Experiment:
+    params = dict(params or {})
+    config = run_config.replace(
+        save_checkpoints_steps=params.get("save_checkpoints_steps", 20),
+        keep_checkpoint_max=params.get("keep_checkpoint_max", 5),
+        log_step_count_steps=params.get("log_step_count_steps", 20),
+        save_summary_steps=params.get("log_step_count_steps", 20),
+        tf_random_seed=3,
+    )
+    hooks = []
+    if params.get("step_log"):
+        hooks.append(StepLog(params["step_log"], params.get("step_sleep_secs", 0.0)))
+    if params.get("early_stopping"):
+        hooks.append(EarlyStoppingHook(**params["early_stopping"], check_interval_secs=0))
+    listeners = [SlowSaves(params["save_sleep_secs"])] if params.get("save_sleep_secs") else []
+    return Experiment(
+        KerasEstimator(model_fn, config=config, params=params),
+        train_input_fn=functools.partial(train_input_fn, repeat=params.get("repeat", True)),
+        eval_input_fn=eval_input_fn,
+        train_steps=params.get("train_steps", 100),
+        eval_steps=None,
+        train_monitors=hooks,
+        saving_listeners=listeners,
+        eval_delay_secs=0,
+        continuous_eval_throttle_secs=params.get("throttle_secs", 0),
+        check_interval_secs=0.2,
+        export_strategies=[LatestExporter("latest", exports_to_keep=2)],
+    )
+
+
+def not_an_experiment(run_config: Any, params: dict[str, Any] | None) -> str:
+    return "an experiment, honest"
