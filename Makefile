@@ -25,6 +25,7 @@ demo: $(STAMP)
 	  --model-dir $(DEMO_DIR) --schedule train_and_evaluate
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check airflow_tfexp tests
 	$(PY) -m pytest
 
 lint: $(STAMP)

@@ -111,6 +111,8 @@ def experiment_fn(run_config: Any, params: dict[str, Any] | None) -> Any:
         continuous_eval_throttle_secs=params["eval_throttle_secs"],
         export_strategies=[
             LatestExporter("latest", exports_to_keep=2),
-            BestExporter("best", compare_fn=metric_compare_fn("accuracy", "max"), exports_to_keep=1),
+            BestExporter(
+                "best", compare_fn=metric_compare_fn("accuracy", "max"), exports_to_keep=1
+            ),
         ],
     )

@@ -22,7 +22,9 @@ def _local(config: RunConfig) -> tf.distribute.Strategy:
 def _multi_worker(config: RunConfig) -> tf.distribute.Strategy:
     log.info(
         "Using MultiWorkerMirroredStrategy as %s %d of %d workers.",
-        config.task_type, config.task_id, config.num_worker_replicas,
+        config.task_type,
+        config.task_id,
+        config.num_worker_replicas,
     )
     return tf.distribute.MultiWorkerMirroredStrategy()
 
@@ -47,4 +49,8 @@ def select_strategy(config: RunConfig) -> tf.distribute.Strategy:
     return _STRATEGIES[mode](config)
 
 
-_STRATEGIES = {"local": _local, "multi_worker": _multi_worker, "parameter_server": _parameter_server}
+_STRATEGIES = {
+    "local": _local,
+    "multi_worker": _multi_worker,
+    "parameter_server": _parameter_server,
+}

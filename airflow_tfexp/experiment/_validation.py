@@ -11,7 +11,9 @@ def _is_int(value: Any) -> bool:
 
 def check_int(name: str, value: Any, *, minimum: int = 0) -> int:
     if not _is_int(value) or value < minimum:
-        raise ValueError(f"Invalid value for `{name}`. Received: {value!r}. Expected an int >= {minimum}.")
+        raise ValueError(
+            f"Invalid value for `{name}`. Received: {value!r}. Expected an int >= {minimum}."
+        )
     return value
 
 
@@ -38,5 +40,7 @@ def check_optional_seconds(name: str, value: Any) -> float | None:
 
 def check_optional_callable(name: str, value: Any) -> Any:
     if value is not None and not callable(value):
-        raise ValueError(f"Invalid value for `{name}`. Received: {value!r}. Expected a callable or None.")
+        raise ValueError(
+            f"Invalid value for `{name}`. Received: {value!r}. Expected a callable or None."
+        )
     return value

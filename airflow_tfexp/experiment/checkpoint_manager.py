@@ -27,8 +27,13 @@ class ProtectingCheckpointManager(tf.train.CheckpointManager):
         behave exactly like the parent class.
     """
 
-    def __init__(self, checkpoint: tf.train.Checkpoint, directory: str, max_to_keep: int | None,
-                 protect: str | None) -> None:
+    def __init__(
+        self,
+        checkpoint: tf.train.Checkpoint,
+        directory: str,
+        max_to_keep: int | None,
+        protect: str | None,
+    ) -> None:
         super().__init__(checkpoint, directory=directory, max_to_keep=max_to_keep)
         self._protect = protect
 
@@ -39,9 +44,18 @@ class ProtectingCheckpointManager(tf.train.CheckpointManager):
         candidates = list(self._maybe_delete)[: -self._max_to_keep]
         for filename in candidates:
             step = checkpoint_step(filename)
-            reason = protection_reason(self._protect, step) if self._protect and step is not None else None
+            reason = (
+                protection_reason(self._protect, step)
+                if self._protect and step is not None
+                else None
+            )
             if reason:
-                log.info("Keeping %s beyond keep_checkpoint_max=%d: %s.", filename, self._max_to_keep, reason)
+                log.info(
+                    "Keeping %s beyond keep_checkpoint_max=%d: %s.",
+                    filename,
+                    self._max_to_keep,
+                    reason,
+                )
                 continue
             del self._maybe_delete[filename]
             # The index goes first: readers treat a checkpoint without an index as absent.

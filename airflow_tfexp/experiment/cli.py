@@ -1,7 +1,7 @@
 """`python -m airflow_tfexp.experiment`: run one Experiment method; what a remote worker runs.
 
     python -m airflow_tfexp.experiment --experiment-fn module:function --model-dir DIR \
-        [--schedule NAME] [--params JSON]
+        [--schedule NAME] [--params JSON] [--schedule-args JSON]
 
 `experiment_fn(run_config, params)` must return an Experiment. Without `--schedule` the method is
 learn_runner's default for the `TF_CONFIG` task type. The result is printed as one JSON line.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import logging
 import sys
@@ -52,16 +53,20 @@ def load_experiment_fn(spec: str) -> Callable[..., Any]:
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
         raise ValueError(
-            f"Invalid value for `--experiment-fn`. Received: {spec!r}. Expected \"module:function\"."
+            f'Invalid value for `--experiment-fn`. Received: {spec!r}. Expected "module:function".'
         )
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
-        raise ValueError(f"`--experiment-fn` {spec!r}: cannot import module {module_name!r}: {err}") from err
+        raise ValueError(
+            f"`--experiment-fn` {spec!r}: cannot import module {module_name!r}: {err}"
+        ) from err
     target: Any = module
     for part in attribute.split("."):
         if not hasattr(target, part):
-            raise ValueError(f"`--experiment-fn` {spec!r}: module {module_name!r} has no attribute {attribute!r}.")
+            raise ValueError(
+                f"`--experiment-fn` {spec!r}: module {module_name!r} has no attribute {attribute!r}."
+            )
         target = getattr(target, part)
     if not callable(target):
         raise ValueError(f"`--experiment-fn` {spec!r} is not callable: {target!r}.")
@@ -91,40 +96,74 @@ def summarize(schedule: str, value: Any, experiment: Experiment) -> dict[str, An
     return summary
 
 
-def _parse_params(raw: str | None) -> dict[str, Any]:
+def _parse_object(flag: str, raw: str | None) -> dict[str, Any]:
     if raw is None:
         return {}
     try:
-        params = json.loads(raw)
+        value = json.loads(raw)
     except json.JSONDecodeError as err:
-        raise ValueError(f"Invalid value for `--params`: not JSON ({err}). Received: {raw!r}.") from None
-    if not isinstance(params, dict):
-        raise ValueError(f"Invalid value for `--params`. Received: {raw!r}. Expected a JSON object.")
-    return params
+        raise ValueError(
+            f"Invalid value for `{flag}`: not JSON ({err}). Received: {raw!r}."
+        ) from None
+    if not isinstance(value, dict):
+        raise ValueError(f"Invalid value for `{flag}`. Received: {raw!r}. Expected a JSON object.")
+    return value
+
+
+def _check_schedule_args(experiment: Experiment, schedule: str, kwargs: dict[str, Any]) -> None:
+    accepted = inspect.signature(getattr(experiment, schedule)).parameters
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"Invalid `--schedule-args` for {schedule}: unknown {unknown}. Allowed: {sorted(accepted)}."
+        )
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m airflow_tfexp.experiment", description=__doc__.split("\n")[0])
-    parser.add_argument("--experiment-fn", required=True, help='"module:function" returning an Experiment')
-    parser.add_argument("--model-dir", required=True, help="directory for checkpoints, results and exports")
-    parser.add_argument("--schedule", choices=SCHEDULES, help="Experiment method (default: by TF_CONFIG task type)")
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_tfexp.experiment", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--experiment-fn", required=True, help='"module:function" returning an Experiment'
+    )
+    parser.add_argument(
+        "--model-dir", required=True, help="directory for checkpoints, results and exports"
+    )
+    parser.add_argument(
+        "--schedule", choices=SCHEDULES, help="Experiment method (default: by TF_CONFIG task type)"
+    )
     parser.add_argument("--params", help="JSON object of hyperparameters passed to experiment_fn")
+    parser.add_argument(
+        "--schedule-args",
+        help="JSON object of keyword arguments for the method, e.g. '{\"every_checkpoint\": true}'",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     try:
         run_config = RunConfig(model_dir=args.model_dir)
-        params = _parse_params(args.params)
+        params = _parse_object("--params", args.params)
+        schedule_args = _parse_object("--schedule-args", args.schedule_args)
         experiment = build_experiment(args.experiment_fn, run_config, params)
+        schedule = args.schedule or default_schedule(run_config)
+        _check_schedule_args(experiment, schedule, schedule_args)
     except ValueError as err:
         parser.exit(2, f"error: {err}\n")
-    schedule = args.schedule or default_schedule(run_config)
-    logging.getLogger(__name__).info("Running %s in %s (task %s:%s).", schedule, args.model_dir,
-                                     run_config.task_type, run_config.task_id)
-    value = getattr(experiment, schedule)()
+    logging.getLogger(__name__).info(
+        "Running %s in %s (task %s:%s).",
+        schedule,
+        args.model_dir,
+        run_config.task_type,
+        run_config.task_id,
+    )
+    value = getattr(experiment, schedule)(**schedule_args)
     print(json.dumps(summarize(schedule, value, experiment), sort_keys=True), flush=True)
     return 0

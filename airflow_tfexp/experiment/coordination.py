@@ -102,6 +102,8 @@ def protection_reason(model_dir: str, global_step: int, now: float | None = None
         name = registration.get("name")
         if registration.get("evaluating_step") == global_step:
             return f"evaluator {name!r} is evaluating it"
-        if registration.get("every_checkpoint") and global_step not in evaluated_steps(model_dir, name):
+        if registration.get("every_checkpoint") and global_step not in evaluated_steps(
+            model_dir, name
+        ):
             return f"evaluator {name!r} evaluates every checkpoint and has not evaluated it yet"
     return None

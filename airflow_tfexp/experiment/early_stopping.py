@@ -43,16 +43,22 @@ class EarlyStoppingHook(TrainingHook):
         check_interval_secs: float = 1.0,
     ) -> None:
         if not isinstance(metric, str) or not metric:
-            raise ValueError(f"Invalid value for `metric`. Received: {metric!r}. Expected a metric name.")
+            raise ValueError(
+                f"Invalid value for `metric`. Received: {metric!r}. Expected a metric name."
+            )
         if mode not in MODES:
-            raise ValueError(f"Invalid value for `mode`. Received: {mode!r}. Expected one of {list(MODES)}.")
+            raise ValueError(
+                f"Invalid value for `mode`. Received: {mode!r}. Expected one of {list(MODES)}."
+            )
         self.metric = metric
         self.mode = mode
         self.patience = check_int("patience", patience, minimum=1)
         self.min_delta = abs(float(min_delta))
         self.eval_name = eval_name
         self.model_dir = model_dir
-        self.check_interval_secs = check_optional_seconds("check_interval_secs", check_interval_secs)
+        self.check_interval_secs = check_optional_seconds(
+            "check_interval_secs", check_interval_secs
+        )
         self._last_check = float("-inf")
         self._last_size = -1
         self.stopped_at: int | None = None
@@ -71,7 +77,9 @@ class EarlyStoppingHook(TrainingHook):
         """Why training should stop according to the results so far, or None."""
         values = [
             record["metrics"][self.metric]
-            for record in sorted(read_results(self.model_dir, self.eval_name), key=lambda r: r["global_step"])
+            for record in sorted(
+                read_results(self.model_dir, self.eval_name), key=lambda r: r["global_step"]
+            )
             if self.metric in record.get("metrics", {})
         ]
         if not values:

@@ -51,7 +51,9 @@ Predicate = Callable[[Mapping[str, Any] | None], bool]
 def _as_exporters(export_strategies: Any) -> list[Exporter]:
     if export_strategies is None:
         return []
-    strategies = [export_strategies] if isinstance(export_strategies, Exporter) else export_strategies
+    strategies = (
+        [export_strategies] if isinstance(export_strategies, Exporter) else export_strategies
+    )
     if not isinstance(strategies, Sequence) or isinstance(strategies, str):
         raise ValueError(
             f"Invalid value for `export_strategies`. Received: {export_strategies!r}. Expected an "
@@ -113,8 +115,13 @@ class Experiment:
             raise ValueError(f"`estimator` must have a `model_dir`. Received: {estimator!r}.")
         for argument, fn in (("train_input_fn", train_input_fn), ("eval_input_fn", eval_input_fn)):
             if not callable(fn):
-                raise ValueError(f"Invalid value for `{argument}`. Received: {fn!r}. Expected a callable.")
-        if eval_metrics is not None and "metrics" not in inspect.signature(estimator.evaluate).parameters:
+                raise ValueError(
+                    f"Invalid value for `{argument}`. Received: {fn!r}. Expected a callable."
+                )
+        if (
+            eval_metrics is not None
+            and "metrics" not in inspect.signature(estimator.evaluate).parameters
+        ):
             raise ValueError(
                 f"`eval_metrics` is not supported by {type(estimator).__name__}.evaluate(); "
                 "compile the metrics into the model instead (model.compile(metrics=[...]))."
@@ -127,7 +134,8 @@ class Experiment:
                 stacklevel=2,
             )
         if train_steps_per_iteration is not None and (
-            not isinstance(train_steps_per_iteration, int) or isinstance(train_steps_per_iteration, bool)
+            not isinstance(train_steps_per_iteration, int)
+            or isinstance(train_steps_per_iteration, bool)
         ):
             raise ValueError(
                 "Invalid value for `train_steps_per_iteration`. Received: "
@@ -147,10 +155,13 @@ class Experiment:
         self._eval_steps = check_optional_int("eval_steps", eval_steps, minimum=1)
         self._train_monitors = HookList(train_monitors, "train_monitors").hooks
         self._eval_hooks = HookList(eval_hooks, "eval_hooks").hooks
-        self._local_eval_frequency = check_optional_int("local_eval_frequency", local_eval_frequency, minimum=0)
+        self._local_eval_frequency = check_optional_int(
+            "local_eval_frequency", local_eval_frequency, minimum=0
+        )
         self._eval_delay_secs = check_optional_seconds("eval_delay_secs", eval_delay_secs) or 0
         self._continuous_eval_throttle_secs = (
-            check_optional_seconds("continuous_eval_throttle_secs", continuous_eval_throttle_secs) or 0
+            check_optional_seconds("continuous_eval_throttle_secs", continuous_eval_throttle_secs)
+            or 0
         )
         self._min_eval_frequency = (
             1 if min_eval_frequency is None else check_int("min_eval_frequency", min_eval_frequency)
@@ -162,7 +173,9 @@ class Experiment:
         )
         self._checkpoint_and_export = bool(checkpoint_and_export)
         self._saving_listeners = ListenerList(saving_listeners, "saving_listeners").listeners
-        self._check_interval_secs = check_optional_seconds("check_interval_secs", check_interval_secs) or 0
+        self._check_interval_secs = (
+            check_optional_seconds("check_interval_secs", check_interval_secs) or 0
+        )
         self._clock = Clock()
 
     # -- read-only view ----------------------------------------------------------------------
@@ -201,8 +214,13 @@ class Experiment:
         latest = self._latest()
         return latest.global_step if latest else 0
 
-    def _call_train(self, *, steps: int | None = None, max_steps: int | None = None,
-                    listeners: Sequence[CheckpointSaverListener] = ()) -> None:
+    def _call_train(
+        self,
+        *,
+        steps: int | None = None,
+        max_steps: int | None = None,
+        listeners: Sequence[CheckpointSaverListener] = (),
+    ) -> None:
         self._estimator.train(
             input_fn=self._train_input_fn,
             hooks=list(self._train_monitors),
@@ -211,8 +229,14 @@ class Experiment:
             saving_listeners=[*self._saving_listeners, *listeners],
         )
 
-    def _call_evaluate(self, input_fn: Callable[[], Any], *, name: str | None,
-                       checkpoint: CheckpointInfo | None, steps: int | None) -> dict[str, Any]:
+    def _call_evaluate(
+        self,
+        input_fn: Callable[[], Any],
+        *,
+        name: str | None,
+        checkpoint: CheckpointInfo | None,
+        steps: int | None,
+    ) -> dict[str, Any]:
         """Evaluate one checkpoint and append the result to `eval_<name>/results.jsonl`."""
         if checkpoint is None:
             raise ValueError(
@@ -234,12 +258,17 @@ class Experiment:
             )
         )
         result.setdefault("global_step", checkpoint.global_step)
-        record_result(self.model_dir, name, result, checkpoint.checkpoint_path,
-                      self._clock.time() - started)
+        record_result(
+            self.model_dir, name, result, checkpoint.checkpoint_path, self._clock.time() - started
+        )
         return result
 
-    def _maybe_export(self, eval_result: Mapping[str, Any] | None, checkpoint: CheckpointInfo | None,
-                      is_the_final_export: bool) -> list[str | None]:
+    def _maybe_export(
+        self,
+        eval_result: Mapping[str, Any] | None,
+        checkpoint: CheckpointInfo | None,
+        is_the_final_export: bool,
+    ) -> list[str | None]:
         """Run every export strategy; return each one's export dir (None: it did not export)."""
         results = []
         for strategy in self._export_strategies:
@@ -304,17 +333,23 @@ class Experiment:
                 return
             log.info(
                 "Waiting for global step %d before training (delay_workers_by_global_step); now %d.",
-                target, step,
+                target,
+                step,
             )
             self._clock.sleep(self._check_interval_secs)
 
     # -- evaluate ---------------------------------------------------------------------------
     def evaluate(self, delay_secs: float | None = None, name: str | None = None) -> dict[str, Any]:
         """Wait `delay_secs` (default `eval_delay_secs`), then evaluate the latest checkpoint once."""
-        delay = self._eval_delay_secs if delay_secs is None else check_optional_seconds("delay_secs", delay_secs)
+        delay = (
+            self._eval_delay_secs
+            if delay_secs is None
+            else check_optional_seconds("delay_secs", delay_secs)
+        )
         self._wait(delay, "evaluation")
-        return self._call_evaluate(self._eval_input_fn, name=name, checkpoint=self._latest(),
-                                   steps=self._eval_steps)
+        return self._call_evaluate(
+            self._eval_input_fn, name=name, checkpoint=self._latest(), steps=self._eval_steps
+        )
 
     def evaluate_checkpoint(self, checkpoint_path: str, name: str | None = None) -> dict[str, Any]:
         """Evaluate one given checkpoint now (no delay); fails loudly if it is not complete."""
@@ -322,7 +357,9 @@ class Experiment:
             raise CheckpointError(f"Checkpoint {checkpoint_path} is missing or incomplete.")
         step = checkpoint_step(checkpoint_path)
         info = CheckpointInfo(step if step is not None else -1, checkpoint_path)
-        return self._call_evaluate(self._eval_input_fn, name=name, checkpoint=info, steps=self._eval_steps)
+        return self._call_evaluate(
+            self._eval_input_fn, name=name, checkpoint=info, steps=self._eval_steps
+        )
 
     def continuous_eval(
         self,
@@ -336,9 +373,14 @@ class Experiment:
         """Evaluate new checkpoints (the latest, or `every_checkpoint` in step order) and export,
         until the final checkpoint is evaluated or the predicate says stop. Returns the last result."""
         return self._continuous_eval(
-            self._eval_input_fn, name=name, delay_secs=delay_secs,
-            throttle_delay_secs=throttle_delay_secs, only_once=evaluate_checkpoint_only_once,
-            predicate=continuous_eval_predicate_fn, export=True, every_checkpoint=every_checkpoint,
+            self._eval_input_fn,
+            name=name,
+            delay_secs=delay_secs,
+            throttle_delay_secs=throttle_delay_secs,
+            only_once=evaluate_checkpoint_only_once,
+            predicate=continuous_eval_predicate_fn,
+            export=True,
+            every_checkpoint=every_checkpoint,
         )
 
     def continuous_eval_on_train_data(
@@ -350,15 +392,34 @@ class Experiment:
     ) -> dict[str, Any] | None:
         """`continuous_eval` on `train_input_fn`, without export."""
         return self._continuous_eval(
-            self._train_input_fn, name=name, delay_secs=delay_secs,
-            throttle_delay_secs=throttle_delay_secs, only_once=True,
-            predicate=continuous_eval_predicate_fn, export=False, every_checkpoint=False,
+            self._train_input_fn,
+            name=name,
+            delay_secs=delay_secs,
+            throttle_delay_secs=throttle_delay_secs,
+            only_once=True,
+            predicate=continuous_eval_predicate_fn,
+            export=False,
+            every_checkpoint=False,
         )
 
-    def _continuous_eval(self, input_fn, *, name, delay_secs, throttle_delay_secs, only_once,
-                         predicate, export, every_checkpoint):
+    def _continuous_eval(
+        self,
+        input_fn,
+        *,
+        name,
+        delay_secs,
+        throttle_delay_secs,
+        only_once,
+        predicate,
+        export,
+        every_checkpoint,
+    ):
         predicate = _check_predicate(predicate)
-        delay = self._eval_delay_secs if delay_secs is None else check_optional_seconds("delay_secs", delay_secs)
+        delay = (
+            self._eval_delay_secs
+            if delay_secs is None
+            else check_optional_seconds("delay_secs", delay_secs)
+        )
         throttle = (
             self._continuous_eval_throttle_secs
             if throttle_delay_secs is None
@@ -366,16 +427,26 @@ class Experiment:
         )
         self._wait(delay, f"continuous evaluation {name!r}")
         if predicate is not None and not predicate(None):
-            log.info("Continuous evaluation %r: the predicate said stop before the first evaluation.", name)
+            log.info(
+                "Continuous evaluation %r: the predicate said stop before the first evaluation.",
+                name,
+            )
             return None
         registration = coordination.EvaluatorRegistration(
-            self.model_dir, name, every_checkpoint,
+            self.model_dir,
+            name,
+            every_checkpoint,
             stale_after_secs=max(coordination.MIN_STALE_SECS, 3 * throttle),
         )
         evaluated = evaluated_steps(self.model_dir, name)
         if evaluated:
-            log.info("Continuous evaluation %r: %d checkpoints already evaluated (up to step %d) "
-                     "are not evaluated again.", name, len(evaluated), max(evaluated))
+            log.info(
+                "Continuous evaluation %r: %d checkpoints already evaluated (up to step %d) "
+                "are not evaluated again.",
+                name,
+                len(evaluated),
+                max(evaluated),
+            )
         last_result = _last_recorded(self.model_dir, name)
         try:
             while True:
@@ -383,25 +454,34 @@ class Experiment:
                 registration.heartbeat()
                 marker = coordination.read_completion_marker(self.model_dir)
                 checkpoints = self._checkpoints()
-                pending = select_pending(checkpoints, evaluated, every_checkpoint=every_checkpoint,
-                                         only_once=only_once)
+                pending = select_pending(
+                    checkpoints, evaluated, every_checkpoint=every_checkpoint, only_once=only_once
+                )
                 if not pending:
                     self._log_nothing_to_do(name, checkpoints, evaluated)
                 for checkpoint in pending:
                     registration.heartbeat(evaluating_step=checkpoint.global_step)
                     if not is_complete(checkpoint.checkpoint_path):
-                        log.info("Continuous evaluation %r: checkpoint %s was deleted before it could be "
-                                 "evaluated; skipping it.", name, checkpoint.checkpoint_path)
+                        log.info(
+                            "Continuous evaluation %r: checkpoint %s was deleted before it could be "
+                            "evaluated; skipping it.",
+                            name,
+                            checkpoint.checkpoint_path,
+                        )
                         continue
-                    last_result = self._call_evaluate(input_fn, name=name, checkpoint=checkpoint,
-                                                      steps=self._eval_steps)
+                    last_result = self._call_evaluate(
+                        input_fn, name=name, checkpoint=checkpoint, steps=self._eval_steps
+                    )
                     evaluated.add(checkpoint.global_step)
                     if export:
                         final = self._is_final_step(checkpoint.global_step, marker)
                         self._maybe_export(last_result, checkpoint, final)
                     if predicate is not None and not predicate(last_result):
-                        log.info("Continuous evaluation %r: the predicate said stop after step %d.",
-                                 name, checkpoint.global_step)
+                        log.info(
+                            "Continuous evaluation %r: the predicate said stop after step %d.",
+                            name,
+                            checkpoint.global_step,
+                        )
                         return last_result
                 done = self._final_step_evaluated(evaluated, marker)
                 if done:
@@ -409,17 +489,26 @@ class Experiment:
                     return last_result
                 remaining = throttle - (self._clock.time() - started)
                 if remaining > 0:
-                    log.info("Continuous evaluation %r: throttled for %.3g s "
-                             "(continuous_eval_throttle_secs=%s).", name, remaining, throttle)
+                    log.info(
+                        "Continuous evaluation %r: throttled for %.3g s "
+                        "(continuous_eval_throttle_secs=%s).",
+                        name,
+                        remaining,
+                        throttle,
+                    )
                     self._clock.sleep(remaining)
         finally:
             registration.withdraw()
 
-    def _log_nothing_to_do(self, name: str, checkpoints: list[CheckpointInfo], evaluated: set[int]) -> None:
+    def _log_nothing_to_do(
+        self, name: str, checkpoints: list[CheckpointInfo], evaluated: set[int]
+    ) -> None:
         if not checkpoints:
             log.info("Continuous evaluation %r: no checkpoint in %s yet.", name, self.model_dir)
         elif evaluated:
-            log.info("Continuous evaluation %r: no new checkpoint since step %d.", name, max(evaluated))
+            log.info(
+                "Continuous evaluation %r: no new checkpoint since step %d.", name, max(evaluated)
+            )
         else:
             log.info("Continuous evaluation %r: no new checkpoint.", name)
 
@@ -428,14 +517,18 @@ class Experiment:
             return True
         return marker is not None and step >= marker["global_step"]
 
-    def _final_step_evaluated(self, evaluated: set[int], marker: Mapping[str, Any] | None) -> str | None:
+    def _final_step_evaluated(
+        self, evaluated: set[int], marker: Mapping[str, Any] | None
+    ) -> str | None:
         if not evaluated:
             return None
         top = max(evaluated)
         if self._train_steps is not None and top >= self._train_steps:
             return f"evaluated step {top} >= train_steps={self._train_steps}"
         if marker is not None and top >= marker["global_step"]:
-            return f"evaluated the final checkpoint (step {marker['global_step']}: {marker['reason']})"
+            return (
+                f"evaluated the final checkpoint (step {marker['global_step']}: {marker['reason']})"
+            )
         return None
 
     # -- train and evaluate -------------------------------------------------------------------
@@ -445,24 +538,33 @@ class Experiment:
 
         Returns `(eval_result, export_results)`.
         """
-        validator = _InTrainingEvaluator(self, self._min_eval_frequency, self._checkpoint_and_export)
+        validator = _InTrainingEvaluator(
+            self, self._min_eval_frequency, self._checkpoint_and_export
+        )
         self._start_training()
-        self._call_train(max_steps=self._train_steps, listeners=[validator] if validator.active else [])
+        self._call_train(
+            max_steps=self._train_steps, listeners=[validator] if validator.active else []
+        )
         self._finish_training()
         final = self._latest()
         eval_result = validator.results.get(final.global_step) if final else None
         if eval_result is None:
-            eval_result = self._call_evaluate(self._eval_input_fn, name=None, checkpoint=final,
-                                              steps=self._eval_steps)
+            eval_result = self._call_evaluate(
+                self._eval_input_fn, name=None, checkpoint=final, steps=self._eval_steps
+            )
         else:
-            log.info("Final checkpoint (step %d) was evaluated during training; reusing that result.",
-                     final.global_step)
+            log.info(
+                "Final checkpoint (step %d) was evaluated during training; reusing that result.",
+                final.global_step,
+            )
         export_results = self._maybe_export(eval_result, final, is_the_final_export=True)
         return eval_result, export_results
 
     def local_run(self) -> tuple[dict[str, Any], list[str | None]]:
         """Deprecated: `train_and_evaluate` with `local_eval_frequency` as `min_eval_frequency`."""
-        warnings.warn("local_run() is deprecated: use train_and_evaluate().", FutureWarning, stacklevel=2)
+        warnings.warn(
+            "local_run() is deprecated: use train_and_evaluate().", FutureWarning, stacklevel=2
+        )
         saved = self._min_eval_frequency
         self._min_eval_frequency = self._local_eval_frequency or 0
         try:
@@ -485,22 +587,30 @@ class Experiment:
         while predicate is None or predicate(eval_result):
             step = self._latest_step()
             if self._train_steps is not None and step >= self._train_steps:
-                log.info("continuous_train_and_eval: global step %d reached train_steps=%d.",
-                         step, self._train_steps)
+                log.info(
+                    "continuous_train_and_eval: global step %d reached train_steps=%d.",
+                    step,
+                    self._train_steps,
+                )
                 break
             target = step + per_iteration
             if self._train_steps is not None:
                 target = min(target, self._train_steps)
             self._call_train(max_steps=target)
             latest = self._latest()
-            eval_result = self._call_evaluate(self._eval_input_fn, name=None, checkpoint=latest,
-                                              steps=self._eval_steps)
+            eval_result = self._call_evaluate(
+                self._eval_input_fn, name=None, checkpoint=latest, steps=self._eval_steps
+            )
             ran_out = latest.global_step < target
-            final = ran_out or (self._train_steps is not None and latest.global_step >= self._train_steps)
+            final = ran_out or (
+                self._train_steps is not None and latest.global_step >= self._train_steps
+            )
             export_results = self._maybe_export(eval_result, latest, is_the_final_export=final)
             if ran_out:
-                log.info("continuous_train_and_eval: the training input ran out at step %d.",
-                         latest.global_step)
+                log.info(
+                    "continuous_train_and_eval: the training input ran out at step %d.",
+                    latest.global_step,
+                )
                 break
         else:
             log.info("continuous_train_and_eval: the predicate said stop.")
@@ -511,7 +621,9 @@ class Experiment:
         """Smoke test: train 1 step, evaluate 1 step (name "one_pass"), export."""
         self._call_train(steps=1)
         latest = self._latest()
-        eval_result = self._call_evaluate(self._eval_input_fn, name="one_pass", checkpoint=latest, steps=1)
+        eval_result = self._call_evaluate(
+            self._eval_input_fn, name="one_pass", checkpoint=latest, steps=1
+        )
         self._maybe_export(eval_result, latest, is_the_final_export=False)
         return eval_result
 
@@ -535,13 +647,27 @@ class Experiment:
 
         started = self._clock.time()
         server = tf.distribute.Server(
-            tf.train.ClusterSpec(cluster), job_name=task_type, task_index=task_id, protocol="grpc", start=True
+            tf.train.ClusterSpec(cluster),
+            job_name=task_type,
+            task_index=task_id,
+            protocol="grpc",
+            start=True,
         )
-        log.info("Started %s:%d std server at %s; serving until training completes.", task_type, task_id, server.target)
+        log.info(
+            "Started %s:%d std server at %s; serving until training completes.",
+            task_type,
+            task_id,
+            server.target,
+        )
         while True:
             marker = coordination.read_completion_marker(self.model_dir)
             if marker is not None and marker["wall_time"] >= started:
-                log.info("Training completed at step %d; %s:%d server exits.", marker["global_step"], task_type, task_id)
+                log.info(
+                    "Training completed at step %d; %s:%d server exits.",
+                    marker["global_step"],
+                    task_type,
+                    task_id,
+                )
                 return
             self._clock.sleep(self._check_interval_secs or 1)
 
@@ -565,7 +691,9 @@ class _InTrainingEvaluator(CheckpointSaverListener):
     `min_eval_frequency` steps passed since the last evaluation (every checkpoint, and export
     too, with `checkpoint_and_export`)."""
 
-    def __init__(self, experiment: Experiment, min_eval_frequency: int, checkpoint_and_export: bool) -> None:
+    def __init__(
+        self, experiment: Experiment, min_eval_frequency: int, checkpoint_and_export: bool
+    ) -> None:
         self._experiment = experiment
         self._every = 1 if checkpoint_and_export else min_eval_frequency
         self._export = checkpoint_and_export
@@ -583,13 +711,22 @@ class _InTrainingEvaluator(CheckpointSaverListener):
         if since <= 0:
             return False
         if since < self._every:
-            log.info("Skipping evaluation at step %d: %d steps since the last evaluation at step %d "
-                     "(min_eval_frequency=%d).", step, since, self._last_step, self._every)
+            log.info(
+                "Skipping evaluation at step %d: %d steps since the last evaluation at step %d "
+                "(min_eval_frequency=%d).",
+                step,
+                since,
+                self._last_step,
+                self._every,
+            )
             return False
         checkpoint = CheckpointInfo(step, checkpoint_path)
         experiment = self._experiment
         self.results[step] = experiment._call_evaluate(
-            experiment._eval_input_fn, name=None, checkpoint=checkpoint, steps=experiment._eval_steps
+            experiment._eval_input_fn,
+            name=None,
+            checkpoint=checkpoint,
+            steps=experiment._eval_steps,
         )
         self._last_step = step
         final = self._max_steps is not None and step >= self._max_steps

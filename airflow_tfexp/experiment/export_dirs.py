@@ -24,7 +24,9 @@ def list_exports(export_dir_base: str) -> list[str]:
         names = os.listdir(export_dir_base)
     except FileNotFoundError:
         return []
-    return [os.path.join(export_dir_base, n) for n in sorted(n for n in names if _EXPORT_NAME.match(n))]
+    return [
+        os.path.join(export_dir_base, n) for n in sorted(n for n in names if _EXPORT_NAME.match(n))
+    ]
 
 
 class ExportTarget:
@@ -33,7 +35,9 @@ class ExportTarget:
     def __init__(self, export_dir_base: str) -> None:
         os.makedirs(export_dir_base, exist_ok=True)
         self.export_dir_base = export_dir_base
-        self.temp_path = os.path.join(export_dir_base, f"{TEMP_PREFIX}{int(time.time())}-{os.getpid()}")
+        self.temp_path = os.path.join(
+            export_dir_base, f"{TEMP_PREFIX}{int(time.time())}-{os.getpid()}"
+        )
         shutil.rmtree(self.temp_path, ignore_errors=True)
         self.final_path: str | None = None
 

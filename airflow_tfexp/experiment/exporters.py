@@ -14,8 +14,8 @@ from typing import Any
 
 from airflow_tfexp.experiment._files import read_json, write_json_atomic
 from airflow_tfexp.experiment._validation import check_optional_int
-from airflow_tfexp.experiment.results import to_jsonable
 from airflow_tfexp.experiment.export_dirs import garbage_collect_exports, remove_stale_temp_dirs
+from airflow_tfexp.experiment.results import to_jsonable
 
 log = logging.getLogger(__name__)
 BEST_RESULT_FILE = "best_eval_result.json"
@@ -23,9 +23,14 @@ BEST_RESULT_FILE = "best_eval_result.json"
 CompareFn = Callable[[Mapping[str, Any], Mapping[str, Any]], bool]
 
 
-def _loss_smaller(best_eval_result: Mapping[str, Any], current_eval_result: Mapping[str, Any]) -> bool:
+def _loss_smaller(
+    best_eval_result: Mapping[str, Any], current_eval_result: Mapping[str, Any]
+) -> bool:
     """The default `compare_fn`: the current result is better when its `loss` is smaller."""
-    for which, result in (("best_eval_result", best_eval_result), ("current_eval_result", current_eval_result)):
+    for which, result in (
+        ("best_eval_result", best_eval_result),
+        ("current_eval_result", current_eval_result),
+    ):
         if not result or "loss" not in result:
             raise ValueError(f"`{which}` has no `loss` to compare. Received: {result!r}.")
     return current_eval_result["loss"] < best_eval_result["loss"]
@@ -34,9 +39,13 @@ def _loss_smaller(best_eval_result: Mapping[str, Any], current_eval_result: Mapp
 def metric_compare_fn(metric: str, mode: str = "min") -> CompareFn:
     """A `compare_fn` for BestExporter on any metric: lower wins for "min", higher for "max"."""
     if mode not in ("min", "max"):
-        raise ValueError(f"Invalid value for `mode`. Received: {mode!r}. Expected one of ['min', 'max'].")
+        raise ValueError(
+            f"Invalid value for `mode`. Received: {mode!r}. Expected one of ['min', 'max']."
+        )
 
-    def compare(best_eval_result: Mapping[str, Any], current_eval_result: Mapping[str, Any]) -> bool:
+    def compare(
+        best_eval_result: Mapping[str, Any], current_eval_result: Mapping[str, Any]
+    ) -> bool:
         best, current = best_eval_result[metric], current_eval_result[metric]
         return current < best if mode == "min" else current > best
 
@@ -159,13 +168,17 @@ class BestExporter(Exporter):
 
     def export(self, estimator, export_path, checkpoint_path, eval_result, is_the_final_export):
         if not eval_result:
-            log.info("BestExporter %r: skipped, there is no evaluation result to compare.", self.name)
+            log.info(
+                "BestExporter %r: skipped, there is no evaluation result to compare.", self.name
+            )
             return None
         best = self.best_result(export_path)
         if best is not None and not self._compare_fn(best["eval_result"], eval_result):
             log.info(
                 "BestExporter %r: skipped step %s, not better than the best so far (step %s) by %s.",
-                self.name, eval_result.get("global_step"), best["eval_result"].get("global_step"),
+                self.name,
+                eval_result.get("global_step"),
+                best["eval_result"].get("global_step"),
                 getattr(self._compare_fn, "__name__", "compare_fn"),
             )
             return None
@@ -174,7 +187,11 @@ class BestExporter(Exporter):
         )
         write_json_atomic(
             os.path.join(export_path, BEST_RESULT_FILE),
-            {"eval_result": to_jsonable(eval_result), "export_dir": path, "checkpoint_path": checkpoint_path},
+            {
+                "eval_result": to_jsonable(eval_result),
+                "export_dir": path,
+                "checkpoint_path": checkpoint_path,
+            },
         )
         garbage_collect_exports(export_path, self._exports_to_keep)
         return path

@@ -74,7 +74,9 @@ def _check_all(kind: type, items: Iterable[Any], argument: str) -> list[Any]:
 class HookList(TrainingHook):
     """Several hooks as one; any of them may stop training."""
 
-    def __init__(self, hooks: Sequence[TrainingHook] | None = None, argument: str = "hooks") -> None:
+    def __init__(
+        self, hooks: Sequence[TrainingHook] | None = None, argument: str = "hooks"
+    ) -> None:
         self.hooks = _check_all(TrainingHook, hooks or [], argument)
 
     def begin(self, context: TrainingContext) -> None:
@@ -98,7 +100,9 @@ class ListenerList(CheckpointSaverListener):
     """Several listeners as one; any of them may stop training."""
 
     def __init__(
-        self, listeners: Sequence[CheckpointSaverListener] | None = None, argument: str = "saving_listeners"
+        self,
+        listeners: Sequence[CheckpointSaverListener] | None = None,
+        argument: str = "saving_listeners",
     ) -> None:
         self.listeners = _check_all(CheckpointSaverListener, listeners or [], argument)
 
@@ -111,7 +115,9 @@ class ListenerList(CheckpointSaverListener):
             listener.before_save(step)
 
     def after_save(self, step: int, checkpoint_path: str) -> bool:
-        return any([bool(listener.after_save(step, checkpoint_path)) for listener in self.listeners])
+        return any(
+            [bool(listener.after_save(step, checkpoint_path)) for listener in self.listeners]
+        )
 
     def end(self, step: int) -> None:
         for listener in self.listeners:

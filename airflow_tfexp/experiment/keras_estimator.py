@@ -87,7 +87,9 @@ def _make_loop(strategy: tf.distribute.Strategy, step_fn: Callable) -> Callable:
 
 
 def _metrics_as_floats(model: keras.Model) -> dict[str, float]:
-    return {k: float(v) for k, v in to_jsonable(model.get_metrics_result()).items() if _is_number(v)}
+    return {
+        k: float(v) for k, v in to_jsonable(model.get_metrics_result()).items() if _is_number(v)
+    }
 
 
 def _is_number(value: Any) -> bool:
@@ -112,7 +114,9 @@ class KerasEstimator:
         params: Mapping[str, Any] | None = None,
     ) -> None:
         if not callable(model_fn):
-            raise ValueError(f"Invalid value for `model_fn`. Received: {model_fn!r}. Expected a callable.")
+            raise ValueError(
+                f"Invalid value for `model_fn`. Received: {model_fn!r}. Expected a callable."
+            )
         config = as_run_config(config)
         model_dir = str(model_dir) if model_dir is not None else config.model_dir
         if not model_dir:
@@ -123,7 +127,9 @@ class KerasEstimator:
         if params is not None and not isinstance(params, Mapping):
             raise ValueError(f"Invalid value for `params`. Received: {params!r}. Expected a dict.")
         self._model_fn = model_fn
-        self._config = config if config.model_dir == model_dir else config.replace(model_dir=model_dir)
+        self._config = (
+            config if config.model_dir == model_dir else config.replace(model_dir=model_dir)
+        )
         self._params = dict(params or {})
         self._strategy: tf.distribute.Strategy | None = None
         self._train_state: _ModelState | None = None
@@ -183,7 +189,9 @@ class KerasEstimator:
     def _training_state(self, input_fn: InputFn) -> _ModelState:
         if self._train_state is None:
             state = self._build_state(input_fn)
-            directory = self.model_dir if self._config.is_chief else _worker_scratch_dir(self._config)
+            directory = (
+                self.model_dir if self._config.is_chief else _worker_scratch_dir(self._config)
+            )
             state.manager = ProtectingCheckpointManager(
                 state.checkpoint,
                 directory=directory,
@@ -194,11 +202,17 @@ class KerasEstimator:
         state = self._train_state
         latest = ckpts.latest_checkpoint(self.model_dir)
         if latest is not None and latest.global_step != state.global_step:
-            log.info("Restoring model from %s (global step %d).", latest.checkpoint_path, latest.global_step)
+            log.info(
+                "Restoring model from %s (global step %d).",
+                latest.checkpoint_path,
+                latest.global_step,
+            )
             state.restore(latest.checkpoint_path, partial=False)
         return state
 
-    def _restored_eval_state(self, checkpoint_path: str | None, input_fn: Callable | None) -> _ModelState:
+    def _restored_eval_state(
+        self, checkpoint_path: str | None, input_fn: Callable | None
+    ) -> _ModelState:
         path = checkpoint_path or self.latest_checkpoint()
         if path is None:
             raise ValueError(
@@ -221,7 +235,9 @@ class KerasEstimator:
     ) -> KerasEstimator:
         """Train until `max_steps` (absolute) or for `steps` more, or until the input ends."""
         if steps is not None and max_steps is not None:
-            raise ValueError(f"Can not provide both `steps` ({steps}) and `max_steps` ({max_steps}).")
+            raise ValueError(
+                f"Can not provide both `steps` ({steps}) and `max_steps` ({max_steps})."
+            )
         check_optional_int("steps", steps, minimum=1)
         check_optional_int("max_steps", max_steps, minimum=1)
         hook_list = HookList(hooks, "hooks")
@@ -230,7 +246,9 @@ class KerasEstimator:
         state = self._training_state(input_fn)
         step = state.global_step
         if max_steps is not None and step >= max_steps:
-            log.info("Skipping training: global step %d already reached max_steps=%d.", step, max_steps)
+            log.info(
+                "Skipping training: global step %d already reached max_steps=%d.", step, max_steps
+            )
             return self
         target = max_steps if max_steps is not None else (step + steps if steps else None)
         loop = _TrainingLoop(self, state, hook_list, listener_list, target)
@@ -259,7 +277,9 @@ class KerasEstimator:
         hook_list.begin(TrainingContext(self.model_dir, global_step, steps, self._config.is_chief))
         model.reset_metrics()
         iterator = iter(state.strategy.experimental_distribute_dataset(_dataset(input_fn())))
-        progress = ProgressLogger("evaluation", total=steps, every=max(1, self._config.log_step_count_steps))
+        progress = ProgressLogger(
+            "evaluation", total=steps, every=max(1, self._config.log_step_count_steps)
+        )
         evaluated = 0
         while steps is None or evaluated < steps:
             chunk = progress.every if steps is None else min(progress.every, steps - evaluated)
@@ -279,7 +299,10 @@ class KerasEstimator:
         hook_list.end(global_step)
         log.info(
             "Evaluation of %s (step %d) on %d batches:\n%s",
-            state.restored_from, global_step, evaluated, _metrics_table(result),
+            state.restored_from,
+            global_step,
+            evaluated,
+            _metrics_table(result),
         )
         if self._config.is_chief or self._config.task_type == "evaluator":
             self._write_summaries(eval_dir(self.model_dir, name), global_step, result)
@@ -465,4 +488,7 @@ def _worker_scratch_dir(config: RunConfig) -> str:
 
 def _metrics_table(result: Mapping[str, Any]) -> str:
     width = max(len(k) for k in result)
-    return "\n".join(f"  {k.ljust(width)}  {v:.6g}" if _is_number(v) else f"  {k.ljust(width)}  {v}" for k, v in result.items())
+    return "\n".join(
+        f"  {k.ljust(width)}  {v:.6g}" if _is_number(v) else f"  {k.ljust(width)}  {v}"
+        for k, v in result.items()
+    )

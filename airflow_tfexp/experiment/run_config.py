@@ -89,7 +89,9 @@ def parse_tf_config(raw: str | None) -> ClusterInfo:
                 f"Expected one of {list(TASK_TYPES)}."
             )
         if task_id != 0:
-            raise ValueError(f"Invalid `TF_CONFIG.task.index`: {task_id!r} given without a task type.")
+            raise ValueError(
+                f"Invalid `TF_CONFIG.task.index`: {task_id!r} given without a task type."
+            )
     else:
         if task_type not in TASK_TYPES:
             raise ValueError(
@@ -116,7 +118,9 @@ def parse_tf_config(raw: str | None) -> ClusterInfo:
     model_dir = data.get("model_dir")
     if model_dir is not None and not isinstance(model_dir, str):
         raise ValueError(f"Invalid `TF_CONFIG.model_dir`. Received: {model_dir!r}. Expected a str.")
-    return ClusterInfo(cluster_spec=cluster, task_type=task_type, task_id=task_id, model_dir=model_dir)
+    return ClusterInfo(
+        cluster_spec=cluster, task_type=task_type, task_id=task_id, model_dir=model_dir
+    )
 
 
 def _parse_cluster(cluster: Any) -> dict[str, list[str]]:
@@ -184,7 +188,9 @@ class RunConfig:
         self._keep_checkpoint_max = check_optional_int(
             "keep_checkpoint_max", keep_checkpoint_max, minimum=0
         )
-        self._log_step_count_steps = check_int("log_step_count_steps", log_step_count_steps, minimum=1)
+        self._log_step_count_steps = check_int(
+            "log_step_count_steps", log_step_count_steps, minimum=1
+        )
         self._save_summary_steps = check_int("save_summary_steps", save_summary_steps, minimum=1)
         self._tf_random_seed = check_optional_int("tf_random_seed", tf_random_seed, minimum=0)
         raw = os.environ.get(TF_CONFIG_ENV) if tf_config is None else tf_config
@@ -199,7 +205,9 @@ class RunConfig:
         arguments = self._arguments()
         unknown = sorted(set(changes) - set(arguments))
         if unknown:
-            raise ValueError(f"RunConfig.replace got unknown arguments {unknown}. Allowed: {sorted(arguments)}.")
+            raise ValueError(
+                f"RunConfig.replace got unknown arguments {unknown}. Allowed: {sorted(arguments)}."
+            )
         if "save_checkpoints_steps" in changes and "save_checkpoints_secs" not in changes:
             arguments["save_checkpoints_secs"] = None
         if "save_checkpoints_secs" in changes and "save_checkpoints_steps" not in changes:
@@ -248,4 +256,6 @@ def as_run_config(config: RunConfig | Mapping[str, Any] | None) -> RunConfig:
         return config
     if isinstance(config, Mapping):
         return RunConfig(**config)
-    raise ValueError(f"Invalid value for `config`. Received: {config!r}. Expected a RunConfig or a dict.")
+    raise ValueError(
+        f"Invalid value for `config`. Received: {config!r}. Expected a RunConfig or a dict."
+    )

@@ -29,8 +29,14 @@ class FakeEstimator:
     """Trains by counting steps and saving every `save_every` steps; evaluation returns
     `loss = loss_fn(step)`."""
 
-    def __init__(self, model_dir: str, config: RunConfig | None = None, save_every: int = 10,
-                 input_size: int | None = None, loss_fn: Callable[[int], float] | None = None) -> None:
+    def __init__(
+        self,
+        model_dir: str,
+        config: RunConfig | None = None,
+        save_every: int = 10,
+        input_size: int | None = None,
+        loss_fn: Callable[[int], float] | None = None,
+    ) -> None:
         self.model_dir = str(model_dir)
         self.config = config or RunConfig(model_dir=self.model_dir, tf_config="")
         self.save_every = save_every
@@ -49,8 +55,14 @@ class FakeEstimator:
         return latest.checkpoint_path if latest else None
 
     def train(self, input_fn, hooks=None, steps=None, max_steps=None, saving_listeners=None):
-        self.train_calls.append({"steps": steps, "max_steps": max_steps, "hooks": list(hooks or []),
-                                 "listeners": list(saving_listeners or [])})
+        self.train_calls.append(
+            {
+                "steps": steps,
+                "max_steps": max_steps,
+                "hooks": list(hooks or []),
+                "listeners": list(saving_listeners or []),
+            }
+        )
         hooks, listeners = HookList(hooks), ListenerList(saving_listeners)
         step = self._step()
         target = max_steps if max_steps is not None else (step + steps if steps else None)
@@ -68,7 +80,9 @@ class FakeEstimator:
             stop = bool(hooks.after_step(step, {"loss": self.loss_fn(step)}))
             if step % self.save_every == 0:
                 listeners.before_save(step)
-                stop = bool(listeners.after_save(step, write_checkpoint(self.model_dir, step))) or stop
+                stop = (
+                    bool(listeners.after_save(step, write_checkpoint(self.model_dir, step))) or stop
+                )
         if self._step() != step:
             listeners.before_save(step)
             listeners.after_save(step, write_checkpoint(self.model_dir, step))
@@ -79,7 +93,9 @@ class FakeEstimator:
     def evaluate(self, input_fn, steps=None, hooks=None, checkpoint_path=None, name=None):
         path = checkpoint_path or self.latest_checkpoint()
         step = checkpoint_step(path)
-        self.evaluate_calls.append({"step": step, "steps": steps, "name": name, "input_fn": input_fn})
+        self.evaluate_calls.append(
+            {"step": step, "steps": steps, "name": name, "input_fn": input_fn}
+        )
         return {"global_step": step, "loss": self.loss_fn(step)}
 
     def export_saved_model(self, export_dir_base, serving_input_fn=None, checkpoint_path=None):
@@ -88,7 +104,9 @@ class FakeEstimator:
         with open(os.path.join(target.temp_path, "saved_model.pb"), "w") as handle:
             handle.write(str(checkpoint_path))
         path = target.commit()
-        self.exports.append({"base": export_dir_base, "checkpoint_path": checkpoint_path, "path": path})
+        self.exports.append(
+            {"base": export_dir_base, "checkpoint_path": checkpoint_path, "path": path}
+        )
         return path
 
 

@@ -28,18 +28,22 @@ def test_stops_after_patience_evaluations_without_improvement(tmp_path):
 
 def test_min_delta_and_max_mode(tmp_path):
     model_dir = str(tmp_path)
-    hook = EarlyStoppingHook("loss", mode="max", patience=1, min_delta=0.05, model_dir=model_dir,
-                             check_interval_secs=0)
+    hook = EarlyStoppingHook(
+        "loss", mode="max", patience=1, min_delta=0.05, model_dir=model_dir, check_interval_secs=0
+    )
     evaluator_writes(model_dir, 10, 0.5)
     evaluator_writes(model_dir, 20, 0.53)  # better, but not by min_delta
     assert hook.after_step(21, {})
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"metric": ""}, "`metric`"),
-    ({"metric": "loss", "mode": "lowest"}, "`mode`"),
-    ({"metric": "loss", "patience": 0}, "`patience`"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"metric": ""}, "`metric`"),
+        ({"metric": "loss", "mode": "lowest"}, "`mode`"),
+        ({"metric": "loss", "patience": 0}, "`patience`"),
+    ],
+)
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         EarlyStoppingHook(**kwargs)

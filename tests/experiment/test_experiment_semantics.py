@@ -35,8 +35,10 @@ def make(tmp_path, clock=None, estimator=None, **kwargs):
 
 def worker_config(model_dir, task_id, task_type="worker"):
     cluster = {"chief": ["localhost:1"], "worker": [f"localhost:{10 + i}" for i in range(30)]}
-    return RunConfig(model_dir=str(model_dir),
-                     tf_config=json.dumps({"cluster": cluster, "task": {"type": task_type, "index": task_id}}))
+    return RunConfig(
+        model_dir=str(model_dir),
+        tf_config=json.dumps({"cluster": cluster, "task": {"type": task_type, "index": task_id}}),
+    )
 
 
 # -- train ------------------------------------------------------------------------------------
@@ -67,8 +69,14 @@ def test_delay_workers_by_global_step_waits_for_8000_log_k_plus_1(tmp_path, capl
         write_checkpoint(str(model_dir), next(progress))
 
     clock = FakeClock(on_sleep=chief_trains)
-    experiment = make(tmp_path, clock=clock, estimator=estimator, train_steps=target + 10,
-                      delay_workers_by_global_step=True, check_interval_secs=7)
+    experiment = make(
+        tmp_path,
+        clock=clock,
+        estimator=estimator,
+        train_steps=target + 10,
+        delay_workers_by_global_step=True,
+        check_interval_secs=7,
+    )
     with caplog.at_level(logging.INFO):
         experiment.train()
     assert clock.sleeps == [7, 7, 7]
@@ -175,8 +183,14 @@ def test_continuous_eval_throttles_the_rest_of_the_interval(tmp_path, caplog):
 
 def test_continuous_eval_logs_why_it_waits(tmp_path, caplog):
     model_dir = str(tmp_path / "model")
-    saves = iter([lambda: None, lambda: write_checkpoint(model_dir, 10), lambda: None,
-                  lambda: write_completion_marker(model_dir, 10, "done")])
+    saves = iter(
+        [
+            lambda: None,
+            lambda: write_checkpoint(model_dir, 10),
+            lambda: None,
+            lambda: write_completion_marker(model_dir, 10, "done"),
+        ]
+    )
     clock = FakeClock(on_sleep=lambda c, s: next(saves)())
     experiment = make(tmp_path, clock=clock, eval_delay_secs=0, continuous_eval_throttle_secs=1)
     with caplog.at_level(logging.INFO):
@@ -189,16 +203,28 @@ def test_only_once_survives_a_restart(tmp_path):
     model_dir = str(tmp_path / "model")
     for step in (10, 20):
         write_checkpoint(model_dir, step)
-    first = make(tmp_path, clock=FakeClock(on_sleep=trainer_saving(model_dir, [30], final_marker=False)),
-                 eval_delay_secs=0, train_steps=40)
+    first = make(
+        tmp_path,
+        clock=FakeClock(on_sleep=trainer_saving(model_dir, [30], final_marker=False)),
+        eval_delay_secs=0,
+        train_steps=40,
+    )
     predicate_calls = []
-    first.continuous_eval(every_checkpoint=True,
-                          continuous_eval_predicate_fn=lambda r: predicate_calls.append(r) or len(predicate_calls) < 4)
+    first.continuous_eval(
+        every_checkpoint=True,
+        continuous_eval_predicate_fn=lambda r: (
+            predicate_calls.append(r) or len(predicate_calls) < 4
+        ),
+    )
     assert [c["step"] for c in first.estimator.evaluate_calls] == [10, 20, 30]
 
     # A retry of the evaluation task: a new process with a new Experiment on the same model dir.
-    second = make(tmp_path, clock=FakeClock(on_sleep=trainer_saving(model_dir, [40])), eval_delay_secs=0,
-                  train_steps=40)
+    second = make(
+        tmp_path,
+        clock=FakeClock(on_sleep=trainer_saving(model_dir, [40])),
+        eval_delay_secs=0,
+        train_steps=40,
+    )
     second.continuous_eval(every_checkpoint=True)
     assert [c["step"] for c in second.estimator.evaluate_calls] == [40]
     assert [r["global_step"] for r in read_results(model_dir, "continuous")] == [10, 20, 30, 40]
@@ -209,8 +235,10 @@ def test_evaluate_checkpoint_only_once_false_re_evaluates_latest(tmp_path):
     write_checkpoint(model_dir, 10)
     calls = []
     experiment = make(tmp_path, clock=FakeClock(), eval_delay_secs=0)
-    experiment.continuous_eval(evaluate_checkpoint_only_once=False,
-                               continuous_eval_predicate_fn=lambda r: calls.append(r) or len(calls) < 3)
+    experiment.continuous_eval(
+        evaluate_checkpoint_only_once=False,
+        continuous_eval_predicate_fn=lambda r: calls.append(r) or len(calls) < 3,
+    )
     assert [c["step"] for c in experiment.estimator.evaluate_calls] == [10, 10]
 
 
@@ -218,7 +246,10 @@ def test_predicate_gets_none_first_and_can_stop_before_any_evaluation(tmp_path):
     write_checkpoint(str(tmp_path / "model"), 10)
     seen = []
     experiment = make(tmp_path, eval_delay_secs=0)
-    assert experiment.continuous_eval(continuous_eval_predicate_fn=lambda r: seen.append(r) or False) is None
+    assert (
+        experiment.continuous_eval(continuous_eval_predicate_fn=lambda r: seen.append(r) or False)
+        is None
+    )
     assert seen == [None]
     assert experiment.estimator.evaluate_calls == []
 
@@ -229,7 +260,8 @@ def test_predicate_stops_after_a_result(tmp_path):
     clock = FakeClock(on_sleep=trainer_saving(model_dir, [20, 30, 40]))
     experiment = make(tmp_path, clock=clock, eval_delay_secs=0)
     last = experiment.continuous_eval(
-        continuous_eval_predicate_fn=lambda r: r is None or r["global_step"] < 30)
+        continuous_eval_predicate_fn=lambda r: r is None or r["global_step"] < 30
+    )
     assert last["global_step"] == 30
     assert [c["step"] for c in experiment.estimator.evaluate_calls] == [10, 20, 30]
 
@@ -242,11 +274,18 @@ def test_continuous_eval_stops_at_train_steps_and_exports_final(tmp_path):
     class Recording(LatestExporter):
         def export(self, estimator, export_path, checkpoint_path, eval_result, is_the_final_export):
             final_flags.append((eval_result["global_step"], is_the_final_export))
-            return super().export(estimator, export_path, checkpoint_path, eval_result, is_the_final_export)
+            return super().export(
+                estimator, export_path, checkpoint_path, eval_result, is_the_final_export
+            )
 
     clock = FakeClock(on_sleep=trainer_saving(model_dir, [100], final_marker=False))
-    experiment = make(tmp_path, clock=clock, eval_delay_secs=0, train_steps=100,
-                      export_strategies=Recording("latest"))
+    experiment = make(
+        tmp_path,
+        clock=clock,
+        eval_delay_secs=0,
+        train_steps=100,
+        export_strategies=Recording("latest"),
+    )
     experiment.continuous_eval()
     assert final_flags == [(50, False), (100, True)]
 
@@ -264,13 +303,20 @@ def test_continuous_eval_on_train_data_uses_train_input_and_does_not_export(tmp_
 
 # -- train_and_evaluate ------------------------------------------------------------------------
 def test_train_and_evaluate_validates_every_min_eval_frequency_steps(tmp_path, caplog):
-    experiment = make(tmp_path, train_steps=100, min_eval_frequency=25,
-                      export_strategies=[LatestExporter("latest")])
+    experiment = make(
+        tmp_path,
+        train_steps=100,
+        min_eval_frequency=25,
+        export_strategies=[LatestExporter("latest")],
+    )
     with caplog.at_level(logging.INFO):
         eval_result, export_results = experiment.train_and_evaluate()
     # Checkpoints every 10 steps; an evaluation needs >= 25 steps since the previous one.
     assert [c["step"] for c in experiment.estimator.evaluate_calls] == [30, 60, 90, 100]
-    assert "Skipping evaluation at step 40: 10 steps since the last evaluation at step 30" in caplog.text
+    assert (
+        "Skipping evaluation at step 40: 10 steps since the last evaluation at step 30"
+        in caplog.text
+    )
     assert eval_result["global_step"] == 100
     assert len(export_results) == 1 and export_results[0].endswith(tuple("0123456789"))
     assert read_completion_marker(experiment.model_dir)["global_step"] == 100
@@ -296,10 +342,17 @@ def test_checkpoint_and_export_exports_every_checkpoint_and_final_once(tmp_path)
     class Recording(FinalExporter):
         def export(self, estimator, export_path, checkpoint_path, eval_result, is_the_final_export):
             flags.append((eval_result["global_step"], is_the_final_export))
-            return super().export(estimator, export_path, checkpoint_path, eval_result, is_the_final_export)
+            return super().export(
+                estimator, export_path, checkpoint_path, eval_result, is_the_final_export
+            )
 
-    experiment = make(tmp_path, train_steps=30, min_eval_frequency=0, checkpoint_and_export=True,
-                      export_strategies=[Recording("final")])
+    experiment = make(
+        tmp_path,
+        train_steps=30,
+        min_eval_frequency=0,
+        checkpoint_and_export=True,
+        export_strategies=[Recording("final")],
+    )
     experiment.train_and_evaluate()
     assert flags == [(10, False), (20, False), (30, True)]
     assert len(experiment.estimator.exports) == 1  # FinalExporter wrote only the final model
@@ -316,8 +369,12 @@ def test_local_run_is_deprecated_and_uses_local_eval_frequency(tmp_path):
 
 # -- continuous_train_and_eval and test ------------------------------------------------------
 def test_continuous_train_and_eval_iterates_train_steps_per_iteration(tmp_path):
-    experiment = make(tmp_path, train_steps=100, train_steps_per_iteration=30,
-                      export_strategies=[LatestExporter("latest", exports_to_keep=None)])
+    experiment = make(
+        tmp_path,
+        train_steps=100,
+        train_steps_per_iteration=30,
+        export_strategies=[LatestExporter("latest", exports_to_keep=None)],
+    )
     eval_result, export_results = experiment.continuous_train_and_eval()
     assert [c["max_steps"] for c in experiment.estimator.train_calls] == [30, 60, 90, 100]
     assert [c["step"] for c in experiment.estimator.evaluate_calls] == [30, 60, 90, 100]
@@ -328,14 +385,17 @@ def test_continuous_train_and_eval_iterates_train_steps_per_iteration(tmp_path):
 def test_continuous_train_and_eval_defaults_to_a_tenth_of_train_steps(tmp_path):
     experiment = make(tmp_path, train_steps=50)
     experiment.continuous_train_and_eval()
-    assert [c["max_steps"] for c in experiment.estimator.train_calls] == [5 * i for i in range(1, 11)]
+    assert [c["max_steps"] for c in experiment.estimator.train_calls] == [
+        5 * i for i in range(1, 11)
+    ]
 
 
 def test_continuous_train_and_eval_predicate(tmp_path):
     seen = []
     experiment = make(tmp_path, train_steps=100, train_steps_per_iteration=20)
     eval_result, _ = experiment.continuous_train_and_eval(
-        continuous_eval_predicate_fn=lambda r: seen.append(r) or r is None or r["global_step"] < 40)
+        continuous_eval_predicate_fn=lambda r: seen.append(r) or r is None or r["global_step"] < 40
+    )
     assert seen[0] is None
     assert eval_result["global_step"] == 40
     assert [c["max_steps"] for c in experiment.estimator.train_calls] == [20, 40]
@@ -384,10 +444,16 @@ class NoEvaluate:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"export_strategies": ["latest"]}, r"Invalid value in `export_strategies`. Received: 'latest'"),
+        (
+            {"export_strategies": ["latest"]},
+            r"Invalid value in `export_strategies`. Received: 'latest'",
+        ),
         ({"export_strategies": 3}, r"Invalid value for `export_strategies`. Received: 3"),
         ({"export_strategies": [LatestExporter("a"), FinalExporter("a")]}, r"repeated: \['a'\]"),
-        ({"train_steps_per_iteration": "10"}, r"`train_steps_per_iteration`. Received: '10'. Expected an int"),
+        (
+            {"train_steps_per_iteration": "10"},
+            r"`train_steps_per_iteration`. Received: '10'. Expected an int",
+        ),
         ({"train_steps_per_iteration": 2.5}, r"`train_steps_per_iteration`. Received: 2.5"),
         ({"train_steps": -1}, r"`train_steps`. Received: -1"),
         ({"eval_steps": 0}, r"`eval_steps`. Received: 0"),
@@ -406,7 +472,9 @@ def test_constructor_rejects_bad_arguments(tmp_path, kwargs, message):
 
 
 def test_estimator_that_cannot_evaluate_is_rejected():
-    with pytest.raises(ValueError, match=r"must implement train\(\) and evaluate\(\).*no callable evaluate"):
+    with pytest.raises(
+        ValueError, match=r"must implement train\(\) and evaluate\(\).*no callable evaluate"
+    ):
         Experiment(NoEvaluate(), train_input_fn, eval_input_fn)
 
 
@@ -417,11 +485,14 @@ def test_predicate_must_be_callable(tmp_path, method):
         getattr(experiment, method)(continuous_eval_predicate_fn="yes")
 
 
-@pytest.mark.parametrize(("method", "kwargs", "name"), [
-    ("train", {"delay_secs": -1}, "delay_secs"),
-    ("evaluate", {"delay_secs": -2}, "delay_secs"),
-    ("continuous_eval", {"throttle_delay_secs": -4}, "throttle_delay_secs"),
-])
+@pytest.mark.parametrize(
+    ("method", "kwargs", "name"),
+    [
+        ("train", {"delay_secs": -1}, "delay_secs"),
+        ("evaluate", {"delay_secs": -2}, "delay_secs"),
+        ("continuous_eval", {"throttle_delay_secs": -4}, "throttle_delay_secs"),
+    ],
+)
 def test_negative_delays_are_rejected(tmp_path, method, kwargs, name):
     with pytest.raises(ValueError, match=f"`{name}`. Received: -"):
         getattr(make(tmp_path), method)(**kwargs)

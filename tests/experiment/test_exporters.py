@@ -12,7 +12,9 @@ from tests.experiment.fakes import FakeEstimator
 
 
 def export(exporter, estimator, base, step, loss, final=False, **extra):
-    return exporter.export(estimator, base, f"ckpt-{step}", {"global_step": step, "loss": loss, **extra}, final)
+    return exporter.export(
+        estimator, base, f"ckpt-{step}", {"global_step": step, "loss": loss, **extra}, final
+    )
 
 
 def test_latest_exporter_keeps_exactly_exports_to_keep(tmp_path):
@@ -52,13 +54,16 @@ def test_final_exporter_exports_only_the_final_model(tmp_path):
     assert os.path.isdir(export(exporter, estimator, base, 2, 1.0, final=True))
 
 
-@pytest.mark.parametrize(("factory", "message"), [
-    (lambda: LatestExporter("a/b"), "exporter `name`"),
-    (lambda: LatestExporter("x", exports_to_keep=0), "`exports_to_keep`"),
-    (lambda: LatestExporter("x", serving_input_fn="spec"), "`serving_input_fn`"),
-    (lambda: BestExporter("x", compare_fn=None), "`compare_fn`"),
-    (lambda: metric_compare_fn("accuracy", "up"), "`mode`"),
-])
+@pytest.mark.parametrize(
+    ("factory", "message"),
+    [
+        (lambda: LatestExporter("a/b"), "exporter `name`"),
+        (lambda: LatestExporter("x", exports_to_keep=0), "`exports_to_keep`"),
+        (lambda: LatestExporter("x", serving_input_fn="spec"), "`serving_input_fn`"),
+        (lambda: BestExporter("x", compare_fn=None), "`compare_fn`"),
+        (lambda: metric_compare_fn("accuracy", "up"), "`mode`"),
+    ],
+)
 def test_bad_exporter_arguments(factory, message):
     with pytest.raises(ValueError, match=message):
         factory()

@@ -21,11 +21,17 @@ from tests.experiment.fakes import write_checkpoint
 
 def test_a_checkpoint_is_complete_only_with_its_index_and_every_shard():
     names = [
-        "ckpt-10.index", "ckpt-10.data-00000-of-00001",
+        "ckpt-10.index",
+        "ckpt-10.data-00000-of-00001",
         "ckpt-20.data-00000-of-00001",  # index not written yet
-        "ckpt-30.index", "ckpt-30.data-00000-of-00002",  # second shard missing
-        "ckpt-40.index", "ckpt-40.data-00000-of-00002", "ckpt-40.data-00001-of-00002",
-        "checkpoint", "events.out.tfevents.1", "ckpt-7_temp",
+        "ckpt-30.index",
+        "ckpt-30.data-00000-of-00002",  # second shard missing
+        "ckpt-40.index",
+        "ckpt-40.data-00000-of-00002",
+        "ckpt-40.data-00001-of-00002",
+        "checkpoint",
+        "events.out.tfevents.1",
+        "ckpt-7_temp",
     ]
     assert complete_checkpoints(names) == [10, 40]
 
@@ -44,7 +50,10 @@ def test_select_pending():
     assert select_pending(checkpoints, {10}, every_checkpoint=True) == checkpoints[1:]
     assert select_pending(checkpoints, {10}, every_checkpoint=False) == checkpoints[2:]
     assert select_pending(checkpoints, {30}, every_checkpoint=False) == []
-    assert select_pending(checkpoints, {30}, every_checkpoint=False, only_once=False) == checkpoints[2:]
+    assert (
+        select_pending(checkpoints, {30}, every_checkpoint=False, only_once=False)
+        == checkpoints[2:]
+    )
 
 
 def test_a_torn_last_line_is_ignored(tmp_path):
@@ -87,7 +96,9 @@ def test_a_live_evaluator_protects_what_it_still_needs(tmp_path):
 
 
 def test_a_stale_registration_protects_nothing(tmp_path):
-    registration = EvaluatorRegistration(str(tmp_path), "crashed", every_checkpoint=True, stale_after_secs=60)
+    registration = EvaluatorRegistration(
+        str(tmp_path), "crashed", every_checkpoint=True, stale_after_secs=60
+    )
     registration.heartbeat()
     assert protection_reason(str(tmp_path), 5) is not None
     assert protection_reason(str(tmp_path), 5, now=time.time() + 61) is None

@@ -26,8 +26,11 @@ from tests.experiment import tiny_experiment as tiny  # noqa: E402
 def estimator(model_dir, model_fn=tiny.model_fn, params=None, **config):
     config.setdefault("save_checkpoints_steps", 20)
     config.setdefault("log_step_count_steps", 20)
-    return KerasEstimator(model_fn, config=RunConfig(model_dir=str(model_dir), tf_config="", **config),
-                          params=params or {})
+    return KerasEstimator(
+        model_fn,
+        config=RunConfig(model_dir=str(model_dir), tf_config="", **config),
+        params=params or {},
+    )
 
 
 def steps(model_dir):
@@ -112,7 +115,9 @@ def test_export_is_a_loadable_saved_model_with_a_serving_signature(tmp_path):
     loaded = tf.saved_model.load(path)
     x, _ = tiny.data(1)
     (served,) = loaded.signatures["serving_default"](tf.constant(x[:5])).values()
-    expected = np.stack(list(est.predict(lambda: tf.data.Dataset.from_tensor_slices(x[:5]).batch(5))))
+    expected = np.stack(
+        list(est.predict(lambda: tf.data.Dataset.from_tensor_slices(x[:5]).batch(5)))
+    )
     np.testing.assert_allclose(served.numpy(), expected, rtol=1e-5, atol=1e-6)
     # An explicit serving signature and an older checkpoint.
     named = est.export_saved_model(
@@ -164,13 +169,17 @@ def test_bad_arguments(tmp_path):
 
 
 def test_experiment_on_keras_estimator_end_to_end(tmp_path):
-    experiment = tiny.experiment_fn(RunConfig(model_dir=str(tmp_path), tf_config=""), {"train_steps": 60})
+    experiment = tiny.experiment_fn(
+        RunConfig(model_dir=str(tmp_path), tf_config=""), {"train_steps": 60}
+    )
     assert isinstance(experiment, Experiment)
     eval_result, (export_path,) = experiment.train_and_evaluate()
     assert eval_result["global_step"] == 60 and os.path.isdir(export_path)
     assert read_completion_marker(str(tmp_path))["global_step"] == 60
     # A separate evaluator evaluating every checkpoint finishes at once: the marker says done.
-    evaluator = tiny.experiment_fn(RunConfig(model_dir=str(tmp_path), tf_config=""), {"train_steps": 60})
+    evaluator = tiny.experiment_fn(
+        RunConfig(model_dir=str(tmp_path), tf_config=""), {"train_steps": 60}
+    )
     last = evaluator.continuous_eval(every_checkpoint=True)
     assert last["global_step"] == 60
     assert steps(tmp_path) == [c.global_step for c in list_checkpoints(str(tmp_path))]

@@ -31,19 +31,29 @@ def test_steps_turn_off_the_seconds_default():
 
 
 def test_both_checkpoint_cadences_is_an_error():
-    with pytest.raises(ValueError, match="both `save_checkpoints_secs` and `save_checkpoints_steps`"):
+    with pytest.raises(
+        ValueError, match="both `save_checkpoints_secs` and `save_checkpoints_steps`"
+    ):
         RunConfig(save_checkpoints_steps=10, save_checkpoints_secs=10, tf_config="")
 
 
-@pytest.mark.parametrize(("task_type", "index", "chief", "master"), [
-    ("chief", 0, True, "grpc://c:1"),
-    ("worker", 1, False, "grpc://w1:1"),
-    ("ps", 0, False, "grpc://p0:1"),
-    ("evaluator", 0, False, ""),
-])
+@pytest.mark.parametrize(
+    ("task_type", "index", "chief", "master"),
+    [
+        ("chief", 0, True, "grpc://c:1"),
+        ("worker", 1, False, "grpc://w1:1"),
+        ("ps", 0, False, "grpc://p0:1"),
+        ("evaluator", 0, False, ""),
+    ],
+)
 def test_cluster_roles(task_type, index, chief, master):
     config = RunConfig(tf_config=tf_config(task_type, index))
-    assert (config.task_type, config.task_id, config.is_chief, config.master) == (task_type, index, chief, master)
+    assert (config.task_type, config.task_id, config.is_chief, config.master) == (
+        task_type,
+        index,
+        chief,
+        master,
+    )
     assert config.num_worker_replicas == 3 and config.num_ps_replicas == 1
     assert config.cluster_spec == CLUSTER
 
@@ -58,31 +68,52 @@ def test_tf_config_is_read_from_the_environment(monkeypatch):
     assert RunConfig().task_id == 1
 
 
-@pytest.mark.parametrize(("raw", "field"), [
-    ("{not json", "`TF_CONFIG`: not JSON"),
-    ("[1]", "expected a JSON object"),
-    (json.dumps({"cluster": {"worker": "a:1"}}), "`TF_CONFIG.cluster.worker`"),
-    (json.dumps({"cluster": {"worker": ["nohostport"]}}), "`TF_CONFIG.cluster.worker`"),
-    (json.dumps({"cluster": {"gpu": ["a:1"]}}), "`TF_CONFIG.cluster` job 'gpu'"),
-    (json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"index": 0}}), "`TF_CONFIG.task.type`: missing"),
-    (json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "boss"}}), "`TF_CONFIG.task.type`. Received: 'boss'"),
-    (json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}), "`TF_CONFIG.task.index`. Received: 3"),
-    (json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": "0"}}), "`TF_CONFIG.task.index`. Received: '0'"),
-    (json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "ps", "index": 0}}), "'ps' has no entry"),
-    (json.dumps({"task": "worker"}), "`TF_CONFIG.task`"),
-])
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ("{not json", "`TF_CONFIG`: not JSON"),
+        ("[1]", "expected a JSON object"),
+        (json.dumps({"cluster": {"worker": "a:1"}}), "`TF_CONFIG.cluster.worker`"),
+        (json.dumps({"cluster": {"worker": ["nohostport"]}}), "`TF_CONFIG.cluster.worker`"),
+        (json.dumps({"cluster": {"gpu": ["a:1"]}}), "`TF_CONFIG.cluster` job 'gpu'"),
+        (
+            json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"index": 0}}),
+            "`TF_CONFIG.task.type`: missing",
+        ),
+        (
+            json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "boss"}}),
+            "`TF_CONFIG.task.type`. Received: 'boss'",
+        ),
+        (
+            json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}),
+            "`TF_CONFIG.task.index`. Received: 3",
+        ),
+        (
+            json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": "0"}}),
+            "`TF_CONFIG.task.index`. Received: '0'",
+        ),
+        (
+            json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "ps", "index": 0}}),
+            "'ps' has no entry",
+        ),
+        (json.dumps({"task": "worker"}), "`TF_CONFIG.task`"),
+    ],
+)
 def test_malformed_tf_config_names_the_field(raw, field):
     with pytest.raises(ValueError) as info:
         RunConfig(tf_config=raw)
     assert field in str(info.value)
 
 
-@pytest.mark.parametrize(("kwargs", "name"), [
-    ({"save_checkpoints_steps": 0}, "save_checkpoints_steps"),
-    ({"keep_checkpoint_max": -1}, "keep_checkpoint_max"),
-    ({"log_step_count_steps": 0}, "log_step_count_steps"),
-    ({"tf_random_seed": "7"}, "tf_random_seed"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"save_checkpoints_steps": 0}, "save_checkpoints_steps"),
+        ({"keep_checkpoint_max": -1}, "keep_checkpoint_max"),
+        ({"log_step_count_steps": 0}, "log_step_count_steps"),
+        ({"tf_random_seed": "7"}, "tf_random_seed"),
+    ],
+)
 def test_bad_values_name_the_argument(kwargs, name):
     with pytest.raises(ValueError, match=f"`{name}`"):
         RunConfig(tf_config="", **kwargs)

@@ -30,11 +30,19 @@ def data(seed: int = 0) -> tuple[Any, Any]:
 def model_fn(params: dict[str, Any]) -> Any:
     import keras
 
-    model = keras.Sequential([keras.Input((4,), name="features"), keras.layers.Dense(16, activation="relu"),
-                              keras.layers.Dense(3)])
-    model.compile(optimizer=keras.optimizers.Adam(params.get("learning_rate", 0.01)),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"],
-                  steps_per_execution=params.get("steps_per_execution", 1))
+    model = keras.Sequential(
+        [
+            keras.Input((4,), name="features"),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(3),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(params.get("learning_rate", 0.01)),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        steps_per_execution=params.get("steps_per_execution", 1),
+    )
     return model
 
 
