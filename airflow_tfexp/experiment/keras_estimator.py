@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -429,6 +430,8 @@ class _TrainingLoop:
                     stop_reason = "a saving listener requested a stop"
         if self.last_saved_step != step:
             self._save(step)
+        if not self.config.is_chief:
+            shutil.rmtree(self.state.manager.directory, ignore_errors=True)
         log.info("Training stopped at global step %d: %s.", step, stop_reason)
         self.hooks.end(step)
         self.listeners.end(step)

@@ -19,7 +19,7 @@ from airflow_tfexp.experiment import (  # noqa: E402
 )
 from airflow_tfexp.experiment.checkpoints import list_checkpoints  # noqa: E402
 from airflow_tfexp.experiment.coordination import EvaluatorRegistration, read_completion_marker  # noqa: E402
-from airflow_tfexp.experiment.results import record_result  # noqa: E402
+from airflow_tfexp.experiment.results import read_results, record_result  # noqa: E402
 from tests.experiment import tiny_experiment as tiny  # noqa: E402
 
 
@@ -183,3 +183,30 @@ def test_experiment_on_keras_estimator_end_to_end(tmp_path):
     last = evaluator.continuous_eval(every_checkpoint=True)
     assert last["global_step"] == 60
     assert steps(tmp_path) == [c.global_step for c in list_checkpoints(str(tmp_path))]
+
+
+def tiny_experiment(model_dir, **params):
+    return tiny.experiment_fn(RunConfig(model_dir=str(model_dir), tf_config=""), params)
+
+
+def test_experiment_test_continuous_train_and_eval_and_evaluate_on_keras(tmp_path):
+    smoke = tiny_experiment(tmp_path / "smoke").test()
+    assert smoke["global_step"] == 1 and set(smoke) == {"global_step", "loss", "accuracy"}
+
+    experiment = tiny_experiment(tmp_path / "model", train_steps=60, train_steps_per_iteration=25)
+    eval_result, (export_path,) = experiment.continuous_train_and_eval()
+    assert eval_result["global_step"] == 60 and os.path.isdir(export_path)
+    evaluated = [r["global_step"] for r in read_results(str(tmp_path / "model"), None)]
+    assert evaluated == [25, 50, 60]
+    again = experiment.evaluate(delay_secs=0, name="again")
+    assert again == pytest.approx(eval_result)  # same checkpoint, same data: same numbers
+
+
+def test_time_based_checkpoints(tmp_path):
+    est = estimator(tmp_path, save_checkpoints_steps=None, save_checkpoints_secs=1)
+    est.train(
+        tiny.train_input_fn, hooks=[tiny.StepLog(str(tmp_path / "s.log"), 0.02)], max_steps=120
+    )
+    saved = steps(tmp_path)
+    # Step 0, the final step, and at least one save in between triggered by the clock alone.
+    assert saved[0] == 0 and saved[-1] == 120 and len(saved) >= 3

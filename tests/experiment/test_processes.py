@@ -214,3 +214,32 @@ def test_bad_params_tf_config_and_schedule_are_clear_errors(tmp_path):
     assert bad_tf_config.returncode == 2 and "Invalid `TF_CONFIG`: not JSON" in bad_tf_config.stderr
     bad_schedule = run_cli(tmp_path, "fit")
     assert bad_schedule.returncode == 2 and "invalid choice: 'fit'" in bad_schedule.stderr
+
+
+def test_two_workers_train_with_multi_worker_mirrored_strategy(tmp_path):
+    """Two worker processes on localhost: one global step sequence, the chief's checkpoints only."""
+    model_dir = tmp_path / "model"
+    cluster = {"worker": [f"localhost:{free_port()}", f"localhost:{free_port()}"]}
+    workers = [
+        start_cli(
+            model_dir,
+            "train",
+            {"train_steps": 40},
+            log_path=tmp_path / f"worker{i}.log",
+            tf_config={"cluster": cluster, "task": {"type": "worker", "index": i}},
+        )
+        for i in range(2)
+    ]
+    try:
+        for worker in workers:
+            worker.wait(timeout=180)
+    finally:
+        for worker in workers:
+            kill_group(worker)
+    logs = [(tmp_path / f"worker{i}.log").read_text() for i in range(2)]
+    assert [w.returncode for w in workers] == [0, 0], logs[0][-2000:] + logs[1][-2000:]
+    assert all("MultiWorkerMirroredStrategy as worker" in log for log in logs)
+    assert all("training step 40/40" in log for log in logs)
+    assert [c.global_step for c in list_checkpoints(str(model_dir))] == [0, 20, 40]
+    assert not (model_dir / ".workers" / "worker-1").exists()  # the non-chief's scratch is gone
+    assert read_completion_marker(str(model_dir))["global_step"] == 40

@@ -110,6 +110,7 @@ def experiment_fn(run_config: Any, params: dict[str, Any] | None) -> Experiment:
         train_input_fn=functools.partial(train_input_fn, repeat=params.get("repeat", True)),
         eval_input_fn=eval_input_fn,
         train_steps=params.get("train_steps", 100),
+        train_steps_per_iteration=params.get("train_steps_per_iteration"),
         eval_steps=None,
         train_monitors=hooks,
         saving_listeners=listeners,
