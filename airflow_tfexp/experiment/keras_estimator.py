@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from airflow_tfexp.experiment import checkpoints as ckpts
 from airflow_tfexp.experiment._distribution import select_strategy
+from airflow_tfexp.experiment._eval_metrics import ExtraMetrics
 from airflow_tfexp.experiment._progress import ProgressLogger
 from airflow_tfexp.experiment._validation import check_optional_int
 from airflow_tfexp.experiment.checkpoint_manager import ProtectingCheckpointManager
@@ -46,6 +47,22 @@ class _ModelState:
         self.train_steps_fn = _make_loop(strategy, model.train_step)
         self.test_steps_fn = _make_loop(strategy, model.test_step)
         self.restored_from: str | None = None
+        self._extra_metrics: dict[tuple, ExtraMetrics] = {}
+
+    def evaluation_loop(
+        self, metrics: Mapping[str, Any] | None
+    ) -> tuple[Callable, ExtraMetrics | None]:
+        """The compiled evaluation loop, with `metrics` (built once per distinct dict) added."""
+        if not metrics:
+            return self.test_steps_fn, None
+        key = tuple(
+            (name, id(value)) for name, value in sorted(metrics.items(), key=lambda kv: str(kv[0]))
+        )
+        if key not in self._extra_metrics:
+            self._extra_metrics[key] = ExtraMetrics(self.model, self.strategy, metrics, _make_loop)
+        extra = self._extra_metrics[key]
+        extra.reset()
+        return extra.loop, extra
 
     @property
     def global_step(self) -> int:
@@ -264,10 +281,12 @@ class KerasEstimator:
         hooks: list | None = None,
         checkpoint_path: str | None = None,
         name: str | None = None,
+        metrics: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Evaluate a checkpoint (default: the latest) on `steps` batches or the whole input.
 
-        Returns `global_step`, `loss` and every compiled metric, and writes them as summaries
+        Returns `global_step`, `loss`, every compiled metric and the extra `metrics` (a dict of
+        name -> keras Metric, metric name or fn(y_true, y_pred)), and writes them as summaries
         to `model_dir/eval_<name>/`.
         """
         check_optional_int("steps", steps, minimum=1)
@@ -277,6 +296,7 @@ class KerasEstimator:
         global_step = state.global_step
         hook_list.begin(TrainingContext(self.model_dir, global_step, steps, self._config.is_chief))
         model.reset_metrics()
+        loop, extra = state.evaluation_loop(metrics)
         iterator = iter(state.strategy.experimental_distribute_dataset(_dataset(input_fn())))
         progress = ProgressLogger(
             "evaluation", total=steps, every=max(1, self._config.log_step_count_steps)
@@ -285,7 +305,7 @@ class KerasEstimator:
         while steps is None or evaluated < steps:
             chunk = progress.every if steps is None else min(progress.every, steps - evaluated)
             hook_list.before_step(evaluated)
-            done = int(state.test_steps_fn(iterator, tf.constant(chunk, tf.int64)))
+            done = int(loop(iterator, tf.constant(chunk, tf.int64)))
             evaluated += done
             if done:
                 logs = _metrics_as_floats(model)
@@ -297,6 +317,8 @@ class KerasEstimator:
         if evaluated == 0:
             raise ValueError(f"Evaluation input of {self.model_dir!r} produced no batches.")
         result: dict[str, Any] = {"global_step": global_step, **_metrics_as_floats(model)}
+        if extra is not None:
+            result.update(extra.results())
         hook_list.end(global_step)
         log.info(
             "Evaluation of %s (step %d) on %d batches:\n%s",
@@ -416,14 +438,19 @@ class _TrainingLoop:
             self.hooks.before_step(step)
             done = int(state.train_steps_fn(iterator, tf.constant(chunk, tf.int64)))
             step = state.global_step
-            logs = _metrics_as_floats(model) if done else {}
+            ran_out = done < chunk
+            reached = self.target is not None and step >= self.target
+            at_boundary = self._at_log_or_summary(step) or ran_out or reached
+            # Reading metrics syncs with the device: only when someone will look at them.
+            wanted = done and (self.hooks.hooks or at_boundary)
+            logs = _metrics_as_floats(model) if wanted else {}
             if done and self.hooks.after_step(step, logs):
                 stop_reason = "a training hook requested a stop"
-            if done < chunk and stop_reason is None:
+            if ran_out and stop_reason is None:
                 stop_reason = f"the training input ran out after global step {step}"
-            if self.target is not None and step >= self.target:
+            if reached:
                 stop_reason = f"max_steps={self.target} reached"
-            if done:
+            if done and (at_boundary or stop_reason is not None):
                 self._log_and_summarize(step, logs, final=stop_reason is not None)
             if stop_reason is None and self._checkpoint_due(step):
                 if self._save(step):
@@ -435,6 +462,10 @@ class _TrainingLoop:
         log.info("Training stopped at global step %d: %s.", step, stop_reason)
         self.hooks.end(step)
         self.listeners.end(step)
+
+    def _at_log_or_summary(self, step: int) -> bool:
+        config = self.config
+        return step % config.log_step_count_steps == 0 or step % config.save_summary_steps == 0
 
     def _checkpoint_due(self, step: int) -> bool:
         if self.last_saved_step == step:

@@ -496,3 +496,19 @@ def test_predicate_must_be_callable(tmp_path, method):
 def test_negative_delays_are_rejected(tmp_path, method, kwargs, name):
     with pytest.raises(ValueError, match=f"`{name}`. Received: -"):
         getattr(make(tmp_path), method)(**kwargs)
+
+
+def test_evaluate_checkpoint_evaluates_a_given_checkpoint_and_refuses_incomplete_ones(tmp_path):
+    from airflow_tfexp.experiment import CheckpointError
+
+    experiment = make(tmp_path)
+    write_checkpoint(experiment.model_dir, 10)
+    write_checkpoint(experiment.model_dir, 20)
+    assert (
+        experiment.evaluate_checkpoint(f"{experiment.model_dir}/ckpt-10", name="x")["global_step"]
+        == 10
+    )
+    (tmp_path / "model" / "ckpt-20.index").unlink()  # being written (or deleted) right now
+    with pytest.raises(CheckpointError, match="ckpt-20 is missing or incomplete"):
+        experiment.evaluate_checkpoint(f"{experiment.model_dir}/ckpt-20")
+    assert [r["global_step"] for r in read_results(experiment.model_dir, "x")] == [10]

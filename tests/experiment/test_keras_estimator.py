@@ -210,3 +210,23 @@ def test_time_based_checkpoints(tmp_path):
     saved = steps(tmp_path)
     # Step 0, the final step, and at least one save in between triggered by the clock alone.
     assert saved[0] == 0 and saved[-1] == 120 and len(saved) >= 3
+
+
+def test_eval_metrics_are_computed_beside_the_compiled_ones(tmp_path):
+    def hit_rate(y_true, y_pred):  # accuracy written by hand: must equal the compiled one
+        return tf.cast(tf.equal(tf.argmax(y_pred, axis=1), tf.cast(y_true, tf.int64)), tf.float32)
+
+    config = RunConfig(model_dir=str(tmp_path), save_checkpoints_steps=20, tf_config="")
+    experiment = Experiment(
+        KerasEstimator(tiny.model_fn, config=config),
+        tiny.train_input_fn,
+        tiny.eval_input_fn,
+        eval_metrics={"hit_rate": hit_rate, "xent": "sparse_categorical_crossentropy"},
+        train_steps=40,
+        eval_steps=None,
+    )
+    eval_result, _ = experiment.train_and_evaluate()
+    assert eval_result["hit_rate"] == pytest.approx(eval_result["accuracy"])
+    assert eval_result["xent"] > 0
+    with pytest.raises(ValueError, match=r"`eval_metrics\['bad'\]`. Received: 42"):
+        experiment.estimator.evaluate(tiny.eval_input_fn, metrics={"bad": 42})
