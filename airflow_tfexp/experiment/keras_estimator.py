@@ -179,9 +179,11 @@ class KerasEstimator:
             self._strategy = select_strategy(self._config)
         return self._strategy
 
-    def _build_state(self, input_fn: Callable[[], Any] | None) -> _ModelState:
+    def _build_state(self, input_fn: Callable[[], Any] | None, *, seed: bool) -> _ModelState:
         with self.strategy.scope():
-            if self._config.tf_random_seed is not None:
+            # Seed once, for the training model: re-seeding when an evaluation model is built
+            # mid-training would reset the random streams training is using.
+            if seed and self._config.tf_random_seed is not None:
                 keras.utils.set_random_seed(self._config.tf_random_seed)
             model = self._model_fn(self._params)
             if not isinstance(model, keras.Model):
@@ -206,7 +208,7 @@ class KerasEstimator:
 
     def _training_state(self, input_fn: InputFn) -> _ModelState:
         if self._train_state is None:
-            state = self._build_state(input_fn)
+            state = self._build_state(input_fn, seed=True)
             directory = (
                 self.model_dir if self._config.is_chief else _worker_scratch_dir(self._config)
             )
@@ -238,7 +240,7 @@ class KerasEstimator:
                 "checkpoint. Train first, or pass `checkpoint_path`."
             )
         if self._eval_state is None:
-            self._eval_state = self._build_state(input_fn)
+            self._eval_state = self._build_state(input_fn, seed=False)
         self._eval_state.restore(str(path), partial=True)
         return self._eval_state
 
