@@ -2,10 +2,11 @@
 
 Checkpoints are named `ckpt-<global step>` (the Keras estimator saves with the global step as the
 checkpoint number). A checkpoint is complete when its `.index` file and every data shard named by
-the `.data-NNNNN-of-MMMMM` pattern exist: TensorFlow writes the index last, after the shards, and
-deletes it first, so a checkpoint being written or deleted is never reported. The pure function
-`complete_checkpoints` works on a listing of names, so the sync sensor, the async trigger and
-storage backends other than the local disk share one definition.
+the `.data-NNNNN-of-MMMMM` pattern exist *and* the checkpoint state file (`checkpoint`, written
+by `tf.train.CheckpointManager` after the files, and uploaded last to object stores) names it or
+a later step. A checkpoint being written, uploaded or deleted (the index goes first) is never
+reported. The pure function `complete_checkpoints` works on a listing of names plus the state
+file's text, so the sync sensor, the async trigger and every storage backend share one definition.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from collections.abc import Iterable
 CHECKPOINT_PREFIX = "ckpt"
 _INDEX = re.compile(rf"^{CHECKPOINT_PREFIX}-(\d+)\.index$")
 _SHARD = re.compile(rf"^{CHECKPOINT_PREFIX}-(\d+)\.data-(\d{{5}})-of-(\d{{5}})$")
+_STATE_LATEST = re.compile(r'^model_checkpoint_path:\s*"([^"]*)"', re.MULTILINE)
+STATE_FILE = "checkpoint"
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -38,8 +41,20 @@ def checkpoint_step(checkpoint_path: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def complete_checkpoints(names: Iterable[str]) -> list[int]:
-    """Steps of the complete checkpoints among file names (base names), in step order."""
+def state_latest_step(state_text: str | None) -> int | None:
+    """The step of `model_checkpoint_path` in a checkpoint state file's text, or None."""
+    match = _STATE_LATEST.search(state_text or "")
+    return checkpoint_step(match.group(1)) if match else None
+
+
+def complete_checkpoints(names: Iterable[str], state_text: str | None) -> list[int]:
+    """Steps of the complete checkpoints among file base names, in step order.
+
+    Complete: index and every data shard present, and the state file names this or a later step.
+    """
+    latest = state_latest_step(state_text)
+    if latest is None:
+        return []
     names = list(names)
     indexed = {int(m.group(1)) for m in map(_INDEX.match, names) if m}
     shards: dict[int, tuple[int, set[int]]] = {}
@@ -49,9 +64,17 @@ def complete_checkpoints(names: Iterable[str]) -> list[int]:
     complete = [
         step
         for step in indexed
-        if step in shards and shards[step][1] >= set(range(shards[step][0]))
+        if step <= latest and step in shards and shards[step][1] >= set(range(shards[step][0]))
     ]
     return sorted(complete)
+
+
+def _read_state(model_dir: str) -> str | None:
+    try:
+        with open(os.path.join(model_dir, STATE_FILE)) as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
 
 
 def list_checkpoints(model_dir: str) -> list[CheckpointInfo]:
@@ -62,7 +85,7 @@ def list_checkpoints(model_dir: str) -> list[CheckpointInfo]:
         return []
     return [
         CheckpointInfo(step, os.path.join(model_dir, f"{CHECKPOINT_PREFIX}-{step}"))
-        for step in complete_checkpoints(names)
+        for step in complete_checkpoints(names, _read_state(model_dir))
     ]
 
 
@@ -81,9 +104,10 @@ def is_complete(checkpoint_path: str) -> bool:
             glob.glob(glob.escape(checkpoint_path) + ".data-*")
         )
     try:
-        return step in complete_checkpoints(os.listdir(directory or "."))
+        names = os.listdir(directory or ".")
     except FileNotFoundError:
         return False
+    return step in complete_checkpoints(names, _read_state(directory or "."))
 
 
 def select_pending(

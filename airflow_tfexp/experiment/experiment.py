@@ -31,8 +31,8 @@ from airflow_tfexp.experiment.checkpoints import (
     checkpoint_step,
     is_complete,
     list_checkpoints,
-    select_pending,
 )
+from airflow_tfexp.experiment.continuous import ContinuousEvaluation, EvaluationPass
 from airflow_tfexp.experiment.errors import CheckpointError
 from airflow_tfexp.experiment.exporters import Exporter
 from airflow_tfexp.experiment.hooks import (
@@ -42,7 +42,7 @@ from airflow_tfexp.experiment.hooks import (
     TrainingContext,
     TrainingHook,
 )
-from airflow_tfexp.experiment.results import evaluated_steps, read_results, record_result
+from airflow_tfexp.experiment.results import find_result, record_result
 
 log = logging.getLogger(__name__)
 Predicate = Callable[[Mapping[str, Any] | None], bool]
@@ -104,6 +104,7 @@ class Experiment:
         checkpoint_and_export: bool = False,
         saving_listeners: Sequence[CheckpointSaverListener] | None = None,
         check_interval_secs: float = 5,
+        continuous_eval_predicate_fn: Predicate | None = None,
     ) -> None:
         for method in ("train", "evaluate"):
             if not callable(getattr(estimator, method, None)):
@@ -176,6 +177,7 @@ class Experiment:
         self._check_interval_secs = (
             check_optional_seconds("check_interval_secs", check_interval_secs) or 0
         )
+        self._continuous_eval_predicate_fn = _check_predicate(continuous_eval_predicate_fn)
         self._clock = Clock()
 
     # -- read-only view ----------------------------------------------------------------------
@@ -361,6 +363,41 @@ class Experiment:
             self._eval_input_fn, name=name, checkpoint=info, steps=self._eval_steps
         )
 
+    def export(
+        self,
+        checkpoint_path: str | None = None,
+        eval_result: Mapping[str, Any] | None = None,
+        is_the_final_export: bool = True,
+    ) -> list[str | None]:
+        """Run the export strategies on a checkpoint (default: the latest).
+
+        Without `eval_result`, the checkpoint's recorded evaluation is used (any evaluator's
+        results file); a checkpoint never evaluated is evaluated now (name "export"), so
+        BestExporter always has a result to compare.
+        """
+        if checkpoint_path is None:
+            checkpoint = self._latest()
+            if checkpoint is None:
+                raise ValueError(
+                    f"Nothing to export: model_dir {self.model_dir!r} has no complete checkpoint."
+                )
+        else:
+            if not is_complete(checkpoint_path):
+                raise CheckpointError(f"Checkpoint {checkpoint_path} is missing or incomplete.")
+            step = checkpoint_step(checkpoint_path)
+            checkpoint = CheckpointInfo(step if step is not None else -1, checkpoint_path)
+        if eval_result is None:
+            eval_result = find_result(self.model_dir, checkpoint.global_step)
+        if eval_result is None:
+            log.info(
+                "Checkpoint %s has no recorded evaluation; evaluating it for export.",
+                checkpoint.checkpoint_path,
+            )
+            eval_result = self._call_evaluate(
+                self._eval_input_fn, name="export", checkpoint=checkpoint, steps=self._eval_steps
+            )
+        return self._maybe_export(eval_result, checkpoint, is_the_final_export)
+
     def continuous_eval(
         self,
         delay_secs: float | None = None,
@@ -414,122 +451,81 @@ class Experiment:
         export,
         every_checkpoint,
     ):
-        predicate = _check_predicate(predicate)
         delay = (
             self._eval_delay_secs
             if delay_secs is None
             else check_optional_seconds("delay_secs", delay_secs)
         )
-        throttle = (
-            self._continuous_eval_throttle_secs
-            if throttle_delay_secs is None
-            else check_optional_seconds("throttle_delay_secs", throttle_delay_secs)
+        evaluation = self._continuous_evaluation(
+            input_fn, name, throttle_delay_secs, only_once, predicate, export, every_checkpoint
         )
         self._wait(delay, f"continuous evaluation {name!r}")
-        if predicate is not None and not predicate(None):
-            log.info(
-                "Continuous evaluation %r: the predicate said stop before the first evaluation.",
-                name,
-            )
+        if not evaluation.start():
             return None
-        registration = coordination.EvaluatorRegistration(
-            self.model_dir,
-            name,
-            every_checkpoint,
-            stale_after_secs=max(coordination.MIN_STALE_SECS, 3 * throttle),
-        )
-        evaluated = evaluated_steps(self.model_dir, name)
-        if evaluated:
-            log.info(
-                "Continuous evaluation %r: %d checkpoints already evaluated (up to step %d) "
-                "are not evaluated again.",
-                name,
-                len(evaluated),
-                max(evaluated),
-            )
-        last_result = _last_recorded(self.model_dir, name)
         try:
             while True:
                 started = self._clock.time()
-                registration.heartbeat()
-                marker = coordination.read_completion_marker(self.model_dir)
-                checkpoints = self._checkpoints()
-                pending = select_pending(
-                    checkpoints, evaluated, every_checkpoint=every_checkpoint, only_once=only_once
-                )
-                if not pending:
-                    self._log_nothing_to_do(name, checkpoints, evaluated)
-                for checkpoint in pending:
-                    registration.heartbeat(evaluating_step=checkpoint.global_step)
-                    if not is_complete(checkpoint.checkpoint_path):
-                        log.info(
-                            "Continuous evaluation %r: checkpoint %s was deleted before it could be "
-                            "evaluated; skipping it.",
-                            name,
-                            checkpoint.checkpoint_path,
-                        )
-                        continue
-                    last_result = self._call_evaluate(
-                        input_fn, name=name, checkpoint=checkpoint, steps=self._eval_steps
-                    )
-                    evaluated.add(checkpoint.global_step)
-                    if export:
-                        final = self._is_final_step(checkpoint.global_step, marker)
-                        self._maybe_export(last_result, checkpoint, final)
-                    if predicate is not None and not predicate(last_result):
-                        log.info(
-                            "Continuous evaluation %r: the predicate said stop after step %d.",
-                            name,
-                            checkpoint.global_step,
-                        )
-                        return last_result
-                done = self._final_step_evaluated(evaluated, marker)
-                if done:
-                    log.info("Continuous evaluation %r: %s; stopping.", name, done)
-                    return last_result
-                remaining = throttle - (self._clock.time() - started)
+                outcome = evaluation.run_pass()
+                if outcome.finished:
+                    return outcome.last_result
+                remaining = evaluation.throttle_secs - (self._clock.time() - started)
                 if remaining > 0:
                     log.info(
                         "Continuous evaluation %r: throttled for %.3g s "
                         "(continuous_eval_throttle_secs=%s).",
                         name,
                         remaining,
-                        throttle,
+                        evaluation.throttle_secs,
                     )
                     self._clock.sleep(remaining)
         finally:
-            registration.withdraw()
+            evaluation.registration.withdraw()
 
-    def _log_nothing_to_do(
-        self, name: str, checkpoints: list[CheckpointInfo], evaluated: set[int]
-    ) -> None:
-        if not checkpoints:
-            log.info("Continuous evaluation %r: no checkpoint in %s yet.", name, self.model_dir)
-        elif evaluated:
-            log.info(
-                "Continuous evaluation %r: no new checkpoint since step %d.", name, max(evaluated)
-            )
-        else:
-            log.info("Continuous evaluation %r: no new checkpoint.", name)
+    def _continuous_evaluation(
+        self, input_fn, name, throttle_delay_secs, only_once, predicate, export, every_checkpoint
+    ) -> ContinuousEvaluation:
+        predicate = _check_predicate(predicate) or self._continuous_eval_predicate_fn
+        throttle = (
+            self._continuous_eval_throttle_secs
+            if throttle_delay_secs is None
+            else check_optional_seconds("throttle_delay_secs", throttle_delay_secs)
+        )
+        evaluation = ContinuousEvaluation(
+            self,
+            input_fn,
+            name=name,
+            every_checkpoint=every_checkpoint,
+            only_once=only_once,
+            predicate=predicate,
+            export=export,
+            throttle_secs=throttle,
+        )
+        return evaluation
 
-    def _is_final_step(self, step: int, marker: Mapping[str, Any] | None) -> bool:
-        if self._train_steps is not None and step >= self._train_steps:
-            return True
-        return marker is not None and step >= marker["global_step"]
-
-    def _final_step_evaluated(
-        self, evaluated: set[int], marker: Mapping[str, Any] | None
-    ) -> str | None:
-        if not evaluated:
-            return None
-        top = max(evaluated)
-        if self._train_steps is not None and top >= self._train_steps:
-            return f"evaluated step {top} >= train_steps={self._train_steps}"
-        if marker is not None and top >= marker["global_step"]:
-            return (
-                f"evaluated the final checkpoint (step {marker['global_step']}: {marker['reason']})"
-            )
-        return None
+    def continuous_eval_pass(
+        self,
+        name: str = "continuous",
+        every_checkpoint: bool = False,
+        evaluate_checkpoint_only_once: bool = True,
+        continuous_eval_predicate_fn: Predicate | None = None,
+        first: bool = True,
+    ) -> EvaluationPass:
+        """One pass of `continuous_eval` (no delay, no throttle): evaluate and export what is new,
+        and say whether evaluation is over. For callers that wait between passes themselves, like
+        the deferrable Airflow operator; `first` asks the predicate with None first."""
+        evaluation = self._continuous_evaluation(
+            self._eval_input_fn,
+            name,
+            None,
+            evaluate_checkpoint_only_once,
+            continuous_eval_predicate_fn,
+            True,
+            every_checkpoint,
+        )
+        if first and not evaluation.start():
+            evaluation.registration.withdraw()
+            return EvaluationPass([], evaluation.last_result, None, "the predicate said stop")
+        return evaluation.run_pass()
 
     # -- train and evaluate -------------------------------------------------------------------
     def train_and_evaluate(self) -> tuple[dict[str, Any], list[str | None]]:
@@ -679,11 +675,6 @@ class Experiment:
         old = self._export_strategies
         self._export_strategies = _as_exporters(new_export_strategies)
         return old
-
-
-def _last_recorded(model_dir: str, name: str | None) -> dict[str, Any] | None:
-    records = read_results(model_dir, name)
-    return max(records, key=lambda r: r["global_step"])["metrics"] if records else None
 
 
 class _InTrainingEvaluator(CheckpointSaverListener):

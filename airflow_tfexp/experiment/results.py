@@ -66,3 +66,16 @@ def read_results(model_dir: str, name: str | None) -> list[dict[str, Any]]:
 
 def evaluated_steps(model_dir: str, name: str | None) -> set[int]:
     return {record["global_step"] for record in read_results(model_dir, name)}
+
+
+def find_result(model_dir: str, global_step: int) -> dict[str, Any] | None:
+    """The metrics of an evaluation of `global_step` recorded by any evaluator, or None."""
+    try:
+        names = sorted(n for n in os.listdir(model_dir) if n == "eval" or n.startswith("eval_"))
+    except FileNotFoundError:
+        return None
+    for directory in names:
+        for record in read_jsonl(os.path.join(model_dir, directory, RESULTS_FILE)):
+            if record.get("global_step") == global_step:
+                return record["metrics"]
+    return None

@@ -9,7 +9,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from airflow_tfexp.experiment.checkpoints import checkpoint_step, latest_checkpoint
+from airflow_tfexp.experiment.checkpoints import (
+    checkpoint_step,
+    latest_checkpoint,
+    state_latest_step,
+)
 from airflow_tfexp.experiment.export_dirs import ExportTarget
 from airflow_tfexp.experiment.hooks import HookList, ListenerList, TrainingContext
 from airflow_tfexp.experiment.run_config import RunConfig
@@ -22,7 +26,18 @@ def write_checkpoint(model_dir: str, step: int) -> str:
         handle.write(str(step))
     with open(prefix + ".index", "w") as handle:
         handle.write("index")
+    update_state(model_dir, step)
     return prefix
+
+
+def update_state(model_dir: str, step: int) -> None:
+    """Write the checkpoint state file the way CheckpointManager does: after the files."""
+    state = os.path.join(model_dir, "checkpoint")
+    latest = state_latest_step(open(state).read()) if os.path.exists(state) else None
+    if latest is None or step > latest:
+        with open(state + ".tmp", "w") as handle:
+            handle.write(f'model_checkpoint_path: "ckpt-{step}"\n')
+        os.replace(state + ".tmp", state)
 
 
 class FakeEstimator:

@@ -512,3 +512,48 @@ def test_evaluate_checkpoint_evaluates_a_given_checkpoint_and_refuses_incomplete
     with pytest.raises(CheckpointError, match="ckpt-20 is missing or incomplete"):
         experiment.evaluate_checkpoint(f"{experiment.model_dir}/ckpt-20")
     assert [r["global_step"] for r in read_results(experiment.model_dir, "x")] == [10]
+
+
+def test_continuous_eval_pass_evaluates_what_is_new_and_says_when_it_is_over(tmp_path):
+    model_dir = str(tmp_path / "model")
+    write_checkpoint(model_dir, 10)
+    write_checkpoint(model_dir, 20)
+    experiment = make(tmp_path, train_steps=30)
+    first = experiment.continuous_eval_pass(every_checkpoint=True)
+    assert [r["global_step"] for r in first.results] == [10, 20]
+    assert (first.watermark, first.finished) == (20, None)
+    # A later pass (another process after a deferral): nothing new, then the final step.
+    assert make(tmp_path).continuous_eval_pass(first=False).results == []
+    write_checkpoint(model_dir, 30)
+    last = make(tmp_path, train_steps=30).continuous_eval_pass(first=False)
+    assert [r["global_step"] for r in last.results] == [30]
+    assert "train_steps=30" in last.finished
+    assert not (tmp_path / "model" / "eval_continuous" / "evaluator.json").exists()
+
+
+def test_the_constructor_predicate_is_continuous_evals_default(tmp_path):
+    write_checkpoint(str(tmp_path / "model"), 10)
+    seen = []
+    experiment = make(
+        tmp_path, eval_delay_secs=0, continuous_eval_predicate_fn=lambda r: seen.append(r) or False
+    )
+    assert experiment.continuous_eval() is None and seen == [None]
+    outcome = experiment.continuous_eval_pass()
+    assert outcome.finished == "the predicate said stop" and outcome.results == []
+    with pytest.raises(ValueError, match="`continuous_eval_predicate_fn`"):
+        make(tmp_path, continuous_eval_predicate_fn=3)
+
+
+def test_export_uses_the_recorded_evaluation_or_evaluates_first(tmp_path):
+    from airflow_tfexp.experiment import BestExporter
+
+    model_dir = str(tmp_path / "model")
+    write_checkpoint(model_dir, 10)
+    write_checkpoint(model_dir, 20)
+    experiment = make(tmp_path, eval_delay_secs=0, export_strategies=[BestExporter("best")])
+    experiment.evaluate(name="holdout")  # records step 20
+    (path,) = experiment.export()
+    assert path and len(experiment.estimator.evaluate_calls) == 1  # reused, not re-evaluated
+    (path,) = experiment.export(checkpoint_path=f"{model_dir}/ckpt-10")
+    assert path is None  # loss at step 10 is worse than the best (step 20)
+    assert [c["name"] for c in experiment.estimator.evaluate_calls] == ["holdout", "export"]

@@ -19,7 +19,7 @@ from airflow_tfexp.experiment.results import record_result
 from tests.experiment.fakes import write_checkpoint
 
 
-def test_a_checkpoint_is_complete_only_with_its_index_and_every_shard():
+def test_a_checkpoint_is_complete_only_with_its_index_every_shard_and_the_state():
     names = [
         "ckpt-10.index",
         "ckpt-10.data-00000-of-00001",
@@ -29,11 +29,16 @@ def test_a_checkpoint_is_complete_only_with_its_index_and_every_shard():
         "ckpt-40.index",
         "ckpt-40.data-00000-of-00002",
         "ckpt-40.data-00001-of-00002",
+        "ckpt-50.index",  # whole, but the state file does not name it yet
+        "ckpt-50.data-00000-of-00001",
         "checkpoint",
         "events.out.tfevents.1",
         "ckpt-7_temp",
     ]
-    assert complete_checkpoints(names) == [10, 40]
+    state = 'model_checkpoint_path: "ckpt-40"\nall_model_checkpoint_paths: "ckpt-40"\n'
+    assert complete_checkpoints(names, state) == [10, 40]
+    assert complete_checkpoints(names, 'model_checkpoint_path: "/m/ckpt-50"\n') == [10, 40, 50]
+    assert complete_checkpoints(names, None) == []  # no state file: nothing is complete yet
 
 
 def test_list_checkpoints_and_is_complete(tmp_path):
