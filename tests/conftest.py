@@ -5,10 +5,24 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))
 os.environ.pop("TF_CONFIG", None)
+
+# Airflow reads its configuration when first imported, so the test Airflow is set up here:
+# its own home and SQLite metadata DB, the project's dags/ folder, no examples.
+AIRFLOW_HOME = tempfile.mkdtemp(prefix="tfexp-airflow-home-")
+os.environ.update(
+    {
+        "AIRFLOW_HOME": AIRFLOW_HOME,
+        "AIRFLOW__CORE__DAGS_FOLDER": os.path.join(ROOT, "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME}/airflow.db",
+        "AIRFLOW__CORE__DAGBAG_IMPORT_ERROR_TRACEBACKS": "True",
+    }
+)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)

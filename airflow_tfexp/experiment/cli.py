@@ -10,15 +10,15 @@ learn_runner's default for the `TF_CONFIG` task type. The result is printed as o
 from __future__ import annotations
 
 import argparse
-import importlib
 import inspect
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from airflow_tfexp.experiment.experiment import Experiment
+from airflow_tfexp.experiment.experiment_fn import build_experiment
 from airflow_tfexp.experiment.results import to_jsonable
 from airflow_tfexp.experiment.run_config import CHIEF, EVALUATOR, MASTER, PS, WORKER, RunConfig
 
@@ -46,40 +46,6 @@ _DEFAULT_SCHEDULES = {
 def default_schedule(config: RunConfig) -> str:
     """learn_runner's choice for this task type."""
     return _DEFAULT_SCHEDULES[config.task_type]
-
-
-def load_experiment_fn(spec: str) -> Callable[..., Any]:
-    """Import "package.module:function"; a ValueError says what could not be found."""
-    module_name, sep, attribute = spec.partition(":")
-    if not sep or not module_name or not attribute:
-        raise ValueError(
-            f'Invalid value for `--experiment-fn`. Received: {spec!r}. Expected "module:function".'
-        )
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise ValueError(
-            f"`--experiment-fn` {spec!r}: cannot import module {module_name!r}: {err}"
-        ) from err
-    target: Any = module
-    for part in attribute.split("."):
-        if not hasattr(target, part):
-            raise ValueError(
-                f"`--experiment-fn` {spec!r}: module {module_name!r} has no attribute {attribute!r}."
-            )
-        target = getattr(target, part)
-    if not callable(target):
-        raise ValueError(f"`--experiment-fn` {spec!r} is not callable: {target!r}.")
-    return target
-
-
-def build_experiment(spec: str, run_config: RunConfig, params: dict[str, Any]) -> Experiment:
-    experiment = load_experiment_fn(spec)(run_config, params)
-    if not isinstance(experiment, Experiment):
-        raise ValueError(
-            f"`--experiment-fn` {spec!r} must return an Experiment. Received: {type(experiment).__name__}."
-        )
-    return experiment
 
 
 def summarize(schedule: str, value: Any, experiment: Experiment) -> dict[str, Any]:

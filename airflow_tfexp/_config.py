@@ -1,0 +1,15 @@
+"""The provider's `[tfexp]` settings, read with the defaults declared in get_provider_info."""
+
+from __future__ import annotations
+
+from airflow.sdk import conf
+
+SECTION = "tfexp"
+
+
+def default_deferrable() -> bool:
+    return conf.getboolean(SECTION, "default_deferrable", fallback=True)
+
+
+def checkpoint_poll_interval() -> float:
+    return conf.getfloat(SECTION, "checkpoint_poll_interval", fallback=5.0)

@@ -1,0 +1,53 @@
+"""Where a model directory lives: a local path or `gs://bucket/prefix`. Cheap to check at DAG
+parse time; anything else is rejected with the list of what is supported."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+SUPPORTED = ("a local path", "gs://bucket/prefix")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelDirLocation:
+    """A parsed model dir: `scheme` is "" for local paths, else "gs" with bucket and prefix."""
+
+    url: str
+    scheme: str
+    bucket: str = ""
+    prefix: str = ""
+
+    @property
+    def is_local(self) -> bool:
+        return not self.scheme
+
+
+def parse_model_dir(value: Any, argument: str = "model_dir") -> ModelDirLocation:
+    """Validate a model dir; a ValueError names the argument, the value and what is supported."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(
+            f"Invalid value for `{argument}`. Received: {value!r}. Expected {' or '.join(SUPPORTED)}."
+        )
+    match = _SCHEME.match(value)
+    if not match:
+        return ModelDirLocation(url=value, scheme="")
+    scheme = match.group(1).lower()
+    if scheme == "file":
+        return ModelDirLocation(url=value[len("file://") :], scheme="")
+    if scheme != "gs":
+        raise ValueError(
+            f"Invalid value for `{argument}`. Received: {value!r}: the scheme {scheme + '://'!r} is not "
+            f"supported. Expected {' or '.join(SUPPORTED)}."
+        )
+    bucket, _, prefix = value[len("gs://") :].partition("/")
+    if not _BUCKET.match(bucket):
+        raise ValueError(
+            f"Invalid value for `{argument}`. Received: {value!r}: {bucket!r} is not a valid bucket name."
+        )
+    return ModelDirLocation(
+        url=value.rstrip("/"), scheme="gs", bucket=bucket, prefix=prefix.strip("/")
+    )

@@ -1,0 +1,101 @@
+"""What a waiting sensor or trigger needs to know about a model dir, read in O(1) requests.
+
+`scan_model_dir` lists the model dir's top level once and reads the checkpoint state, the
+completion marker and (for a named evaluator) its results only when they exist: four reads at
+most, however many checkpoints there are. `checkpoints_to_report` is the one pure decision that
+the sync sensor and the async trigger share.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+from typing import Any
+
+from airflow_tfexp.experiment._files import read_json
+from airflow_tfexp.experiment.checkpoints import (
+    CHECKPOINT_PREFIX,
+    STATE_FILE,
+    CheckpointInfo,
+    complete_checkpoints,
+)
+from airflow_tfexp.experiment.coordination import COMPLETION_MARKER
+from airflow_tfexp.experiment.results import evaluated_steps
+
+
+class CheckpointEventStatus(enum.StrEnum):
+    SUCCESS = "success"  # new complete checkpoints
+    TRAINING_COMPLETE = "training_complete"  # training is over and nothing newer will come
+    ERROR = "error"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelDirScan:
+    checkpoints: list[CheckpointInfo]
+    completion: dict[str, Any] | None  # the training completion marker, if present
+    evaluated_max: int | None  # the named evaluator's highest evaluated step
+    requests: int  # storage reads this scan cost
+
+
+def scan_local_model_dir(model_dir: str, name: str | None = None) -> ModelDirScan:
+    requests = 1
+    try:
+        names = os.listdir(model_dir)
+    except FileNotFoundError:
+        names = []
+    state = None
+    if STATE_FILE in names:
+        requests += 1
+        with open(os.path.join(model_dir, STATE_FILE)) as handle:
+            state = handle.read()
+    completion = None
+    if COMPLETION_MARKER in names:
+        requests += 1
+        completion = read_json(os.path.join(model_dir, COMPLETION_MARKER))
+    evaluated_max = None
+    if name is not None:
+        requests += 1
+        steps = evaluated_steps(model_dir, name)
+        evaluated_max = max(steps) if steps else None
+    checkpoints = [
+        CheckpointInfo(step, os.path.join(model_dir, f"{CHECKPOINT_PREFIX}-{step}"))
+        for step in complete_checkpoints(names, state)
+    ]
+    return ModelDirScan(checkpoints, completion, evaluated_max, requests)
+
+
+def watermark(after_step: int | None, scan: ModelDirScan) -> int:
+    """Report checkpoints newer than this step: `after_step`, else the evaluator's last step."""
+    if after_step is not None:
+        return after_step
+    return scan.evaluated_max if scan.evaluated_max is not None else -1
+
+
+def checkpoints_to_report(
+    scan: ModelDirScan,
+    after_step: int | None,
+    *,
+    wait_for_training_complete: bool = False,
+    completed_after: float | None = None,
+) -> dict[str, Any] | None:
+    """The event to fire now (status, checkpoints in step order, watermark), or None to wait.
+
+    A completion marker written before `completed_after` (an earlier run's) is ignored.
+    """
+    floor = watermark(after_step, scan)
+    new = [c.as_dict() for c in scan.checkpoints if c.global_step > floor]
+    completion = scan.completion
+    if (
+        completion is not None
+        and completed_after is not None
+        and completion.get("wall_time", 0) < completed_after
+    ):
+        completion = None
+    event = {"checkpoints": new, "watermark": floor, "completion": completion}
+    if completion is not None:
+        status = CheckpointEventStatus.SUCCESS if new else CheckpointEventStatus.TRAINING_COMPLETE
+        return {"status": status.value, **event}
+    if new and not wait_for_training_complete:
+        return {"status": CheckpointEventStatus.SUCCESS.value, **event}
+    return None

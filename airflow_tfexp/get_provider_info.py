@@ -1,0 +1,75 @@
+"""Provider metadata for Airflow's ProvidersManager (the `apache_airflow_provider` entry point)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_tfexp import __version__
+
+INTEGRATION = "TensorFlow Experiment"
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-tfexp",
+        "name": "TensorFlow Experiment",
+        "description": (
+            "TensorFlow's Experiment (train, evaluate, continuous evaluation, export) as Airflow "
+            "operators, a deferrable checkpoint sensor and a DAG factory."
+        ),
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": INTEGRATION,
+                "external-doc-url": "https://github.com/tensorflow/estimator",
+                "tags": ["software", "ml"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": [
+                    "airflow_tfexp.operators.experiment",
+                    "airflow_tfexp.operators.continuous_eval",
+                ],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": ["airflow_tfexp.sensors.checkpoint"],
+            }
+        ],
+        "hooks": [],
+        "triggers": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": ["airflow_tfexp.triggers.checkpoint"],
+            }
+        ],
+        "connection-types": [],
+        "extra-links": [],
+        "config": {
+            "tfexp": {
+                "description": "Defaults of the airflow-tfexp operators and sensors.",
+                "options": {
+                    "default_deferrable": {
+                        "description": "Whether CheckpointSensor and ContinuousEvalOperator wait in "
+                        "the triggerer (no worker slot held) unless told otherwise.",
+                        "version_added": "0.1.0",
+                        "type": "boolean",
+                        "example": None,
+                        "default": "True",
+                    },
+                    "checkpoint_poll_interval": {
+                        "description": "Seconds between two looks at a model dir while waiting for a "
+                        "checkpoint, when the task does not set its own interval.",
+                        "version_added": "0.1.0",
+                        "type": "float",
+                        "example": None,
+                        "default": "5",
+                    },
+                },
+            }
+        },
+    }

@@ -1,0 +1,111 @@
+"""The base of every Experiment operator: validate early, build the Experiment late."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_tfexp.experiment.experiment_fn import parse_experiment_fn
+from airflow_tfexp.experiment.locations import parse_model_dir
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_tfexp.experiment import Experiment
+
+
+def _templated(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+class ExperimentBaseOperator(BaseOperator):
+    """Builds `experiment_fn(run_config, params)` inside `execute()` and runs one of its methods.
+
+    :param experiment_fn: "module:function" returning an `Experiment` (checked at parse time,
+        imported when the task runs).
+    :param model_dir: a local path or `gs://bucket/prefix` (templated).
+    :param params: the task's Airflow params (merged with the DAG's, and with the run's conf when
+        it overrides params); their string values are rendered with Jinja and the result is
+        passed to `experiment_fn` as its `params` dict.
+    :param tf_config: a `TF_CONFIG` dict for this task (templated); None keeps the environment's.
+    """
+
+    template_fields: Sequence[str] = ("experiment_fn", "model_dir", "tf_config")
+    template_fields_renderers = {"tf_config": "json"}
+    ui_color = "#ffa800"
+    ui_fgcolor = "#000000"
+
+    def __init__(
+        self,
+        *,
+        experiment_fn: str,
+        model_dir: str,
+        tf_config: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not _templated(experiment_fn):
+            parse_experiment_fn(experiment_fn)
+        if not _templated(model_dir):
+            parse_model_dir(model_dir)
+        if tf_config is not None and not isinstance(tf_config, dict | str):
+            raise ValueError(
+                f"Invalid value for `tf_config`. Received: {tf_config!r}. Expected a dict."
+            )
+        self.experiment_fn = experiment_fn
+        self.model_dir = model_dir
+        self.tf_config = tf_config
+
+    def experiment_params(self, context: Context) -> dict[str, Any]:
+        params = {key: value for key, value in dict(context.get("params") or {}).items()}
+        return self.render_template(params, context)
+
+    def build_experiment(self, context: Context) -> Experiment:
+        """Import and call experiment_fn; a failure shows its traceback in the task log."""
+        from airflow_tfexp.experiment import RunConfig
+        from airflow_tfexp.experiment.experiment_fn import build_experiment
+
+        parse_experiment_fn(self.experiment_fn)  # rendered now: check again
+        parse_model_dir(self.model_dir)
+        if self.tf_config:
+            tf_config = (
+                self.tf_config if isinstance(self.tf_config, str) else json.dumps(self.tf_config)
+            )
+            os.environ["TF_CONFIG"] = tf_config  # MultiWorkerMirroredStrategy reads the environment
+        run_config = RunConfig(model_dir=self.model_dir)
+        self.log.info(
+            "Building %s in %s (task %s:%s).",
+            self.experiment_fn,
+            self.model_dir,
+            run_config.task_type,
+            run_config.task_id,
+        )
+        return build_experiment(
+            self.experiment_fn, run_config, self.experiment_params(context), "experiment_fn"
+        )
+
+
+def checkpoint_summary(
+    experiment: Experiment, checkpoint_path: str | None = None
+) -> dict[str, Any]:
+    """The XCom-friendly description of a checkpoint (the latest by default)."""
+    from airflow_tfexp.experiment.checkpoints import checkpoint_step
+
+    if checkpoint_path is None:
+        latest = experiment._latest()
+        checkpoint_path = latest.checkpoint_path if latest else None
+    return {
+        "model_dir": experiment.model_dir,
+        "checkpoint_path": checkpoint_path,
+        "global_step": checkpoint_step(checkpoint_path) if checkpoint_path else None,
+    }
+
+
+def run_start_timestamp(context: Context) -> float | None:
+    """When this DAG run started (Unix time): older completion markers are an earlier run's."""
+    start = getattr(context.get("dag_run"), "start_date", None)
+    return start.timestamp() if start else None

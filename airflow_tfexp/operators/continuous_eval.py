@@ -1,0 +1,137 @@
+"""ContinuousEvalOperator: continuous evaluation that waits for checkpoints in the triggerer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowException
+
+from airflow_tfexp._config import default_deferrable
+from airflow_tfexp.experiment._validation import check_optional_seconds
+from airflow_tfexp.experiment.results import to_jsonable
+from airflow_tfexp.operators._base import (
+    ExperimentBaseOperator,
+    checkpoint_summary,
+    run_start_timestamp,
+)
+from airflow_tfexp.triggers.checkpoint import CheckpointTrigger
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+MIN_POLL_SECS = 0.5
+
+
+class ContinuousEvalOperator(ExperimentBaseOperator):
+    """`Experiment.continuous_eval`, deferrable: evaluate what is new, then wait in the triggerer
+    (no worker slot held) for the next checkpoint; finish after the final checkpoint (completion
+    marker or `train_steps`) or when the experiment's predicate says stop.
+
+    Evaluations are recorded in `model_dir/eval_<name>/results.jsonl`; a retry never evaluates a
+    recorded checkpoint again.
+
+    :param throttle_delay_secs: at least this long between two passes (default: the experiment's
+        `continuous_eval_throttle_secs`); also the interval at which the trigger looks.
+    :param evaluate_checkpoint_only_once: False re-evaluates the latest checkpoint every pass.
+    :param every_checkpoint: evaluate every checkpoint not yet evaluated, in step order, instead
+        of only the latest (checkpoints it still needs are kept from garbage collection).
+    :param name: the evaluator name.
+    :param deferrable: wait in the triggerer (default from `[tfexp] default_deferrable`);
+        False runs the whole loop in the worker.
+    :return: ``{"model_dir", "checkpoint_path", "global_step", "metrics", "evaluated_steps", "finished"}``.
+    """
+
+    template_fields: Sequence[str] = (*ExperimentBaseOperator.template_fields, "name")
+
+    def __init__(
+        self,
+        *,
+        throttle_delay_secs: float | None = None,
+        evaluate_checkpoint_only_once: bool = True,
+        every_checkpoint: bool = False,
+        name: str = "continuous",
+        deferrable: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.throttle_delay_secs = check_optional_seconds(
+            "throttle_delay_secs", throttle_delay_secs
+        )
+        self.evaluate_checkpoint_only_once = evaluate_checkpoint_only_once
+        self.every_checkpoint = every_checkpoint
+        self.name = name
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        if not self.deferrable:
+            experiment = self.build_experiment(context)
+            last = experiment.continuous_eval(
+                delay_secs=0,
+                throttle_delay_secs=self.throttle_delay_secs,
+                evaluate_checkpoint_only_once=self.evaluate_checkpoint_only_once,
+                name=self.name,
+                every_checkpoint=self.every_checkpoint,
+            )
+            return self._result(experiment, last, [], "continuous_eval returned")
+        return self._pass(context, first=True, evaluated=[])
+
+    def execute_complete(
+        self, context: Context, event: dict[str, Any], evaluated: list[int] | None = None
+    ) -> dict[str, Any]:
+        if event.get("status") == "error":
+            raise AirflowException(
+                f"{self.task_id}: waiting for checkpoints in {self.model_dir} failed: {event.get('message')}"
+            )
+        return self._pass(context, first=False, evaluated=list(evaluated or []))
+
+    def _pass(self, context: Context, *, first: bool, evaluated: list[int]) -> dict[str, Any]:
+        experiment = self.build_experiment(context)
+        outcome = experiment.continuous_eval_pass(
+            name=self.name,
+            every_checkpoint=self.every_checkpoint,
+            evaluate_checkpoint_only_once=self.evaluate_checkpoint_only_once,
+            first=first,
+        )
+        evaluated += [r["global_step"] for r in outcome.results]
+        if outcome.finished:
+            return self._result(experiment, outcome.last_result, evaluated, outcome.finished)
+        throttle = self.throttle_delay_secs
+        if throttle is None:
+            throttle = experiment._continuous_eval_throttle_secs
+        poll = max(MIN_POLL_SECS, throttle)
+        after = outcome.watermark if self.evaluate_checkpoint_only_once else None
+        self.log.info(
+            "Evaluated %d checkpoint(s) in this pass; deferring until a checkpoint newer than step %s "
+            "appears or training completes (looking every %s s).",
+            len(outcome.results),
+            after,
+            poll,
+        )
+        self.defer(
+            trigger=CheckpointTrigger(
+                model_dir=self.model_dir,
+                after_step=after if after is not None else -1,
+                poll_interval=poll,
+                completed_after=run_start_timestamp(context),
+            ),
+            method_name="execute_complete",
+            kwargs={"evaluated": evaluated},
+            timeout=self.execution_timeout or timedelta(days=7),
+        )
+
+    def _result(
+        self, experiment: Any, last: dict | None, evaluated: list[int], finished: str
+    ) -> dict[str, Any]:
+        step = last.get("global_step") if last else None
+        path = next(
+            (c.checkpoint_path for c in experiment._checkpoints() if c.global_step == step), None
+        )
+        return {
+            **checkpoint_summary(experiment, path),
+            "global_step": step,
+            "metrics": to_jsonable(last) if last else None,
+            "evaluated_steps": evaluated,
+            "finished": finished,
+        }

@@ -1,0 +1,180 @@
+"""One operator per Experiment step. Each returns a small JSON-able result through XCom."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_tfexp.experiment._validation import check_optional_seconds
+from airflow_tfexp.experiment.results import to_jsonable
+from airflow_tfexp.operators._base import ExperimentBaseOperator, checkpoint_summary
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class TrainOperator(ExperimentBaseOperator):
+    """`Experiment.train`: train to `train_steps`, resuming from the latest checkpoint.
+
+    :param delay_secs: seconds to wait first; None applies the Experiment's per-worker delay.
+    :return: ``{"model_dir", "checkpoint_path", "global_step", "completion"}``.
+    """
+
+    def __init__(self, *, delay_secs: float | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.delay_secs = check_optional_seconds("delay_secs", delay_secs)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_tfexp.experiment.coordination import read_completion_marker
+
+        experiment = self.build_experiment(context)
+        experiment.train(delay_secs=self.delay_secs)
+        return {
+            **checkpoint_summary(experiment),
+            "completion": read_completion_marker(experiment.model_dir),
+        }
+
+
+class EvaluateOperator(ExperimentBaseOperator):
+    """`Experiment.evaluate` on one checkpoint (given, or the latest).
+
+    A checkpoint already evaluated by evaluator `name` is not evaluated again: its recorded
+    result is returned, so retries and re-runs are idempotent. Expand it over a
+    `CheckpointSensor`'s output for one task instance per checkpoint:
+    ``EvaluateOperator.partial(...).expand_kwargs(sensor.output.map(lambda c: {"checkpoint_path": c["checkpoint_path"]}))``
+    or simply ``.expand(checkpoint_path=...)``.
+
+    :param checkpoint_path: the checkpoint prefix (templated; a dict with "checkpoint_path" works too).
+    :param name: the evaluator name: results go to `model_dir/eval_<name>/`.
+    :return: ``{"model_dir", "checkpoint_path", "global_step", "metrics", "name", "reused"}``.
+    """
+
+    template_fields: Sequence[str] = (
+        *ExperimentBaseOperator.template_fields,
+        "checkpoint_path",
+        "name",
+    )
+
+    def __init__(
+        self, *, checkpoint_path: str | dict | None = None, name: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.checkpoint_path = checkpoint_path
+        self.name = name
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_tfexp.experiment.checkpoints import checkpoint_step
+        from airflow_tfexp.experiment.results import read_results
+
+        checkpoint_path = self.checkpoint_path
+        if isinstance(checkpoint_path, dict):  # an item of CheckpointSensor's output
+            checkpoint_path = checkpoint_path.get("checkpoint_path")
+        experiment = self.build_experiment(context)
+        if checkpoint_path is None:
+            latest = experiment._latest()
+            if latest is None:
+                raise ValueError(
+                    f"Nothing to evaluate: {experiment.model_dir} has no complete checkpoint."
+                )
+            checkpoint_path = latest.checkpoint_path
+        step = checkpoint_step(checkpoint_path)
+        recorded = [
+            r for r in read_results(experiment.model_dir, self.name) if r["global_step"] == step
+        ]
+        if recorded:
+            self.log.info(
+                "Checkpoint %s (step %s) was already evaluated as %r; returning the recorded result.",
+                checkpoint_path,
+                step,
+                self.name,
+            )
+            metrics, reused = recorded[-1]["metrics"], True
+        else:
+            metrics, reused = experiment.evaluate_checkpoint(checkpoint_path, name=self.name), False
+        return {
+            **checkpoint_summary(experiment, checkpoint_path),
+            "metrics": to_jsonable(metrics),
+            "name": self.name,
+            "reused": reused,
+        }
+
+
+class ExportOperator(ExperimentBaseOperator):
+    """Run the Experiment's export strategies on a checkpoint (given, or the latest).
+
+    The checkpoint's recorded evaluation is used (BestExporter compares it); one never evaluated
+    is evaluated first.
+
+    :param checkpoint_path: the checkpoint prefix (templated).
+    :param is_the_final_export: passed to the exporters (FinalExporter exports only when True).
+    :return: ``{"model_dir", "checkpoint_path", "global_step", "export_paths"}``.
+    """
+
+    template_fields: Sequence[str] = (*ExperimentBaseOperator.template_fields, "checkpoint_path")
+
+    def __init__(
+        self, *, checkpoint_path: str | None = None, is_the_final_export: bool = True, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.checkpoint_path = checkpoint_path
+        self.is_the_final_export = is_the_final_export
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        experiment = self.build_experiment(context)
+        if not experiment.export_strategies:
+            self.log.info("The experiment has no export strategies: nothing to export.")
+        paths = experiment.export(
+            self.checkpoint_path or None, is_the_final_export=self.is_the_final_export
+        )
+        for strategy, path in zip(experiment.export_strategies, paths, strict=True):
+            self.log.info("Exporter %r: %s", strategy.name, path or "did not export")
+        return {
+            **checkpoint_summary(experiment, self.checkpoint_path or None),
+            "export_paths": paths,
+        }
+
+
+class TrainAndEvaluateOperator(ExperimentBaseOperator):
+    """`Experiment.train_and_evaluate` in one task: train with in-training evaluation, then a
+    final evaluation and export.
+
+    :return: ``{"model_dir", "checkpoint_path", "global_step", "metrics", "export_paths"}``.
+    """
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        experiment = self.build_experiment(context)
+        eval_result, export_paths = experiment.train_and_evaluate()
+        return {
+            **checkpoint_summary(experiment),
+            "metrics": to_jsonable(eval_result),
+            "export_paths": export_paths,
+        }
+
+
+class ExperimentTestOperator(ExperimentBaseOperator):
+    """`Experiment.test`: train one step, evaluate one step, export (a smoke test of the setup).
+
+    :return: ``{"model_dir", "checkpoint_path", "global_step", "metrics"}``.
+    """
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        experiment = self.build_experiment(context)
+        return {**checkpoint_summary(experiment), "metrics": to_jsonable(experiment.test())}
+
+
+class StdServerOperator(ExperimentBaseOperator):
+    """`Experiment.run_std_server`: serve this task's `tf.distribute.Server` (a parameter server,
+    usually) and exit once training has written its completion marker, instead of forever.
+
+    :return: ``{"model_dir", "checkpoint_path", "global_step", "completion"}``.
+    """
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_tfexp.experiment.coordination import read_completion_marker
+
+        experiment = self.build_experiment(context)
+        experiment.run_std_server()
+        return {
+            **checkpoint_summary(experiment),
+            "completion": read_completion_marker(experiment.model_dir),
+        }

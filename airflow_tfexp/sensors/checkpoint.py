@@ -1,0 +1,139 @@
+"""CheckpointSensor: wait for new complete checkpoints; return them for mapped evaluation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk.exceptions import AirflowException
+
+from airflow_tfexp._config import default_deferrable
+from airflow_tfexp.experiment.locations import parse_model_dir
+from airflow_tfexp.experiment.model_dir_scan import checkpoints_to_report, scan_local_model_dir
+from airflow_tfexp.operators._base import run_start_timestamp
+from airflow_tfexp.triggers.checkpoint import CheckpointTrigger
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+def _templated(value: Any) -> bool:
+    return isinstance(value, str) and "{{" in value
+
+
+class CheckpointSensor(BaseSensorOperator):
+    """Wait until a checkpoint newer than `after_step` (or than evaluator `name`'s last evaluated
+    step) is complete, and return the new checkpoints as ``[{"checkpoint_path", "global_step"}]``
+    in step order, e.g. for ``EvaluateOperator.partial(...).expand(checkpoint_path=...)``.
+
+    When training completes with nothing newer, it returns ``[]`` (a mapped evaluation over it is
+    skipped). Deferrable by default: the wait happens in the triggerer, holding no worker slot.
+
+    :param model_dir: the model dir (templated).
+    :param after_step: report checkpoints after this global step (templated).
+    :param name: the evaluator whose recorded watermark replaces `after_step` when that is None.
+    :param wait_for_training_complete: return only once training completed, with every
+        checkpoint newer than the watermark (keep them with `keep_checkpoint_max=None`).
+    :param deferrable: wait in the triggerer (default from `[tfexp] default_deferrable`).
+    """
+
+    template_fields: Sequence[str] = ("model_dir", "after_step", "name")
+    ui_color = "#ffd27f"
+
+    def __init__(
+        self,
+        *,
+        model_dir: str,
+        after_step: int | str | None = None,
+        name: str | None = None,
+        wait_for_training_complete: bool = False,
+        deferrable: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not _templated(model_dir):
+            parse_model_dir(model_dir)
+        if after_step is not None and not _templated(after_step):
+            _as_step(after_step)
+        self.model_dir = model_dir
+        self.after_step = after_step
+        self.name = name
+        self.wait_for_training_complete = wait_for_training_complete
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+
+    def _check(self, context: Context) -> dict[str, Any] | None:
+        scan = scan_local_model_dir(self.model_dir, self.name)
+        return checkpoints_to_report(
+            scan,
+            _as_step(self.after_step),
+            wait_for_training_complete=self.wait_for_training_complete,
+            completed_after=run_start_timestamp(context),
+        )
+
+    def poke(self, context: Context) -> PokeReturnValue | bool:
+        event = self._check(context)
+        if event is None:
+            self.log.info("No new complete checkpoint in %s yet.", self.model_dir)
+            return False
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(event))
+
+    def execute(self, context: Context) -> Any:
+        parse_model_dir(self.model_dir)
+        if not self.deferrable:
+            return super().execute(context)
+        event = self._check(context)
+        if event is not None:
+            return self._finish(event)
+        self.defer(
+            trigger=CheckpointTrigger(
+                model_dir=self.model_dir,
+                after_step=_as_step(self.after_step),
+                name=self.name,
+                poll_interval=float(self.poke_interval),
+                wait_for_training_complete=self.wait_for_training_complete,
+                completed_after=run_start_timestamp(context),
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> list[dict[str, Any]]:
+        if event.get("status") == "error":
+            raise AirflowException(
+                f"{self.task_id}: waiting for checkpoints in {self.model_dir} failed: {event.get('message')}"
+            )
+        return self._finish(event)
+
+    def _finish(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        checkpoints = event["checkpoints"]
+        if checkpoints:
+            steps = [c["global_step"] for c in checkpoints]
+            self.log.info(
+                "%d new checkpoint(s) after step %s: steps %s.",
+                len(steps),
+                event["watermark"],
+                steps,
+            )
+        else:
+            self.log.info(
+                "Training completed (%s) with no checkpoint newer than step %s: nothing to evaluate.",
+                (event.get("completion") or {}).get("reason"),
+                event["watermark"],
+            )
+        return checkpoints
+
+
+def _as_step(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        step = int(value)
+    except (TypeError, ValueError):
+        step = None
+    if step is None or isinstance(value, bool) or step < -1:
+        raise ValueError(
+            f"Invalid value for `after_step`. Received: {value!r}. Expected None or an int >= -1."
+        )
+    return step

@@ -1,0 +1,117 @@
+"""CheckpointTrigger: wait in the triggerer until new complete checkpoints exist in a model dir."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_tfexp.experiment.model_dir_scan import (
+    CheckpointEventStatus,
+    ModelDirScan,
+    checkpoints_to_report,
+    scan_local_model_dir,
+    watermark,
+)
+
+
+class CheckpointTrigger(BaseTrigger):
+    """Fire when a complete checkpoint newer than `after_step` (or than evaluator `name`'s last
+    evaluated step) exists, or when training has completed.
+
+    The event is ``{"status", "checkpoints": [{"checkpoint_path", "global_step"}, ...] (step order),
+    "watermark", "completion"}``; statuses are those of `CheckpointEventStatus`. Every look at the
+    model dir runs in a thread (the event loop never blocks) and costs a constant number of
+    storage reads, however many checkpoints exist.
+
+    :param model_dir: the model directory to watch.
+    :param after_step: report checkpoints with a larger global step; None uses the watermark of
+        evaluator `name` (or reports every checkpoint when `name` is None too).
+    :param name: the evaluator whose last evaluated step is the watermark.
+    :param poll_interval: seconds between two looks.
+    :param wait_for_training_complete: fire only once training has written its completion marker
+        (then with every checkpoint newer than the watermark).
+    :param completed_after: ignore a completion marker written before this Unix time (an earlier
+        run's marker in a reused model dir).
+    """
+
+    def __init__(
+        self,
+        model_dir: str,
+        after_step: int | None = None,
+        name: str | None = None,
+        poll_interval: float = 5.0,
+        wait_for_training_complete: bool = False,
+        completed_after: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.model_dir = model_dir
+        self.after_step = after_step
+        self.name = name
+        self.poll_interval = poll_interval
+        self.wait_for_training_complete = wait_for_training_complete
+        self.completed_after = completed_after
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "model_dir": self.model_dir,
+                "after_step": self.after_step,
+                "name": self.name,
+                "poll_interval": self.poll_interval,
+                "wait_for_training_complete": self.wait_for_training_complete,
+                "completed_after": self.completed_after,
+            },
+        )
+
+    def _scan(self) -> ModelDirScan:
+        """One look at the model dir (blocking; run in a thread). A seam for tests."""
+        return scan_local_model_dir(self.model_dir, self.name)
+
+    def _get_time(self) -> float:
+        return time.monotonic()
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        try:
+            started, looks = self._get_time(), 0
+            while True:
+                scan = await asyncio.to_thread(self._scan)
+                looks += 1
+                event = checkpoints_to_report(
+                    scan,
+                    self.after_step,
+                    wait_for_training_complete=self.wait_for_training_complete,
+                    completed_after=self.completed_after,
+                )
+                if event is not None:
+                    self.log.info(
+                        "%s: %d new checkpoint(s) after step %s (%s) after %d look(s) in %.1f s.",
+                        self.model_dir,
+                        len(event["checkpoints"]),
+                        event["watermark"],
+                        event["status"],
+                        looks,
+                        self._get_time() - started,
+                    )
+                    yield TriggerEvent(event)
+                    return
+                if looks == 1:
+                    self.log.info(
+                        "Waiting for a checkpoint newer than step %s in %s%s; looking every %s s.",
+                        watermark(self.after_step, scan),
+                        self.model_dir,
+                        " and for training to complete" if self.wait_for_training_complete else "",
+                        self.poll_interval,
+                    )
+                await asyncio.sleep(self.poll_interval)
+        except Exception as err:  # noqa: BLE001 - reported to the task, which fails naming it
+            yield TriggerEvent(
+                {
+                    "status": CheckpointEventStatus.ERROR.value,
+                    "message": f"{type(err).__name__}: {err}",
+                }
+            )
