@@ -25,11 +25,11 @@ demo: $(STAMP)
 	  --model-dir $(DEMO_DIR) --schedule train_and_evaluate
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check airflow_tfexp tests
+	$(VENV)/bin/ruff check airflow_tfexp tests dags
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check airflow_tfexp tests
+	$(VENV)/bin/ruff check airflow_tfexp tests dags
 
 clean:
 	rm -rf $(VENV) demo test-artifacts

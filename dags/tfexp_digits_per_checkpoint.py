@@ -37,7 +37,9 @@ with DAG(
         "keep_checkpoint_max": Param(None, type=["null", "integer"]),
     },
 ):
-    train = TrainOperator(task_id="train", experiment_fn=EXPERIMENT_FN, model_dir=MODEL_DIR, delay_secs=0)
+    train = TrainOperator(
+        task_id="train", experiment_fn=EXPERIMENT_FN, model_dir=MODEL_DIR, delay_secs=0
+    )
     checkpoints = CheckpointSensor(
         task_id="wait_for_checkpoints",
         model_dir=MODEL_DIR,

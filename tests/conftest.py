@@ -4,6 +4,7 @@ subprocesses (they import tests.experiment.tiny_experiment)."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 
@@ -14,11 +15,19 @@ os.environ.pop("TF_CONFIG", None)
 
 # Airflow reads its configuration when first imported, so the test Airflow is set up here:
 # its own home and SQLite metadata DB, the project's dags/ folder, no examples.
+# The DAGs folder holds the project's example DAGs plus the test DAGs of tests/airflow/dag_files
+# (dag.test() needs a DAG to come from a file in the DAGs folder).
 AIRFLOW_HOME = tempfile.mkdtemp(prefix="tfexp-airflow-home-")
+DAGS_FOLDER = os.path.join(AIRFLOW_HOME, "dags")
+os.makedirs(DAGS_FOLDER)
+for folder in (os.path.join(ROOT, "dags"), os.path.join(ROOT, "tests", "airflow", "dag_files")):
+    for name in os.listdir(folder):
+        if name.endswith(".py"):
+            shutil.copy(os.path.join(folder, name), DAGS_FOLDER)
 os.environ.update(
     {
         "AIRFLOW_HOME": AIRFLOW_HOME,
-        "AIRFLOW__CORE__DAGS_FOLDER": os.path.join(ROOT, "dags"),
+        "AIRFLOW__CORE__DAGS_FOLDER": DAGS_FOLDER,
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME}/airflow.db",
         "AIRFLOW__CORE__DAGBAG_IMPORT_ERROR_TRACEBACKS": "True",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -29,8 +30,8 @@ class ExperimentBaseOperator(BaseOperator):
         imported when the task runs).
     :param model_dir: a local path or `gs://bucket/prefix` (templated).
     :param params: the task's Airflow params (merged with the DAG's, and with the run's conf when
-        it overrides params); their string values are rendered with Jinja and the result is
-        passed to `experiment_fn` as its `params` dict.
+        it overrides params); their string values are rendered with Jinja to native Python values
+        and the result is passed to `experiment_fn` as its `params` dict.
     :param tf_config: a `TF_CONFIG` dict for this task (templated); None keeps the environment's.
     """
 
@@ -61,8 +62,50 @@ class ExperimentBaseOperator(BaseOperator):
         self.tf_config = tf_config
 
     def experiment_params(self, context: Context) -> dict[str, Any]:
-        params = {key: value for key, value in dict(context.get("params") or {}).items()}
-        return self.render_template(params, context)
+        """The run's params with Jinja rendered to native values ("{{ 6 * 5 }}" gives 30)."""
+        from jinja2.nativetypes import NativeEnvironment
+
+        airflow_env = self.get_template_env()
+        env = NativeEnvironment()
+        env.filters.update(airflow_env.filters)  # ds_add, tojson, ... as in template fields
+        env.globals.update(airflow_env.globals)
+
+        def render(value: Any) -> Any:
+            if isinstance(value, str) and _templated(value):
+                return env.from_string(value).render(**context)
+            if isinstance(value, dict):
+                return {key: render(item) for key, item in value.items()}
+            if isinstance(value, list | tuple):
+                return type(value)(render(item) for item in value)
+            return value
+
+        return {key: render(value) for key, value in dict(context.get("params") or {}).items()}
+
+    def execute(self, context: Context) -> Any:
+        with self.tf_config_environment():
+            return self.run_step(context)
+
+    def run_step(self, context: Context) -> Any:
+        """The step itself; `execute` wraps it with this task's TF_CONFIG."""
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def tf_config_environment(self) -> Iterator[None]:
+        """Set TF_CONFIG for the duration of the step (MultiWorkerMirroredStrategy reads the
+        environment) and restore it after: tasks may share a process (dag.test)."""
+        if not self.tf_config:
+            yield
+            return
+        previous = os.environ.get("TF_CONFIG")
+        value = self.tf_config if isinstance(self.tf_config, str) else json.dumps(self.tf_config)
+        os.environ["TF_CONFIG"] = value
+        try:
+            yield
+        finally:
+            if previous is None:
+                os.environ.pop("TF_CONFIG", None)
+            else:
+                os.environ["TF_CONFIG"] = previous
 
     def build_experiment(self, context: Context) -> Experiment:
         """Import and call experiment_fn; a failure shows its traceback in the task log."""
@@ -71,11 +114,6 @@ class ExperimentBaseOperator(BaseOperator):
 
         parse_experiment_fn(self.experiment_fn)  # rendered now: check again
         parse_model_dir(self.model_dir)
-        if self.tf_config:
-            tf_config = (
-                self.tf_config if isinstance(self.tf_config, str) else json.dumps(self.tf_config)
-            )
-            os.environ["TF_CONFIG"] = tf_config  # MultiWorkerMirroredStrategy reads the environment
         run_config = RunConfig(model_dir=self.model_dir)
         self.log.info(
             "Building %s in %s (task %s:%s).",

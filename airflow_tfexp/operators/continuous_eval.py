@@ -40,7 +40,10 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
     :param name: the evaluator name.
     :param deferrable: wait in the triggerer (default from `[tfexp] default_deferrable`);
         False runs the whole loop in the worker.
-    :return: ``{"model_dir", "checkpoint_path", "global_step", "metrics", "evaluated_steps", "finished"}``.
+    :return: ``{"model_dir", "checkpoint_path", "global_step", "metrics", "evaluated_steps",
+        "passes", "finished"}``: the last evaluation, and the steps this task evaluated over how
+        many passes (carried across deferrals in the defer kwargs; `dag.test()` does not carry
+        them, so there they count the last pass only).
     """
 
     template_fields: Sequence[str] = (*ExperimentBaseOperator.template_fields, "name")
@@ -64,7 +67,7 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
         self.name = name
         self.deferrable = default_deferrable() if deferrable is None else deferrable
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def run_step(self, context: Context) -> dict[str, Any]:
         if not self.deferrable:
             experiment = self.build_experiment(context)
             last = experiment.continuous_eval(
@@ -74,19 +77,26 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
                 name=self.name,
                 every_checkpoint=self.every_checkpoint,
             )
-            return self._result(experiment, last, [], "continuous_eval returned")
-        return self._pass(context, first=True, evaluated=[])
+            return self._result(experiment, last, [], 1, "continuous_eval returned")
+        return self._pass(context, first=True, evaluated=[], passes=0)
 
     def execute_complete(
-        self, context: Context, event: dict[str, Any], evaluated: list[int] | None = None
+        self,
+        context: Context,
+        event: dict[str, Any],
+        evaluated: list[int] | None = None,
+        passes: int = 0,
     ) -> dict[str, Any]:
         if event.get("status") == "error":
             raise AirflowException(
                 f"{self.task_id}: waiting for checkpoints in {self.model_dir} failed: {event.get('message')}"
             )
-        return self._pass(context, first=False, evaluated=list(evaluated or []))
+        with self.tf_config_environment():
+            return self._pass(context, first=False, evaluated=list(evaluated or []), passes=passes)
 
-    def _pass(self, context: Context, *, first: bool, evaluated: list[int]) -> dict[str, Any]:
+    def _pass(
+        self, context: Context, *, first: bool, evaluated: list[int], passes: int
+    ) -> dict[str, Any]:
         experiment = self.build_experiment(context)
         outcome = experiment.continuous_eval_pass(
             name=self.name,
@@ -95,8 +105,11 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
             first=first,
         )
         evaluated += [r["global_step"] for r in outcome.results]
+        passes += 1
         if outcome.finished:
-            return self._result(experiment, outcome.last_result, evaluated, outcome.finished)
+            return self._result(
+                experiment, outcome.last_result, evaluated, passes, outcome.finished
+            )
         throttle = self.throttle_delay_secs
         if throttle is None:
             throttle = experiment._continuous_eval_throttle_secs
@@ -117,12 +130,12 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
                 completed_after=run_start_timestamp(context),
             ),
             method_name="execute_complete",
-            kwargs={"evaluated": evaluated},
+            kwargs={"evaluated": evaluated, "passes": passes},
             timeout=self.execution_timeout or timedelta(days=7),
         )
 
     def _result(
-        self, experiment: Any, last: dict | None, evaluated: list[int], finished: str
+        self, experiment: Any, last: dict | None, evaluated: list[int], passes: int, finished: str
     ) -> dict[str, Any]:
         step = last.get("global_step") if last else None
         path = next(
@@ -133,5 +146,6 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
             "global_step": step,
             "metrics": to_jsonable(last) if last else None,
             "evaluated_steps": evaluated,
+            "passes": passes,
             "finished": finished,
         }

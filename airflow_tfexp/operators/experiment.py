@@ -24,7 +24,7 @@ class TrainOperator(ExperimentBaseOperator):
         super().__init__(**kwargs)
         self.delay_secs = check_optional_seconds("delay_secs", delay_secs)
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def run_step(self, context: Context) -> dict[str, Any]:
         from airflow_tfexp.experiment.coordination import read_completion_marker
 
         experiment = self.build_experiment(context)
@@ -62,7 +62,7 @@ class EvaluateOperator(ExperimentBaseOperator):
         self.checkpoint_path = checkpoint_path
         self.name = name
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def run_step(self, context: Context) -> dict[str, Any]:
         from airflow_tfexp.experiment.checkpoints import checkpoint_step
         from airflow_tfexp.experiment.results import read_results
 
@@ -119,7 +119,7 @@ class ExportOperator(ExperimentBaseOperator):
         self.checkpoint_path = checkpoint_path
         self.is_the_final_export = is_the_final_export
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def run_step(self, context: Context) -> dict[str, Any]:
         experiment = self.build_experiment(context)
         if not experiment.export_strategies:
             self.log.info("The experiment has no export strategies: nothing to export.")
@@ -141,7 +141,7 @@ class TrainAndEvaluateOperator(ExperimentBaseOperator):
     :return: ``{"model_dir", "checkpoint_path", "global_step", "metrics", "export_paths"}``.
     """
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def run_step(self, context: Context) -> dict[str, Any]:
         experiment = self.build_experiment(context)
         eval_result, export_paths = experiment.train_and_evaluate()
         return {
@@ -157,9 +157,10 @@ class ExperimentTestOperator(ExperimentBaseOperator):
     :return: ``{"model_dir", "checkpoint_path", "global_step", "metrics"}``.
     """
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def run_step(self, context: Context) -> dict[str, Any]:
         experiment = self.build_experiment(context)
-        return {**checkpoint_summary(experiment), "metrics": to_jsonable(experiment.test())}
+        metrics = experiment.test()
+        return {**checkpoint_summary(experiment), "metrics": to_jsonable(metrics)}
 
 
 class StdServerOperator(ExperimentBaseOperator):
@@ -169,7 +170,7 @@ class StdServerOperator(ExperimentBaseOperator):
     :return: ``{"model_dir", "checkpoint_path", "global_step", "completion"}``.
     """
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def run_step(self, context: Context) -> dict[str, Any]:
         from airflow_tfexp.experiment.coordination import read_completion_marker
 
         experiment = self.build_experiment(context)

@@ -19,7 +19,9 @@ def test_per_checkpoint_example_dag_runs_end_to_end(airflow_db, tmp_path):
 
     model_dir = str(tmp_path / "digits")
     dag = load_dag("tfexp_digits_per_checkpoint")
-    run = dag.test(run_conf={"model_dir": model_dir, "train_steps": 400, "save_checkpoints_steps": 100})
+    run = dag.test(
+        run_conf={"model_dir": model_dir, "train_steps": 400, "save_checkpoints_steps": 100}
+    )
     assert run.state == "success"
 
     steps = [c.global_step for c in list_checkpoints(model_dir)]
@@ -33,4 +35,6 @@ def test_per_checkpoint_example_dag_runs_end_to_end(airflow_db, tmp_path):
     assert evaluated == steps
     exports = os.listdir(os.path.join(model_dir, "export", "latest"))
     assert any(name.isdigit() for name in exports)
-    assert os.path.exists(os.path.join(model_dir, "export", "latest", max(exports), "saved_model.pb"))
+    assert os.path.exists(
+        os.path.join(model_dir, "export", "latest", max(exports), "saved_model.pb")
+    )

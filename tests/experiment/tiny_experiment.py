@@ -66,16 +66,18 @@ def eval_input_fn(batch_size: int = 60) -> Any:
 
 
 class StepLog(TrainingHook):
-    """Appends every trained global step to a file (to count steps repeated after a crash)."""
+    """Appends every trained global step to a file (to count steps repeated after a crash) and
+    optionally sleeps after each step (to make training last long enough to watch)."""
 
-    def __init__(self, path: str, sleep_secs: float = 0.0) -> None:
+    def __init__(self, path: str | None, sleep_secs: float = 0.0) -> None:
         self.path, self.sleep_secs = path, sleep_secs
 
     def after_step(self, step, logs):
         import time
 
-        with open(self.path, "a") as handle:
-            handle.write(f"{step}\n")
+        if self.path:
+            with open(self.path, "a") as handle:
+                handle.write(f"{step}\n")
         if self.sleep_secs:
             time.sleep(self.sleep_secs)
 
@@ -100,8 +102,8 @@ def experiment_fn(run_config: Any, params: dict[str, Any] | None) -> Experiment:
         tf_random_seed=3,
     )
     hooks = []
-    if params.get("step_log"):
-        hooks.append(StepLog(params["step_log"], params.get("step_sleep_secs", 0.0)))
+    if params.get("step_log") or params.get("step_sleep_secs"):
+        hooks.append(StepLog(params.get("step_log"), params.get("step_sleep_secs", 0.0)))
     if params.get("early_stopping"):
         hooks.append(EarlyStoppingHook(**params["early_stopping"], check_interval_secs=0))
     listeners = [SlowSaves(params["save_sleep_secs"])] if params.get("save_sleep_secs") else []

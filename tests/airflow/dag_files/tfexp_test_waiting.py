@@ -1,0 +1,93 @@
+"""Test DAGs: training starts in the background (as on a remote worker) while a deferrable task
+waits in the (inline) triggerer for its checkpoints. Parameters come from the run's conf."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime
+
+from airflow.sdk import DAG, task
+
+from airflow_tfexp.operators import ContinuousEvalOperator, EvaluateOperator, StdServerOperator
+from airflow_tfexp.sensors import CheckpointSensor
+
+TINY = "tests.experiment.tiny_experiment:experiment_fn"
+MODEL_DIR = "{{ params.model_dir }}"
+PARAMS = {
+    "model_dir": "/tmp/unused",
+    "train_steps": 60,
+    "save_checkpoints_steps": 20,
+    "step_sleep_secs": 0.02,
+}
+
+
+@task
+def start_background_training(params=None, dag_run=None) -> int:
+    """Launch the command line trainer and return at once (a remote worker, in miniature)."""
+    experiment_params = {k: v for k, v in params.items() if k not in ("model_dir", "tf_config")}
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("TF_CONFIG", None)
+    if params.get("tf_config"):
+        env["TF_CONFIG"] = json.dumps(params["tf_config"])
+    log_path = os.path.join(os.path.dirname(params["model_dir"]), "background-train.log")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "airflow_tfexp.experiment",
+            "--experiment-fn",
+            TINY,
+            "--model-dir",
+            params["model_dir"],
+            "--schedule",
+            "train",
+            "--params",
+            json.dumps(experiment_params),
+        ],
+        env=env,
+        stdout=open(log_path, "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return process.pid
+
+
+with DAG(
+    "tfexp_test_sensor_deferred", schedule=None, start_date=datetime(2026, 1, 1), params=PARAMS
+):
+    started = start_background_training()
+    new = CheckpointSensor(
+        task_id="wait", model_dir=MODEL_DIR, after_step=20, poke_interval=0.2, timeout=120
+    )
+    evaluate = EvaluateOperator.partial(
+        task_id="evaluate", experiment_fn=TINY, model_dir=MODEL_DIR
+    ).expand(checkpoint_path=new.output)
+    started >> new
+
+
+with DAG(
+    "tfexp_test_continuous_eval", schedule=None, start_date=datetime(2026, 1, 1), params=PARAMS
+):
+    start_background_training() >> ContinuousEvalOperator(
+        task_id="continuous_eval",
+        experiment_fn=TINY,
+        model_dir=MODEL_DIR,
+        every_checkpoint=True,
+        throttle_delay_secs=0.2,
+    )
+
+
+with DAG("tfexp_test_std_server", schedule=None, start_date=datetime(2026, 1, 1), params=PARAMS):
+    # The ps task serves until the chief (trained in the background after it) completes.
+    (
+        StdServerOperator(
+            task_id="ps",
+            experiment_fn=TINY,
+            model_dir=MODEL_DIR,
+            tf_config="{{ params.ps_tf_config | tojson }}",
+        )
+        << start_background_training()
+    )

@@ -1,0 +1,184 @@
+"""CheckpointTrigger: serialize() mirrors the constructor; run() driven for real while files appear."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from airflow_tfexp.experiment.coordination import write_completion_marker
+from airflow_tfexp.experiment.results import record_result
+from airflow_tfexp.triggers.checkpoint import CheckpointTrigger
+from tests.experiment.fakes import update_state, write_checkpoint
+
+
+def test_serialize_mirrors_the_constructor():
+    trigger = CheckpointTrigger(
+        "/m",
+        after_step=20,
+        name="continuous",
+        poll_interval=2.5,
+        wait_for_training_complete=True,
+        completed_after=12.5,
+    )
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_tfexp.triggers.checkpoint.CheckpointTrigger"
+    assert kwargs == {
+        "model_dir": "/m",
+        "after_step": 20,
+        "name": "continuous",
+        "poll_interval": 2.5,
+        "wait_for_training_complete": True,
+        "completed_after": 12.5,
+    }
+    assert CheckpointTrigger(**kwargs).serialize() == (classpath, kwargs)
+
+
+async def first_event(trigger, timeout=10):
+    return (await asyncio.wait_for(anext(trigger.run()), timeout)).payload
+
+
+async def later(delay, action):
+    await asyncio.sleep(delay)
+    await asyncio.to_thread(action)
+
+
+def test_fires_with_the_new_checkpoints_in_step_order_once_they_are_complete(tmp_path):
+    model_dir = str(tmp_path)
+    write_checkpoint(model_dir, 0)
+    write_checkpoint(model_dir, 10)
+
+    def partial_then_whole():
+        # ckpt-20: data without index, then index without state -> neither fires the trigger.
+        prefix = os.path.join(model_dir, "ckpt-20")
+        open(prefix + ".data-00000-of-00001", "w").close()
+        open(os.path.join(model_dir, "ckpt-30.index"), "w").close()
+
+    async def scenario():
+        trigger = CheckpointTrigger(model_dir, after_step=10, poll_interval=0.05)
+        task = asyncio.create_task(first_event(trigger))
+        await later(0.2, partial_then_whole)
+        await asyncio.sleep(0.3)
+        assert not task.done()  # partial checkpoints never fire
+        await later(0, lambda: open(os.path.join(model_dir, "ckpt-20.index"), "w").close())
+        await asyncio.sleep(0.3)
+        assert not task.done()  # files whole, but the state does not name ckpt-20 yet
+        await later(0, lambda: (write_checkpoint(model_dir, 30), update_state(model_dir, 30)))
+        return await task
+
+    event = asyncio.run(scenario())
+    assert event["status"] == "success"
+    assert [c["global_step"] for c in event["checkpoints"]] == [20, 30]
+    assert event["checkpoints"][0] == {
+        "checkpoint_path": os.path.join(model_dir, "ckpt-20"),
+        "global_step": 20,
+    }
+
+
+def test_uses_the_evaluators_watermark_without_after_step(tmp_path):
+    model_dir = str(tmp_path)
+    for step in (0, 10, 20):
+        write_checkpoint(model_dir, step)
+    record_result(model_dir, "continuous", {"global_step": 10}, "ckpt-10", 0.0)
+    event = asyncio.run(
+        first_event(CheckpointTrigger(model_dir, name="continuous", poll_interval=0.05))
+    )
+    assert [c["global_step"] for c in event["checkpoints"]] == [20] and event["watermark"] == 10
+
+
+def test_training_complete_with_nothing_new_fires_an_empty_event(tmp_path):
+    model_dir = str(tmp_path)
+    write_checkpoint(model_dir, 30)
+    write_completion_marker(model_dir, 30, "train_steps=30 reached")
+    event = asyncio.run(
+        first_event(CheckpointTrigger(model_dir, after_step=30, poll_interval=0.05))
+    )
+    assert event["status"] == "training_complete" and event["checkpoints"] == []
+
+
+def test_an_old_runs_completion_marker_is_ignored(tmp_path):
+    import time
+
+    model_dir = str(tmp_path)
+    write_completion_marker(model_dir, 30, "an earlier run")
+
+    async def scenario():
+        trigger = CheckpointTrigger(
+            model_dir, after_step=30, poll_interval=0.05, completed_after=time.time() + 1
+        )
+        task = asyncio.create_task(first_event(trigger))
+        await asyncio.sleep(0.3)
+        assert not task.done()
+        await later(0, lambda: write_checkpoint(model_dir, 40))
+        return await task
+
+    assert [c["global_step"] for c in asyncio.run(scenario())["checkpoints"]] == [40]
+
+
+def test_wait_for_training_complete_returns_everything_at_the_end(tmp_path):
+    model_dir = str(tmp_path)
+
+    async def scenario():
+        trigger = CheckpointTrigger(model_dir, poll_interval=0.05, wait_for_training_complete=True)
+        task = asyncio.create_task(first_event(trigger))
+        for step in (0, 10, 20):
+            await later(0.1, lambda s=step: write_checkpoint(model_dir, s))
+        await asyncio.sleep(0.2)
+        assert not task.done()
+        await later(0, lambda: write_completion_marker(model_dir, 20, "done"))
+        return await task
+
+    event = asyncio.run(scenario())
+    assert [c["global_step"] for c in event["checkpoints"]] == [0, 10, 20]
+
+
+def test_a_storage_error_becomes_an_error_event():
+    class Broken(CheckpointTrigger):
+        def _scan(self):
+            raise PermissionError("no read access to /m")
+
+    event = asyncio.run(first_event(Broken("/m", poll_interval=0.05)))
+    assert event == {"status": "error", "message": "PermissionError: no read access to /m"}
+
+
+def test_one_look_costs_a_constant_number_of_reads_however_many_checkpoints(tmp_path):
+    from airflow_tfexp.experiment.model_dir_scan import scan_local_model_dir
+
+    model_dir = str(tmp_path)
+    write_checkpoint(model_dir, 0)
+    few = scan_local_model_dir(model_dir, "continuous").requests
+    for step in range(10, 510, 10):
+        write_checkpoint(model_dir, step)
+    write_completion_marker(model_dir, 500, "done")
+    scan = scan_local_model_dir(model_dir, "continuous")
+    assert len(scan.checkpoints) == 51
+    assert scan.requests == few + 1 == 4  # listing, state, marker, results
+
+
+@pytest.mark.parametrize("after_step", [None, 5])
+def test_the_trigger_never_blocks_the_event_loop(tmp_path, after_step):
+    """While the trigger looks at a (slow) model dir, other coroutines keep running."""
+    import time
+
+    class Slow(CheckpointTrigger):
+        def _scan(self):
+            time.sleep(0.3)  # a slow storage call, run in a thread
+            return super()._scan()
+
+    async def scenario():
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticking = asyncio.create_task(ticker())
+        write_checkpoint(str(tmp_path), 10)
+        await first_event(Slow(str(tmp_path), after_step=after_step, poll_interval=0.05))
+        ticking.cancel()
+        return ticks
+
+    assert asyncio.run(scenario()) >= 15
