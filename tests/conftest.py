@@ -31,7 +31,38 @@ os.environ.update(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME}/airflow.db",
         "AIRFLOW__CORE__DAGBAG_IMPORT_ERROR_TRACEBACKS": "True",
+        # where gs:// model dirs are staged for TensorFlow
+        "TFEXP_STAGING_DIR": os.path.join(AIRFLOW_HOME, "staging"),
     }
 )
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+
+import uuid  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator(tmp_path_factory):
+    """A real GCS JSON-API server for the session; STORAGE_EMULATOR_HOST points at it."""
+    from tests.gcs_emulator import Emulator
+
+    emulator = Emulator(str(tmp_path_factory.mktemp("gcs-emulator")))
+    emulator.start()
+    os.environ["STORAGE_EMULATOR_HOST"] = emulator.host
+    yield emulator
+    emulator.stop()
+    os.environ.pop("STORAGE_EMULATOR_HOST", None)
+
+
+@pytest.fixture(params=["local", "gcs"])
+def model_dir(request, tmp_path):
+    """The same test on a local model dir and on a gs:// one (a fresh prefix each time)."""
+    if request.param == "local":
+        return str(tmp_path / "model")
+    request.getfixturevalue("gcs_emulator")
+    return (
+        f"gs://tfexp-test/{request.node.name.replace('[', '-').rstrip(']')}-{uuid.uuid4().hex[:8]}"
+    )

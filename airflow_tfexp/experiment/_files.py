@@ -1,56 +1,33 @@
-"""Small file operations with the atomicity the engine promises: a reader never sees half a file."""
+"""JSON files with the atomicity the engine promises, on a local disk or GCS: a reader never
+sees half a file, and a torn last line of a JSON-lines file (a killed writer) is ignored."""
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from typing import Any
+
+from airflow_tfexp.experiment.fs import filesystem
 
 
 def write_json_atomic(path: str, data: Any) -> None:
-    """Write JSON to a temporary file beside `path`, fsync it, then rename it into place."""
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    filesystem(path).write_bytes(path, json.dumps(data, indent=1, sort_keys=True).encode())
 
 
 def read_json(path: str) -> Any | None:
     """The JSON in `path`, or None when it does not exist."""
-    try:
-        with open(path) as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        return None
+    raw = filesystem(path).read_bytes(path)
+    return None if raw is None else json.loads(raw)
 
 
 def append_jsonl(path: str, record: dict[str, Any]) -> None:
-    """Append one JSON line and fsync, so a record is either whole or absent after a crash."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    line = json.dumps(record, sort_keys=True) + "\n"
-    with open(path, "a") as handle:
-        handle.write(line)
-        handle.flush()
-        os.fsync(handle.fileno())
+    filesystem(path).append_line(path, json.dumps(record, sort_keys=True))
 
 
 def read_jsonl(path: str) -> list[dict[str, Any]]:
-    """Every whole record of a JSON-lines file; a torn last line (a killed writer) is ignored."""
-    try:
-        with open(path) as handle:
-            lines = handle.read().split("\n")
-    except FileNotFoundError:
+    raw = filesystem(path).read_bytes(path)
+    if raw is None:
         return []
+    lines = raw.decode().split("\n")
     records = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+from collections.abc import Callable
 
 import tensorflow as tf
 
@@ -33,9 +34,11 @@ class ProtectingCheckpointManager(tf.train.CheckpointManager):
         directory: str,
         max_to_keep: int | None,
         protect: str | None,
+        on_delete: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(checkpoint, directory=directory, max_to_keep=max_to_keep)
         self._protect = protect
+        self._on_delete = on_delete  # e.g. delete the uploaded copy of a gs:// model dir
 
     # Overrides the parent's private sweep (TensorFlow 2.21): the only place deletion happens.
     def _sweep(self) -> None:
@@ -62,6 +65,8 @@ class ProtectingCheckpointManager(tf.train.CheckpointManager):
             _delete(filename + ".index")
             for shard in glob.glob(glob.escape(filename) + ".data-?????-of-?????"):
                 _delete(shard)
+            if self._on_delete is not None:
+                self._on_delete(filename)
 
 
 def _delete(path: str) -> None:

@@ -12,10 +12,10 @@ file's text, so the sync sensor, the async trigger and every storage backend sha
 from __future__ import annotations
 
 import dataclasses
-import glob
-import os
 import re
 from collections.abc import Iterable
+
+from airflow_tfexp.experiment.fs import basename, dirname, filesystem, join
 
 CHECKPOINT_PREFIX = "ckpt"
 _INDEX = re.compile(rf"^{CHECKPOINT_PREFIX}-(\d+)\.index$")
@@ -69,24 +69,28 @@ def complete_checkpoints(names: Iterable[str], state_text: str | None) -> list[i
     return sorted(complete)
 
 
-def _read_state(model_dir: str) -> str | None:
-    try:
-        with open(os.path.join(model_dir, STATE_FILE)) as handle:
-            return handle.read()
-    except FileNotFoundError:
+def read_state(model_dir: str, names: list[str] | None = None) -> str | None:
+    """The checkpoint state file's text (skipping the read when a listing shows it absent)."""
+    if names is not None and STATE_FILE not in names:
         return None
+    path = join(model_dir, STATE_FILE)
+    raw = filesystem(path).read_bytes(path)
+    return None if raw is None else raw.decode()
+
+
+def checkpoints_from_listing(
+    model_dir: str, names: list[str], state_text: str | None
+) -> list[CheckpointInfo]:
+    return [
+        CheckpointInfo(step, join(model_dir, f"{CHECKPOINT_PREFIX}-{step}"))
+        for step in complete_checkpoints(names, state_text)
+    ]
 
 
 def list_checkpoints(model_dir: str) -> list[CheckpointInfo]:
-    """Every complete checkpoint in a local `model_dir`, in step order."""
-    try:
-        names = os.listdir(model_dir)
-    except FileNotFoundError:
-        return []
-    return [
-        CheckpointInfo(step, os.path.join(model_dir, f"{CHECKPOINT_PREFIX}-{step}"))
-        for step in complete_checkpoints(names, _read_state(model_dir))
-    ]
+    """Every complete checkpoint in `model_dir` (local or gs://), in step order."""
+    names = filesystem(model_dir).listdir(model_dir)
+    return checkpoints_from_listing(model_dir, names, read_state(model_dir, names))
 
 
 def latest_checkpoint(model_dir: str) -> CheckpointInfo | None:
@@ -95,19 +99,14 @@ def latest_checkpoint(model_dir: str) -> CheckpointInfo | None:
 
 
 def is_complete(checkpoint_path: str) -> bool:
-    """Whether the checkpoint at this prefix has its index and all its data shards."""
-    directory, base = os.path.split(checkpoint_path)
+    """Whether the checkpoint at this prefix is complete (files and state, see above)."""
+    directory, base = dirname(checkpoint_path) or ".", basename(checkpoint_path)
     step = checkpoint_step(base)
+    names = filesystem(directory).listdir(directory)
     if step is None or base != f"{CHECKPOINT_PREFIX}-{step}":
         # A prefix not named by this engine: its index and at least one data shard.
-        return os.path.exists(checkpoint_path + ".index") and bool(
-            glob.glob(glob.escape(checkpoint_path) + ".data-*")
-        )
-    try:
-        names = os.listdir(directory or ".")
-    except FileNotFoundError:
-        return False
-    return step in complete_checkpoints(names, _read_state(directory or "."))
+        return f"{base}.index" in names and any(n.startswith(f"{base}.data-") for n in names)
+    return step in complete_checkpoints(names, read_state(directory, names))
 
 
 def select_pending(

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from airflow_tfexp.experiment._files import read_json, write_json_atomic
+from airflow_tfexp.experiment.fs import filesystem, join
 from airflow_tfexp.experiment.results import eval_dir, evaluated_steps
 
 COMPLETION_MARKER = "training_complete.json"
@@ -24,7 +25,7 @@ MIN_STALE_SECS = 900.0
 
 
 def completion_marker_path(model_dir: str) -> str:
-    return os.path.join(model_dir, COMPLETION_MARKER)
+    return join(model_dir, COMPLETION_MARKER)
 
 
 def write_completion_marker(model_dir: str, global_step: int, reason: str) -> None:
@@ -40,10 +41,8 @@ def read_completion_marker(model_dir: str) -> dict[str, Any] | None:
 
 
 def clear_completion_marker(model_dir: str) -> None:
-    try:
-        os.unlink(completion_marker_path(model_dir))
-    except FileNotFoundError:
-        pass
+    path = completion_marker_path(model_dir)
+    filesystem(path).delete(path)
 
 
 @dataclasses.dataclass
@@ -57,7 +56,7 @@ class EvaluatorRegistration:
 
     @property
     def path(self) -> str:
-        return os.path.join(eval_dir(self.model_dir, self.name), REGISTRATION_FILE)
+        return join(eval_dir(self.model_dir, self.name), REGISTRATION_FILE)
 
     def heartbeat(self, evaluating_step: int | None = None) -> None:
         write_json_atomic(
@@ -73,21 +72,17 @@ class EvaluatorRegistration:
         )
 
     def withdraw(self) -> None:
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        filesystem(self.path).delete(self.path)
 
 
 def _live_registrations(model_dir: str, now: float) -> list[dict[str, Any]]:
-    try:
-        names = [n for n in os.listdir(model_dir) if n == "eval" or n.startswith("eval_")]
-    except FileNotFoundError:
-        return []
+    names = [
+        n for n in filesystem(model_dir).listdir(model_dir) if n == "eval" or n.startswith("eval_")
+    ]
     live = []
     for name in names:
         try:
-            data = read_json(os.path.join(model_dir, name, REGISTRATION_FILE))
+            data = read_json(join(model_dir, name, REGISTRATION_FILE))
         except ValueError:
             continue  # a registration being rewritten; the next sweep sees it
         if data and now - data.get("heartbeat", 0) <= data.get("stale_after_secs", MIN_STALE_SECS):

@@ -8,11 +8,11 @@ training, which tf.estimator's in-process early stopping could not.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Mapping
 
 from airflow_tfexp.experiment._validation import check_int, check_optional_seconds
+from airflow_tfexp.experiment.fs import filesystem
 from airflow_tfexp.experiment.hooks import TrainingContext, TrainingHook
 from airflow_tfexp.experiment.results import read_results, results_path
 
@@ -101,13 +101,10 @@ class EarlyStoppingHook(TrainingHook):
         if now - self._last_check < self.check_interval_secs:
             return False
         self._last_check = now
-        try:
-            size = os.path.getsize(results_path(self.model_dir, self.eval_name))
-        except FileNotFoundError:
+        raw = filesystem(self.model_dir).read_bytes(results_path(self.model_dir, self.eval_name))
+        if raw is None or len(raw) == self._last_size:
             return False
-        if size == self._last_size:
-            return False
-        self._last_size = size
+        self._last_size = len(raw)
         reason = self.should_stop()
         if reason:
             self.stopped_at, self.reason = step, reason

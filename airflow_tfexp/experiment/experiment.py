@@ -35,6 +35,7 @@ from airflow_tfexp.experiment.checkpoints import (
 from airflow_tfexp.experiment.continuous import ContinuousEvaluation, EvaluationPass
 from airflow_tfexp.experiment.errors import CheckpointError
 from airflow_tfexp.experiment.exporters import Exporter
+from airflow_tfexp.experiment.fs import join
 from airflow_tfexp.experiment.hooks import (
     CheckpointSaverListener,
     HookList,
@@ -274,7 +275,7 @@ class Experiment:
         """Run every export strategy; return each one's export dir (None: it did not export)."""
         results = []
         for strategy in self._export_strategies:
-            export_path = os.path.join(self.model_dir, "export", strategy.name)
+            export_path = join(self.model_dir, "export", strategy.name)
             results.append(
                 strategy.export(
                     self._estimator,

@@ -13,20 +13,24 @@ import re
 import shutil
 import time
 
+from airflow_tfexp.experiment.fs import filesystem, is_gcs, join
+
 log = logging.getLogger(__name__)
 _EXPORT_NAME = re.compile(r"^\d{10}$")
+SAVED_MODEL_FILE = "saved_model.pb"
 TEMP_PREFIX = "temp-"
 
 
 def list_exports(export_dir_base: str) -> list[str]:
-    """Whole exports under the base directory, oldest first."""
-    try:
-        names = os.listdir(export_dir_base)
-    except FileNotFoundError:
-        return []
-    return [
-        os.path.join(export_dir_base, n) for n in sorted(n for n in names if _EXPORT_NAME.match(n))
-    ]
+    """Whole exports under the base directory (local or gs://), oldest first.
+
+    On GCS an export directory is whole once its `saved_model.pb`, copied last, exists.
+    """
+    fs = filesystem(export_dir_base)
+    names = sorted(n for n in fs.listdir(export_dir_base) if _EXPORT_NAME.match(n))
+    if is_gcs(export_dir_base):
+        names = [n for n in names if SAVED_MODEL_FILE in fs.listdir(join(export_dir_base, n))]
+    return [join(export_dir_base, n) for n in names]
 
 
 class ExportTarget:
@@ -66,6 +70,8 @@ class ExportTarget:
 
 def remove_stale_temp_dirs(export_dir_base: str, older_than_secs: float = 3600.0) -> None:
     """Delete leftovers of exports killed mid-write (never visible as exports, but they use disk)."""
+    if is_gcs(export_dir_base):
+        return  # staged uploads clean up after themselves; see gcs_staging.publish_export
     try:
         names = os.listdir(export_dir_base)
     except FileNotFoundError:
@@ -85,5 +91,5 @@ def garbage_collect_exports(export_dir_base: str, exports_to_keep: int | None) -
     doomed = exports[:-exports_to_keep]
     for path in doomed:
         log.info("Deleting export %s: only the newest %d are kept.", path, exports_to_keep)
-        shutil.rmtree(path, ignore_errors=True)
+        filesystem(path).delete_tree(path)
     return doomed

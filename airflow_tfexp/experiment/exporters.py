@@ -8,13 +8,13 @@ private SavedModel exporter by composition and one garbage-collection helper.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from airflow_tfexp.experiment._files import read_json, write_json_atomic
 from airflow_tfexp.experiment._validation import check_optional_int
 from airflow_tfexp.experiment.export_dirs import garbage_collect_exports, remove_stale_temp_dirs
+from airflow_tfexp.experiment.fs import join
 from airflow_tfexp.experiment.results import to_jsonable
 
 log = logging.getLogger(__name__)
@@ -164,7 +164,7 @@ class BestExporter(Exporter):
     @staticmethod
     def best_result(export_path: str) -> dict[str, Any] | None:
         """The stored best: {"eval_result", "export_dir", "checkpoint_path"}, or None."""
-        return read_json(os.path.join(export_path, BEST_RESULT_FILE))
+        return read_json(join(export_path, BEST_RESULT_FILE))
 
     def export(self, estimator, export_path, checkpoint_path, eval_result, is_the_final_export):
         if not eval_result:
@@ -186,7 +186,7 @@ class BestExporter(Exporter):
             estimator, export_path, checkpoint_path, eval_result, is_the_final_export
         )
         write_json_atomic(
-            os.path.join(export_path, BEST_RESULT_FILE),
+            join(export_path, BEST_RESULT_FILE),
             {
                 "eval_result": to_jsonable(eval_result),
                 "export_dir": path,

@@ -25,6 +25,8 @@ from airflow_tfexp.experiment._progress import ProgressLogger
 from airflow_tfexp.experiment._validation import check_optional_int
 from airflow_tfexp.experiment.checkpoint_manager import ProtectingCheckpointManager
 from airflow_tfexp.experiment.errors import CheckpointError
+from airflow_tfexp.experiment.fs import is_gcs
+from airflow_tfexp.experiment.gcs_staging import GcsStaging
 from airflow_tfexp.experiment.hooks import HookList, ListenerList, TrainingContext
 from airflow_tfexp.experiment.results import eval_dir, to_jsonable
 from airflow_tfexp.experiment.run_config import RunConfig, as_run_config
@@ -68,14 +70,18 @@ class _ModelState:
     def global_step(self) -> int:
         return int(self.model.optimizer.iterations.numpy())
 
-    def restore(self, checkpoint_path: str, *, partial: bool) -> None:
+    def restore(
+        self, checkpoint_path: str, *, partial: bool, local_path: str | None = None
+    ) -> None:
+        """Restore `checkpoint_path` (checked complete where it lives) from `local_path`, its
+        local copy when the model dir is on GCS."""
         if not ckpts.is_complete(checkpoint_path):
             raise CheckpointError(
                 f"Checkpoint {checkpoint_path} is missing or incomplete (its .index or a data shard is "
                 "missing); refusing to use it."
             )
         try:
-            status = self.checkpoint.restore(checkpoint_path)
+            status = self.checkpoint.restore(local_path or checkpoint_path)
             if partial:
                 status.expect_partial()
             else:
@@ -153,6 +159,9 @@ class KerasEstimator:
         self._train_state: _ModelState | None = None
         self._eval_state: _ModelState | None = None
         self._summary_writers: dict[str, Any] = {}
+        # TensorFlow works on local files; a gs:// model dir is mirrored through a staging dir.
+        self._staging = GcsStaging(model_dir) if is_gcs(model_dir) else None
+        self._local_dir = self._staging.local if self._staging else model_dir
 
     # -- properties of the Estimator API ---------------------------------------------------
     @property
@@ -209,14 +218,15 @@ class KerasEstimator:
     def _training_state(self, input_fn: InputFn) -> _ModelState:
         if self._train_state is None:
             state = self._build_state(input_fn, seed=True)
-            directory = (
-                self.model_dir if self._config.is_chief else _worker_scratch_dir(self._config)
-            )
+            chief = self._config.is_chief
+            if self._staging is not None and chief:
+                self._staging.pull_state()
             state.manager = ProtectingCheckpointManager(
                 state.checkpoint,
-                directory=directory,
+                directory=self._local_dir if chief else self._worker_scratch_dir(),
                 max_to_keep=self._config.keep_checkpoint_max or None,
-                protect=self.model_dir if self._config.is_chief else None,
+                protect=self.model_dir if chief else None,
+                on_delete=self._staging.delete_checkpoint if self._staging and chief else None,
             )
             self._train_state = state
         state = self._train_state
@@ -227,8 +237,24 @@ class KerasEstimator:
                 latest.checkpoint_path,
                 latest.global_step,
             )
-            state.restore(latest.checkpoint_path, partial=False)
+            state.restore(
+                latest.checkpoint_path,
+                partial=False,
+                local_path=self._local_copy(latest.checkpoint_path),
+            )
         return state
+
+    def _local_copy(self, checkpoint_path: str) -> str:
+        """The local path TensorFlow can read: downloaded first when it is on GCS."""
+        if self._staging is not None and is_gcs(checkpoint_path):
+            return self._staging.fetch_checkpoint(checkpoint_path)
+        return checkpoint_path
+
+    def _worker_scratch_dir(self) -> str:
+        # Non-chief workers must take part in saving under MultiWorkerMirroredStrategy, but only
+        # the chief's checkpoint is kept; the others write to a scratch directory.
+        config = self._config
+        return os.path.join(self._local_dir, ".workers", f"{config.task_type}-{config.task_id}")
 
     def _restored_eval_state(
         self, checkpoint_path: str | None, input_fn: Callable | None
@@ -241,7 +267,7 @@ class KerasEstimator:
             )
         if self._eval_state is None:
             self._eval_state = self._build_state(input_fn, seed=False)
-        self._eval_state.restore(str(path), partial=True)
+        self._eval_state.restore(str(path), partial=True, local_path=self._local_copy(str(path)))
         return self._eval_state
 
     # -- train -----------------------------------------------------------------------------
@@ -330,7 +356,9 @@ class KerasEstimator:
             _metrics_table(result),
         )
         if self._config.is_chief or self._config.task_type == "evaluator":
-            self._write_summaries(eval_dir(self.model_dir, name), global_step, result)
+            self._write_summaries(eval_dir(self._local_dir, name), global_step, result)
+            if self._staging is not None:
+                self._staging.push_changed()
         return result
 
     # -- predict ---------------------------------------------------------------------------
@@ -364,12 +392,18 @@ class KerasEstimator:
         and renamed, so a reader never sees half of it.
         """
         state = self._restored_eval_state(checkpoint_path, None)
-        return export_keras_model(
+        remote = self._staging is not None and is_gcs(export_dir_base)
+        local_base = self._staging.local_path(export_dir_base) if remote else export_dir_base
+        path = export_keras_model(
             state.model,
-            export_dir_base,
+            local_base,
             serving_input_fn=serving_input_fn,
             metadata={"global_step": state.global_step, "checkpoint_path": state.restored_from},
         )
+        if remote:
+            local_path, path = path, self._staging.publish_export(path, export_dir_base)
+            shutil.rmtree(local_path, ignore_errors=True)
+        return path
 
     # -- summaries -------------------------------------------------------------------------
     def _summary_writer(self, directory: str) -> Any:
@@ -483,7 +517,7 @@ class _TrainingLoop:
             scalars = dict(logs)
             if rate is not None:
                 scalars["global_step/sec"] = rate
-            self.estimator._write_summaries(self.estimator.model_dir, step, scalars)
+            self.estimator._write_summaries(self.estimator._local_dir, step, scalars)
         if step % self.config.log_step_count_steps == 0:
             self.state.model.reset_metrics()
 
@@ -495,6 +529,10 @@ class _TrainingLoop:
         log.info("Saved checkpoint for step %d: %s", step, path)
         if not self.config.is_chief:
             return False
+        staging = self.estimator._staging
+        if staging is not None:
+            path = staging.push_checkpoint(path)
+            staging.push_changed()
         return bool(self.listeners.after_save(step, path))
 
 
@@ -514,12 +552,6 @@ def _split_batch(batch: Any) -> tuple[Any, Any]:
     if isinstance(batch, tuple):
         return batch[0], (batch[1] if len(batch) > 1 else None)
     return batch, None
-
-
-def _worker_scratch_dir(config: RunConfig) -> str:
-    # Non-chief workers must take part in saving under MultiWorkerMirroredStrategy, but only the
-    # chief's checkpoint is kept; the others write to a scratch directory.
-    return os.path.join(config.model_dir, ".workers", f"{config.task_type}-{config.task_id}")
 
 
 def _metrics_table(result: Mapping[str, Any]) -> str:

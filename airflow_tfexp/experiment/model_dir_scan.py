@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import os
 from typing import Any
 
 from airflow_tfexp.experiment._files import read_json
 from airflow_tfexp.experiment.checkpoints import (
-    CHECKPOINT_PREFIX,
-    STATE_FILE,
     CheckpointInfo,
-    complete_checkpoints,
+    checkpoints_from_listing,
+    read_state,
 )
 from airflow_tfexp.experiment.coordination import COMPLETION_MARKER
+from airflow_tfexp.experiment.fs import filesystem, join
 from airflow_tfexp.experiment.results import evaluated_steps
 
 
@@ -38,30 +37,22 @@ class ModelDirScan:
     requests: int  # storage reads this scan cost
 
 
-def scan_local_model_dir(model_dir: str, name: str | None = None) -> ModelDirScan:
+def scan_model_dir(model_dir: str, name: str | None = None) -> ModelDirScan:
+    """One look at a model dir (local or gs://): 1 listing plus at most 3 small reads."""
+    names = filesystem(model_dir).listdir(model_dir)  # one request per 1,000 top-level entries
     requests = 1
-    try:
-        names = os.listdir(model_dir)
-    except FileNotFoundError:
-        names = []
-    state = None
-    if STATE_FILE in names:
-        requests += 1
-        with open(os.path.join(model_dir, STATE_FILE)) as handle:
-            state = handle.read()
+    state = read_state(model_dir, names)
+    requests += state is not None
     completion = None
     if COMPLETION_MARKER in names:
         requests += 1
-        completion = read_json(os.path.join(model_dir, COMPLETION_MARKER))
+        completion = read_json(join(model_dir, COMPLETION_MARKER))
     evaluated_max = None
     if name is not None:
         requests += 1
         steps = evaluated_steps(model_dir, name)
         evaluated_max = max(steps) if steps else None
-    checkpoints = [
-        CheckpointInfo(step, os.path.join(model_dir, f"{CHECKPOINT_PREFIX}-{step}"))
-        for step in complete_checkpoints(names, state)
-    ]
+    checkpoints = checkpoints_from_listing(model_dir, names, state)
     return ModelDirScan(checkpoints, completion, evaluated_max, requests)
 
 

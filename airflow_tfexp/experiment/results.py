@@ -7,23 +7,23 @@ retry), and exporters, early stopping and the UI read it without talking to the 
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from airflow_tfexp.experiment._files import append_jsonl, read_jsonl
+from airflow_tfexp.experiment.fs import filesystem, join
 
 RESULTS_FILE = "results.jsonl"
 
 
 def eval_dir(model_dir: str, name: str | None) -> str:
     """`model_dir/eval` for the unnamed evaluation, `model_dir/eval_<name>` otherwise."""
-    return os.path.join(model_dir, "eval" if not name else f"eval_{name}")
+    return join(model_dir, "eval" if not name else f"eval_{name}")
 
 
 def results_path(model_dir: str, name: str | None) -> str:
-    return os.path.join(eval_dir(model_dir, name), RESULTS_FILE)
+    return join(eval_dir(model_dir, name), RESULTS_FILE)
 
 
 def to_jsonable(metrics: Mapping[str, Any]) -> dict[str, Any]:
@@ -70,12 +70,11 @@ def evaluated_steps(model_dir: str, name: str | None) -> set[int]:
 
 def find_result(model_dir: str, global_step: int) -> dict[str, Any] | None:
     """The metrics of an evaluation of `global_step` recorded by any evaluator, or None."""
-    try:
-        names = sorted(n for n in os.listdir(model_dir) if n == "eval" or n.startswith("eval_"))
-    except FileNotFoundError:
-        return None
+    names = sorted(
+        n for n in filesystem(model_dir).listdir(model_dir) if n == "eval" or n.startswith("eval_")
+    )
     for directory in names:
-        for record in read_jsonl(os.path.join(model_dir, directory, RESULTS_FILE)):
+        for record in read_jsonl(join(model_dir, directory, RESULTS_FILE)):
             if record.get("global_step") == global_step:
                 return record["metrics"]
     return None

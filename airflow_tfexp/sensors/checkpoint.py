@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from airflow_tfexp._config import default_deferrable
 from airflow_tfexp.experiment.locations import parse_model_dir
-from airflow_tfexp.experiment.model_dir_scan import checkpoints_to_report, scan_local_model_dir
+from airflow_tfexp.experiment.model_dir_scan import checkpoints_to_report, scan_model_dir
 from airflow_tfexp.operators._base import run_start_timestamp
 from airflow_tfexp.triggers.checkpoint import CheckpointTrigger
 
@@ -64,7 +64,7 @@ class CheckpointSensor(BaseSensorOperator):
         self.deferrable = default_deferrable() if deferrable is None else deferrable
 
     def _check(self, context: Context) -> dict[str, Any] | None:
-        scan = scan_local_model_dir(self.model_dir, self.name)
+        scan = scan_model_dir(self.model_dir, self.name)
         return checkpoints_to_report(
             scan,
             _as_step(self.after_step),

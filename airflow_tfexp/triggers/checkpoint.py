@@ -13,7 +13,7 @@ from airflow_tfexp.experiment.model_dir_scan import (
     CheckpointEventStatus,
     ModelDirScan,
     checkpoints_to_report,
-    scan_local_model_dir,
+    scan_model_dir,
     watermark,
 )
 
@@ -70,7 +70,7 @@ class CheckpointTrigger(BaseTrigger):
 
     def _scan(self) -> ModelDirScan:
         """One look at the model dir (blocking; run in a thread). A seam for tests."""
-        return scan_local_model_dir(self.model_dir, self.name)
+        return scan_model_dir(self.model_dir, self.name)
 
     def _get_time(self) -> float:
         return time.monotonic()

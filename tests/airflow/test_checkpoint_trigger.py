@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
 
 import pytest
 
 from airflow_tfexp.experiment.coordination import write_completion_marker
+from airflow_tfexp.experiment.fs import join
 from airflow_tfexp.experiment.results import record_result
 from airflow_tfexp.triggers.checkpoint import CheckpointTrigger
-from tests.experiment.fakes import update_state, write_checkpoint
+from tests.experiment.fakes import update_state, write_checkpoint, write_file
 
 
 def test_serialize_mirrors_the_constructor():
@@ -44,16 +44,14 @@ async def later(delay, action):
     await asyncio.to_thread(action)
 
 
-def test_fires_with_the_new_checkpoints_in_step_order_once_they_are_complete(tmp_path):
-    model_dir = str(tmp_path)
+def test_fires_with_the_new_checkpoints_in_step_order_once_they_are_complete(model_dir):
     write_checkpoint(model_dir, 0)
     write_checkpoint(model_dir, 10)
 
     def partial_then_whole():
         # ckpt-20: data without index, then index without state -> neither fires the trigger.
-        prefix = os.path.join(model_dir, "ckpt-20")
-        open(prefix + ".data-00000-of-00001", "w").close()
-        open(os.path.join(model_dir, "ckpt-30.index"), "w").close()
+        write_file(join(model_dir, "ckpt-20.data-00000-of-00001"))
+        write_file(join(model_dir, "ckpt-30.index"))
 
     async def scenario():
         trigger = CheckpointTrigger(model_dir, after_step=10, poll_interval=0.05)
@@ -61,7 +59,7 @@ def test_fires_with_the_new_checkpoints_in_step_order_once_they_are_complete(tmp
         await later(0.2, partial_then_whole)
         await asyncio.sleep(0.3)
         assert not task.done()  # partial checkpoints never fire
-        await later(0, lambda: open(os.path.join(model_dir, "ckpt-20.index"), "w").close())
+        await later(0, lambda: write_file(join(model_dir, "ckpt-20.index")))
         await asyncio.sleep(0.3)
         assert not task.done()  # files whole, but the state does not name ckpt-20 yet
         await later(0, lambda: (write_checkpoint(model_dir, 30), update_state(model_dir, 30)))
@@ -71,13 +69,12 @@ def test_fires_with_the_new_checkpoints_in_step_order_once_they_are_complete(tmp
     assert event["status"] == "success"
     assert [c["global_step"] for c in event["checkpoints"]] == [20, 30]
     assert event["checkpoints"][0] == {
-        "checkpoint_path": os.path.join(model_dir, "ckpt-20"),
+        "checkpoint_path": join(model_dir, "ckpt-20"),
         "global_step": 20,
     }
 
 
-def test_uses_the_evaluators_watermark_without_after_step(tmp_path):
-    model_dir = str(tmp_path)
+def test_uses_the_evaluators_watermark_without_after_step(model_dir):
     for step in (0, 10, 20):
         write_checkpoint(model_dir, step)
     record_result(model_dir, "continuous", {"global_step": 10}, "ckpt-10", 0.0)
@@ -87,8 +84,7 @@ def test_uses_the_evaluators_watermark_without_after_step(tmp_path):
     assert [c["global_step"] for c in event["checkpoints"]] == [20] and event["watermark"] == 10
 
 
-def test_training_complete_with_nothing_new_fires_an_empty_event(tmp_path):
-    model_dir = str(tmp_path)
+def test_training_complete_with_nothing_new_fires_an_empty_event(model_dir):
     write_checkpoint(model_dir, 30)
     write_completion_marker(model_dir, 30, "train_steps=30 reached")
     event = asyncio.run(
@@ -97,10 +93,9 @@ def test_training_complete_with_nothing_new_fires_an_empty_event(tmp_path):
     assert event["status"] == "training_complete" and event["checkpoints"] == []
 
 
-def test_an_old_runs_completion_marker_is_ignored(tmp_path):
+def test_an_old_runs_completion_marker_is_ignored(model_dir):
     import time
 
-    model_dir = str(tmp_path)
     write_completion_marker(model_dir, 30, "an earlier run")
 
     async def scenario():
@@ -116,8 +111,7 @@ def test_an_old_runs_completion_marker_is_ignored(tmp_path):
     assert [c["global_step"] for c in asyncio.run(scenario())["checkpoints"]] == [40]
 
 
-def test_wait_for_training_complete_returns_everything_at_the_end(tmp_path):
-    model_dir = str(tmp_path)
+def test_wait_for_training_complete_returns_everything_at_the_end(model_dir):
 
     async def scenario():
         trigger = CheckpointTrigger(model_dir, poll_interval=0.05, wait_for_training_complete=True)
@@ -142,16 +136,15 @@ def test_a_storage_error_becomes_an_error_event():
     assert event == {"status": "error", "message": "PermissionError: no read access to /m"}
 
 
-def test_one_look_costs_a_constant_number_of_reads_however_many_checkpoints(tmp_path):
-    from airflow_tfexp.experiment.model_dir_scan import scan_local_model_dir
+def test_one_look_costs_a_constant_number_of_reads_however_many_checkpoints(model_dir):
+    from airflow_tfexp.experiment.model_dir_scan import scan_model_dir
 
-    model_dir = str(tmp_path)
     write_checkpoint(model_dir, 0)
-    few = scan_local_model_dir(model_dir, "continuous").requests
+    few = scan_model_dir(model_dir, "continuous").requests
     for step in range(10, 510, 10):
         write_checkpoint(model_dir, step)
     write_completion_marker(model_dir, 500, "done")
-    scan = scan_local_model_dir(model_dir, "continuous")
+    scan = scan_model_dir(model_dir, "continuous")
     assert len(scan.checkpoints) == 51
     assert scan.requests == few + 1 == 4  # listing, state, marker, results
 
@@ -182,3 +175,30 @@ def test_the_trigger_never_blocks_the_event_loop(tmp_path, after_step):
         return ticks
 
     assert asyncio.run(scenario()) >= 15
+
+
+def test_one_look_at_a_gcs_model_dir_with_50_checkpoints_costs_4_http_requests(gcs_emulator):
+    """Counted on the wire: every HTTP request the storage client sends to the server."""
+    from airflow_tfexp.experiment.fs.gcs import gcs_filesystem
+    from airflow_tfexp.experiment.model_dir_scan import scan_model_dir
+
+    model_dir = "gs://tfexp-test/fifty-checkpoints"
+    for step in range(0, 500, 10):
+        write_checkpoint(model_dir, step)
+    write_completion_marker(model_dir, 490, "done")
+    record_result(model_dir, "continuous", {"global_step": 480}, "ckpt-480", 0.0)
+    session = gcs_filesystem().client._http
+    sent = []
+    original = session.request
+
+    def counting(method, url, *args, **kwargs):
+        sent.append((method, url.split("?")[0]))
+        return original(method, url, *args, **kwargs)
+
+    session.request = counting
+    try:
+        scan = scan_model_dir(model_dir, "continuous")
+    finally:
+        session.request = original
+    assert len(scan.checkpoints) == 50 and scan.evaluated_max == 480
+    assert len(sent) == scan.requests == 4, sent

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
+from airflow_tfexp.experiment.export_dirs import list_exports
+from airflow_tfexp.experiment.fs import dirname, filesystem, join
 from airflow_tfexp.operators import (
     ContinuousEvalOperator,
     EvaluateOperator,
@@ -26,28 +27,29 @@ def run(operator_class, model_dir, params=None, **kwargs):
     return result
 
 
-def test_train_then_evaluate_export_and_a_retry_that_reuses_the_recorded_evaluation(tmp_path):
-    trained = run(TrainOperator, tmp_path, delay_secs=0)
+def test_train_then_evaluate_export_and_a_retry_that_reuses_the_recorded_evaluation(model_dir):
+    trained = run(TrainOperator, model_dir, delay_secs=0)
     assert trained["global_step"] == 40 and trained["completion"]["global_step"] == 40
-    assert trained["checkpoint_path"] == str(tmp_path / "ckpt-40")
+    assert trained["checkpoint_path"] == join(model_dir, "ckpt-40")
 
     first = run(
         EvaluateOperator,
-        tmp_path,
-        checkpoint_path={"checkpoint_path": str(tmp_path / "ckpt-20"), "global_step": 20},
+        model_dir,
+        checkpoint_path={"checkpoint_path": join(model_dir, "ckpt-20"), "global_step": 20},
         name="holdout",
     )
     assert (
         first["global_step"] == 20 and first["reused"] is False and "accuracy" in first["metrics"]
     )
     retry = run(
-        EvaluateOperator, tmp_path, checkpoint_path=str(tmp_path / "ckpt-20"), name="holdout"
+        EvaluateOperator, model_dir, checkpoint_path=join(model_dir, "ckpt-20"), name="holdout"
     )
     assert retry["reused"] is True and retry["metrics"] == first["metrics"]
 
-    exported = run(ExportOperator, tmp_path)
+    exported = run(ExportOperator, model_dir)
     (path,) = exported["export_paths"]
-    assert exported["global_step"] == 40 and os.path.exists(os.path.join(path, "saved_model.pb"))
+    assert exported["global_step"] == 40 and list_exports(dirname(path)) == [path]
+    assert "saved_model.pb" in filesystem(path).listdir(path)
 
 
 def test_train_and_evaluate_and_test_operators(tmp_path):
@@ -57,9 +59,9 @@ def test_train_and_evaluate_and_test_operators(tmp_path):
     assert smoke["global_step"] == 1 and smoke["metrics"]["global_step"] == 1
 
 
-def test_continuous_eval_without_deferral_runs_the_loop_in_the_worker(tmp_path):
-    run(TrainOperator, tmp_path, delay_secs=0)
-    result = run(ContinuousEvalOperator, tmp_path, deferrable=False, throttle_delay_secs=0)
+def test_continuous_eval_without_deferral_runs_the_loop_in_the_worker(model_dir):
+    run(TrainOperator, model_dir, delay_secs=0)
+    result = run(ContinuousEvalOperator, model_dir, deferrable=False, throttle_delay_secs=0)
     assert result["global_step"] == 40 and result["metrics"]["global_step"] == 40
 
 

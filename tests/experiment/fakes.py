@@ -15,29 +15,33 @@ from airflow_tfexp.experiment.checkpoints import (
     state_latest_step,
 )
 from airflow_tfexp.experiment.export_dirs import ExportTarget
+from airflow_tfexp.experiment.fs import filesystem, join
 from airflow_tfexp.experiment.hooks import HookList, ListenerList, TrainingContext
 from airflow_tfexp.experiment.run_config import RunConfig
 
 
 def write_checkpoint(model_dir: str, step: int) -> str:
-    os.makedirs(model_dir, exist_ok=True)
-    prefix = os.path.join(model_dir, f"ckpt-{step}")
-    with open(prefix + ".data-00000-of-00001", "w") as handle:
-        handle.write(str(step))
-    with open(prefix + ".index", "w") as handle:
-        handle.write("index")
+    """Checkpoint-shaped files, local or on GCS: data, index, then the state (like TensorFlow)."""
+    prefix = join(model_dir, f"ckpt-{step}")
+    fs = filesystem(prefix)
+    fs.write_bytes(prefix + ".data-00000-of-00001", str(step).encode())
+    fs.write_bytes(prefix + ".index", b"index")
     update_state(model_dir, step)
     return prefix
 
 
+def write_file(path: str, data: bytes = b"") -> None:
+    filesystem(path).write_bytes(path, data)
+
+
 def update_state(model_dir: str, step: int) -> None:
     """Write the checkpoint state file the way CheckpointManager does: after the files."""
-    state = os.path.join(model_dir, "checkpoint")
-    latest = state_latest_step(open(state).read()) if os.path.exists(state) else None
+    state = join(model_dir, "checkpoint")
+    fs = filesystem(state)
+    current = fs.read_bytes(state)
+    latest = state_latest_step(current.decode()) if current else None
     if latest is None or step > latest:
-        with open(state + ".tmp", "w") as handle:
-            handle.write(f'model_checkpoint_path: "ckpt-{step}"\n')
-        os.replace(state + ".tmp", state)
+        fs.write_bytes(state, f'model_checkpoint_path: "ckpt-{step}"\n'.encode())
 
 
 class FakeEstimator:

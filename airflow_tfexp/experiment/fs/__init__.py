@@ -1,0 +1,61 @@
+"""The few file operations the engine's coordination needs, on a local disk or on GCS.
+
+Paths are plain strings: local paths, or `gs://bucket/object/name`. `filesystem(path)` picks
+the implementation; `join` joins the way the path's scheme expects. TensorFlow itself only ever
+sees local paths: gs:// model dirs are staged locally (see `gcs_staging`).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from typing import Protocol
+
+from airflow_tfexp.experiment.locations import parse_model_dir
+
+
+class FileSystem(Protocol):
+    def listdir(self, directory: str) -> list[str]:
+        """Base names of the files and subdirectories directly in `directory` ([] if none)."""
+
+    def read_bytes(self, path: str) -> bytes | None:
+        """The file's content, or None when it does not exist."""
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Replace the file atomically: a reader sees the old content or the new, never half."""
+
+    def append_line(self, path: str, line: str) -> None:
+        """Append one line (a JSON record); a crash leaves the file without it or with it whole."""
+
+    def delete(self, path: str) -> None:
+        """Delete a file if it exists."""
+
+    def delete_tree(self, directory: str) -> None:
+        """Delete a directory and everything under it."""
+
+
+def is_gcs(path: str) -> bool:
+    return path.startswith("gs://")
+
+
+def join(base: str, *parts: str) -> str:
+    return posixpath.join(base, *parts) if is_gcs(base) else os.path.join(base, *parts)
+
+
+def basename(path: str) -> str:
+    return posixpath.basename(path.rstrip("/")) if is_gcs(path) else os.path.basename(path)
+
+
+def dirname(path: str) -> str:
+    return posixpath.dirname(path) if is_gcs(path) else os.path.dirname(path)
+
+
+def filesystem(path: str) -> FileSystem:
+    if is_gcs(path):
+        from airflow_tfexp.experiment.fs.gcs import gcs_filesystem
+
+        parse_model_dir(path, "path")
+        return gcs_filesystem()
+    from airflow_tfexp.experiment.fs.local import LOCAL
+
+    return LOCAL

@@ -1,0 +1,135 @@
+"""Google Cloud Storage through google-cloud-storage (which honours STORAGE_EMULATOR_HOST).
+
+Credentials are Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS or the
+metadata server); the Airflow operators point ADC at their `gcp_conn_id` connection's key.
+Transient errors (429, 5xx, dropped connections) are retried with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from typing import Any
+
+log = logging.getLogger(__name__)
+RETRY_DEADLINE_SECS = 120.0
+
+
+def split(path: str) -> tuple[str, str]:
+    """("bucket", "object/name") of a gs:// path."""
+    bucket, _, name = path[len("gs://") :].partition("/")
+    return bucket, name
+
+
+@functools.cache
+def _retry() -> Any:
+    from google.api_core import exceptions, retry
+
+    transient = (
+        exceptions.TooManyRequests,
+        exceptions.InternalServerError,
+        exceptions.BadGateway,
+        exceptions.ServiceUnavailable,
+        exceptions.GatewayTimeout,
+        ConnectionError,
+    )
+
+    def predicate(err: Exception) -> bool:
+        import requests
+
+        retried = isinstance(err, transient) or isinstance(err, requests.exceptions.ConnectionError)
+        if retried:
+            log.warning("Transient storage error, retrying with backoff: %s", err)
+        return retried
+
+    return retry.Retry(
+        predicate=predicate, initial=0.5, maximum=8.0, multiplier=2.0, timeout=RETRY_DEADLINE_SECS
+    )
+
+
+class GcsFileSystem:
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    @property
+    def client(self) -> Any:
+        # One client per thread: the trigger runs scans in worker threads.
+        if not hasattr(self._local, "client"):
+            from google.cloud import storage
+
+            self._local.client = storage.Client()
+        return self._local.client
+
+    def blob(self, path: str) -> Any:
+        bucket, name = split(path)
+        return self.client.bucket(bucket).blob(name)
+
+    def listdir(self, directory: str) -> list[str]:
+        bucket, prefix = split(directory.rstrip("/") + "/")
+        iterator = self.client.list_blobs(bucket, prefix=prefix, delimiter="/", retry=_retry())
+        names = [blob.name[len(prefix) :] for blob in iterator]  # consumes every page
+        names += [p[len(prefix) :].rstrip("/") for p in iterator.prefixes]
+        return [n for n in names if n]
+
+    def read_bytes(self, path: str) -> bytes | None:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            return self.blob(path).download_as_bytes(retry=_retry())
+        except NotFound:
+            return None
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        self.blob(path).upload_from_string(data, retry=_retry())  # one object: atomic
+
+    def append_line(self, path: str, line: str) -> None:
+        # GCS objects cannot be appended to: rewrite the whole (small) object. Records come from
+        # one evaluator per results file, so there is a single writer.
+        current = self.read_bytes(path) or b""
+        if current and not current.endswith(b"\n"):
+            current += b"\n"
+        self.write_bytes(path, current + line.rstrip("\n").encode() + b"\n")
+
+    def delete(self, path: str) -> None:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            self.blob(path).delete(retry=_retry())
+        except NotFound:
+            pass
+
+    def delete_tree(self, directory: str) -> None:
+        bucket, prefix = split(directory.rstrip("/") + "/")
+        for blob in self.client.list_blobs(bucket, prefix=prefix, retry=_retry()):
+            self.delete(f"gs://{bucket}/{blob.name}")
+
+    def upload_file(self, local_path: str, path: str) -> None:
+        self.blob(path).upload_from_filename(local_path, retry=_retry())
+
+    def download_file(self, path: str, local_path: str) -> None:
+        self.blob(path).download_to_filename(local_path, retry=_retry())
+
+    def copy(self, source: str, destination: str) -> None:
+        source_bucket, source_name = split(source)
+        bucket = self.client.bucket(source_bucket)
+        destination_bucket, destination_name = split(destination)
+        bucket.copy_blob(
+            bucket.blob(source_name),
+            self.client.bucket(destination_bucket),
+            destination_name,
+            retry=_retry(),
+        )
+
+    def list_tree(self, directory: str) -> list[str]:
+        """Every object under `directory`, as paths relative to it."""
+        bucket, prefix = split(directory.rstrip("/") + "/")
+        return [
+            b.name[len(prefix) :]
+            for b in self.client.list_blobs(bucket, prefix=prefix, retry=_retry())
+        ]
+
+
+@functools.cache
+def gcs_filesystem() -> GcsFileSystem:
+    return GcsFileSystem()
