@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from airflow_tfexp.experiment.checkpoints import list_checkpoints
+from airflow_tfexp.experiment.export_dirs import list_exports
+from airflow_tfexp.experiment.fs import filesystem, join
 from airflow_tfexp.experiment.results import read_results
 from tests.airflow.conftest import load_dag
 
 pytestmark = pytest.mark.slow
 
 
-def test_per_checkpoint_example_dag_runs_end_to_end(airflow_db, tmp_path):
+def test_per_checkpoint_example_dag_runs_end_to_end(airflow_db, model_dir):
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
 
-    model_dir = str(tmp_path / "digits")
     dag = load_dag("tfexp_digits_per_checkpoint")
     run = dag.test(
         run_conf={"model_dir": model_dir, "train_steps": 400, "save_checkpoints_steps": 100}
@@ -33,8 +32,5 @@ def test_per_checkpoint_example_dag_runs_end_to_end(airflow_db, tmp_path):
         assert {ti.state for ti in tis} == {"success"}
     evaluated = sorted(r["global_step"] for r in read_results(model_dir, "per_checkpoint"))
     assert evaluated == steps
-    exports = os.listdir(os.path.join(model_dir, "export", "latest"))
-    assert any(name.isdigit() for name in exports)
-    assert os.path.exists(
-        os.path.join(model_dir, "export", "latest", max(exports), "saved_model.pb")
-    )
+    (export,) = list_exports(join(model_dir, "export", "latest"))
+    assert "saved_model.pb" in filesystem(export).listdir(export)
