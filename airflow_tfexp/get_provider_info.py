@@ -40,7 +40,12 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_tfexp.sensors.checkpoint"],
             }
         ],
-        "hooks": [],
+        "hooks": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": ["airflow_tfexp.hooks.gcp_credentials"],
+            }
+        ],
         "triggers": [
             {
                 "integration-name": INTEGRATION,

@@ -7,6 +7,9 @@ import os
 import shutil
 import sys
 import tempfile
+import uuid
+
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -33,15 +36,14 @@ os.environ.update(
         "AIRFLOW__CORE__DAGBAG_IMPORT_ERROR_TRACEBACKS": "True",
         # where gs:// model dirs are staged for TensorFlow
         "TFEXP_STAGING_DIR": os.path.join(AIRFLOW_HOME, "staging"),
+        # google-auth must never probe the cloud metadata server from a test machine
+        "NO_GCE_CHECK": "true",
+        "GCE_METADATA_HOST": "127.0.0.1:9",
+        "GCE_METADATA_IP": "127.0.0.1:9",
     }
 )
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
-
-
-import uuid  # noqa: E402
-
-import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")

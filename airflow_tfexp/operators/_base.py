@@ -12,6 +12,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_tfexp.experiment.experiment_fn import parse_experiment_fn
 from airflow_tfexp.experiment.locations import parse_model_dir
+from airflow_tfexp.hooks.gcp_credentials import DEFAULT_GCP_CONN_ID
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -33,6 +34,8 @@ class ExperimentBaseOperator(BaseOperator):
         it overrides params); their string values are rendered with Jinja to native Python values
         and the result is passed to `experiment_fn` as its `params` dict.
     :param tf_config: a `TF_CONFIG` dict for this task (templated); None keeps the environment's.
+    :param gcp_conn_id: the Airflow connection whose credentials reach a gs:// model dir; without
+        such a connection, Application Default Credentials are used.
     """
 
     template_fields: Sequence[str] = ("experiment_fn", "model_dir", "tf_config")
@@ -46,9 +49,11 @@ class ExperimentBaseOperator(BaseOperator):
         experiment_fn: str,
         model_dir: str,
         tf_config: dict[str, Any] | None = None,
+        gcp_conn_id: str = DEFAULT_GCP_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.gcp_conn_id = gcp_conn_id
         if not _templated(experiment_fn):
             parse_experiment_fn(experiment_fn)
         if not _templated(model_dir):
@@ -82,8 +87,19 @@ class ExperimentBaseOperator(BaseOperator):
         return {key: render(value) for key, value in dict(context.get("params") or {}).items()}
 
     def execute(self, context: Context) -> Any:
-        with self.tf_config_environment():
+        with self.step_environment():
             return self.run_step(context)
+
+    @contextlib.contextmanager
+    def step_environment(self) -> Iterator[None]:
+        """TF_CONFIG and (for gs:// model dirs) the `gcp_conn_id` credentials of this step."""
+        from airflow_tfexp.hooks.gcp_credentials import gcp_credentials
+
+        with (
+            self.tf_config_environment(),
+            gcp_credentials(self.gcp_conn_id, self.model_dir, self.log),
+        ):
+            yield
 
     def run_step(self, context: Context) -> Any:
         """The step itself; `execute` wraps it with this task's TF_CONFIG."""

@@ -91,7 +91,7 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
             raise AirflowException(
                 f"{self.task_id}: waiting for checkpoints in {self.model_dir} failed: {event.get('message')}"
             )
-        with self.tf_config_environment():
+        with self.step_environment():
             return self._pass(context, first=False, evaluated=list(evaluated or []), passes=passes)
 
     def _pass(

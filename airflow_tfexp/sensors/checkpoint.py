@@ -12,6 +12,7 @@ from airflow.sdk.exceptions import AirflowException
 from airflow_tfexp._config import default_deferrable
 from airflow_tfexp.experiment.locations import parse_model_dir
 from airflow_tfexp.experiment.model_dir_scan import checkpoints_to_report, scan_model_dir
+from airflow_tfexp.hooks.gcp_credentials import DEFAULT_GCP_CONN_ID
 from airflow_tfexp.operators._base import run_start_timestamp
 from airflow_tfexp.triggers.checkpoint import CheckpointTrigger
 
@@ -37,6 +38,8 @@ class CheckpointSensor(BaseSensorOperator):
     :param wait_for_training_complete: return only once training completed, with every
         checkpoint newer than the watermark (keep them with `keep_checkpoint_max=None`).
     :param deferrable: wait in the triggerer (default from `[tfexp] default_deferrable`).
+    :param gcp_conn_id: the connection whose credentials reach a gs:// model dir (the trigger
+        uses the triggerer's Application Default Credentials).
     """
 
     template_fields: Sequence[str] = ("model_dir", "after_step", "name")
@@ -50,9 +53,11 @@ class CheckpointSensor(BaseSensorOperator):
         name: str | None = None,
         wait_for_training_complete: bool = False,
         deferrable: bool | None = None,
+        gcp_conn_id: str = DEFAULT_GCP_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.gcp_conn_id = gcp_conn_id
         if not _templated(model_dir):
             parse_model_dir(model_dir)
         if after_step is not None and not _templated(after_step):
@@ -64,7 +69,10 @@ class CheckpointSensor(BaseSensorOperator):
         self.deferrable = default_deferrable() if deferrable is None else deferrable
 
     def _check(self, context: Context) -> dict[str, Any] | None:
-        scan = scan_model_dir(self.model_dir, self.name)
+        from airflow_tfexp.hooks.gcp_credentials import gcp_credentials
+
+        with gcp_credentials(self.gcp_conn_id, self.model_dir, self.log):
+            scan = scan_model_dir(self.model_dir, self.name)
         return checkpoints_to_report(
             scan,
             _as_step(self.after_step),

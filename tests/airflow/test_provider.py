@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+import airflow_tfexp.hooks
 import airflow_tfexp.operators
 import airflow_tfexp.sensors
 import airflow_tfexp.triggers
@@ -19,7 +20,12 @@ from airflow_tfexp.sensors import CheckpointSensor
 
 def adapter_modules() -> list[str]:
     names = []
-    for package in (airflow_tfexp.operators, airflow_tfexp.sensors, airflow_tfexp.triggers):
+    for package in (
+        airflow_tfexp.hooks,
+        airflow_tfexp.operators,
+        airflow_tfexp.sensors,
+        airflow_tfexp.triggers,
+    ):
         names += [f"{package.__name__}.{m.name}" for m in pkgutil.iter_modules(package.__path__)]
     return names
 
@@ -46,7 +52,7 @@ def test_provider_info_lists_every_module_and_validates_against_airflows_schema(
         jsonschema.validate(info, json.load(handle))
     listed = {
         m
-        for kind in ("operators", "sensors", "triggers")
+        for kind in ("hooks", "operators", "sensors", "triggers")
         for entry in info[kind]
         for m in entry["python-modules"]
     }

@@ -48,6 +48,18 @@ def _retry() -> Any:
     )
 
 
+class StorageCredentialsError(PermissionError):
+    """No credentials to reach Google Cloud Storage."""
+
+
+def _bucket_missing(path: str, err: Exception) -> FileNotFoundError:
+    bucket, _ = split(path)
+    return FileNotFoundError(
+        f"GCS bucket {bucket!r} does not exist or is not visible with these credentials "
+        f"(while accessing {path}): {err}"
+    )
+
+
 class GcsFileSystem:
     def __init__(self) -> None:
         self._local = threading.local()
@@ -56,9 +68,18 @@ class GcsFileSystem:
     def client(self) -> Any:
         # One client per thread: the trigger runs scans in worker threads.
         if not hasattr(self._local, "client"):
+            from google.auth.exceptions import DefaultCredentialsError
             from google.cloud import storage
 
-            self._local.client = storage.Client()
+            try:
+                self._local.client = storage.Client()
+            except DefaultCredentialsError as err:
+                raise StorageCredentialsError(
+                    "No Google Cloud credentials to reach gs:// model dirs: give the task a "
+                    "`gcp_conn_id` connection with a service-account key (keyfile_dict or key_path), "
+                    "or set up Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS); "
+                    f"for an emulator set STORAGE_EMULATOR_HOST. ({type(err).__name__})"
+                ) from None
         return self._local.client
 
     def blob(self, path: str) -> Any:
@@ -66,9 +87,14 @@ class GcsFileSystem:
         return self.client.bucket(bucket).blob(name)
 
     def listdir(self, directory: str) -> list[str]:
+        from google.api_core.exceptions import NotFound
+
         bucket, prefix = split(directory.rstrip("/") + "/")
         iterator = self.client.list_blobs(bucket, prefix=prefix, delimiter="/", retry=_retry())
-        names = [blob.name[len(prefix) :] for blob in iterator]  # consumes every page
+        try:
+            names = [blob.name[len(prefix) :] for blob in iterator]  # consumes every page
+        except NotFound as err:
+            raise _bucket_missing(directory, err) from None
         names += [p[len(prefix) :].rstrip("/") for p in iterator.prefixes]
         return [n for n in names if n]
 
@@ -81,7 +107,12 @@ class GcsFileSystem:
             return None
 
     def write_bytes(self, path: str, data: bytes) -> None:
-        self.blob(path).upload_from_string(data, retry=_retry())  # one object: atomic
+        from google.api_core.exceptions import NotFound
+
+        try:
+            self.blob(path).upload_from_string(data, retry=_retry())  # one object: atomic
+        except NotFound as err:
+            raise _bucket_missing(path, err) from None
 
     def append_line(self, path: str, line: str) -> None:
         # GCS objects cannot be appended to: rewrite the whole (small) object. Records come from
@@ -105,7 +136,12 @@ class GcsFileSystem:
             self.delete(f"gs://{bucket}/{blob.name}")
 
     def upload_file(self, local_path: str, path: str) -> None:
-        self.blob(path).upload_from_filename(local_path, retry=_retry())
+        from google.api_core.exceptions import NotFound
+
+        try:
+            self.blob(path).upload_from_filename(local_path, retry=_retry())
+        except NotFound as err:
+            raise _bucket_missing(path, err) from None
 
     def download_file(self, path: str, local_path: str) -> None:
         self.blob(path).download_to_filename(local_path, retry=_retry())

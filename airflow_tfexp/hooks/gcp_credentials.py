@@ -1,0 +1,100 @@
+"""Google Cloud credentials for gs:// model dirs, from an Airflow connection.
+
+The connection (`gcp_conn_id`, default `google_cloud_default`) is read the way the Google
+provider stores it: a service-account key in the `keyfile_dict` extra (or a file in `key_path`)
+and an optional `project`. The key is written to a private temporary file that
+Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS) point at for the duration of
+the task step, then deleted. No connection means Application Default Credentials; with
+STORAGE_EMULATOR_HOST set, no credentials are needed. Secrets are never logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+DEFAULT_GCP_CONN_ID = "google_cloud_default"
+_FIELDS = {
+    "keyfile_dict": ("keyfile_dict", "extra__google_cloud_platform__keyfile_dict"),
+    "key_path": ("key_path", "extra__google_cloud_platform__key_path"),
+    "project": ("project", "extra__google_cloud_platform__project"),
+}
+
+
+def _extra(extras: dict[str, Any], field: str) -> Any:
+    return next((extras[k] for k in _FIELDS[field] if extras.get(k)), None)
+
+
+@contextlib.contextmanager
+def _environment(changes: dict[str, str]) -> Iterator[None]:
+    previous = {key: os.environ.get(key) for key in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
+def gcp_credentials(gcp_conn_id: str, model_dir: str, log: logging.Logger | Any) -> Iterator[None]:
+    """Make the connection's credentials the process's ADC while a gs:// model dir is used."""
+    if not str(model_dir).startswith("gs://"):
+        yield
+        return
+    from airflow_tfexp.experiment.fs.gcs import gcs_filesystem
+
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        log.info(
+            "STORAGE_EMULATOR_HOST is set: talking to the storage emulator at %s.",
+            os.environ["STORAGE_EMULATOR_HOST"],
+        )
+        yield
+        return
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        connection = BaseHook.get_connection(gcp_conn_id)
+    except AirflowNotFoundException:
+        log.info("No Airflow connection %r: using Application Default Credentials.", gcp_conn_id)
+        yield
+        return
+    extras = connection.extra_dejson
+    changes: dict[str, str] = {}
+    key_file = None
+    keyfile_dict = _extra(extras, "keyfile_dict")
+    if keyfile_dict:
+        key = keyfile_dict if isinstance(keyfile_dict, str) else json.dumps(keyfile_dict)
+        handle = tempfile.NamedTemporaryFile(
+            "w", prefix="tfexp-gcp-key-", suffix=".json", delete=False
+        )
+        with handle:
+            os.chmod(handle.name, 0o600)
+            handle.write(key)
+        key_file = changes["GOOGLE_APPLICATION_CREDENTIALS"] = handle.name
+        source = "its service-account key"
+    elif _extra(extras, "key_path"):
+        changes["GOOGLE_APPLICATION_CREDENTIALS"] = _extra(extras, "key_path")
+        source = "its key file path"
+    else:
+        source = "Application Default Credentials (it holds no key)"
+    if _extra(extras, "project"):
+        changes["GOOGLE_CLOUD_PROJECT"] = _extra(extras, "project")
+    log.info("Reaching %s with Airflow connection %r: %s.", model_dir, gcp_conn_id, source)
+    gcs_filesystem.cache_clear()  # clients are built with the credentials in force
+    try:
+        with _environment(changes):
+            yield
+    finally:
+        gcs_filesystem.cache_clear()
+        if key_file:
+            os.unlink(key_file)
