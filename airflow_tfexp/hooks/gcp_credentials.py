@@ -50,7 +50,7 @@ def gcp_credentials(gcp_conn_id: str, model_dir: str, log: logging.Logger | Any)
     if not str(model_dir).startswith("gs://"):
         yield
         return
-    from airflow_tfexp.experiment.fs.gcs import gcs_filesystem
+    from airflow_tfexp.experiment.fs.gcs import reset_clients
 
     if os.environ.get("STORAGE_EMULATOR_HOST"):
         log.info(
@@ -90,11 +90,52 @@ def gcp_credentials(gcp_conn_id: str, model_dir: str, log: logging.Logger | Any)
     if _extra(extras, "project"):
         changes["GOOGLE_CLOUD_PROJECT"] = _extra(extras, "project")
     log.info("Reaching %s with Airflow connection %r: %s.", model_dir, gcp_conn_id, source)
-    gcs_filesystem.cache_clear()  # clients are built with the credentials in force
+    reset_clients()  # clients are built with the credentials in force
     try:
         with _environment(changes):
             yield
     finally:
-        gcs_filesystem.cache_clear()
+        reset_clients()
         if key_file:
             os.unlink(key_file)
+
+
+STORAGE_SCOPES = ["https://www.googleapis.com/auth/devstorage.read_write"]
+
+
+def credentials_from_connection(extras: dict[str, Any]) -> Any:
+    """google.auth credentials from a connection's extras, or None (use ADC)."""
+    from google.oauth2 import service_account
+
+    keyfile_dict = _extra(extras, "keyfile_dict")
+    if keyfile_dict:
+        info = json.loads(keyfile_dict) if isinstance(keyfile_dict, str) else keyfile_dict
+        return service_account.Credentials.from_service_account_info(info, scopes=STORAGE_SCOPES)
+    if _extra(extras, "key_path"):
+        return service_account.Credentials.from_service_account_file(
+            _extra(extras, "key_path"), scopes=STORAGE_SCOPES
+        )
+    return None
+
+
+async def aload_gcp_credentials(gcp_conn_id: str | None, log: logging.Logger | Any) -> Any:
+    """For triggers: the connection's credentials (None means ADC), without touching the
+    environment of the triggerer process that other triggers share."""
+    import asyncio
+
+    if not gcp_conn_id or os.environ.get("STORAGE_EMULATOR_HOST"):
+        return None
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        connection = await BaseHook.aget_connection(gcp_conn_id)
+    except AirflowNotFoundException:
+        log.info(
+            "No Airflow connection %r: using the triggerer's Application Default Credentials.",
+            gcp_conn_id,
+        )
+        return None
+    credentials = await asyncio.to_thread(credentials_from_connection, connection.extra_dejson)
+    log.info("Using Airflow connection %r for gs:// access.", gcp_conn_id)
+    return credentials

@@ -128,6 +128,7 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
                 after_step=after if after is not None else -1,
                 poll_interval=poll,
                 completed_after=run_start_timestamp(context),
+                gcp_conn_id=self.gcp_conn_id,
             ),
             method_name="execute_complete",
             kwargs={"evaluated": evaluated, "passes": passes},

@@ -38,8 +38,7 @@ class CheckpointSensor(BaseSensorOperator):
     :param wait_for_training_complete: return only once training completed, with every
         checkpoint newer than the watermark (keep them with `keep_checkpoint_max=None`).
     :param deferrable: wait in the triggerer (default from `[tfexp] default_deferrable`).
-    :param gcp_conn_id: the connection whose credentials reach a gs:// model dir (the trigger
-        uses the triggerer's Application Default Credentials).
+    :param gcp_conn_id: the connection whose credentials reach a gs:// model dir.
     """
 
     template_fields: Sequence[str] = ("model_dir", "after_step", "name")
@@ -102,6 +101,7 @@ class CheckpointSensor(BaseSensorOperator):
                 poll_interval=float(self.poke_interval),
                 wait_for_training_complete=self.wait_for_training_complete,
                 completed_after=run_start_timestamp(context),
+                gcp_conn_id=self.gcp_conn_id,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),

@@ -9,6 +9,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_tfexp.experiment.fs.gcs import using_credentials
 from airflow_tfexp.experiment.model_dir_scan import (
     CheckpointEventStatus,
     ModelDirScan,
@@ -16,6 +17,7 @@ from airflow_tfexp.experiment.model_dir_scan import (
     scan_model_dir,
     watermark,
 )
+from airflow_tfexp.hooks.gcp_credentials import aload_gcp_credentials
 
 
 class CheckpointTrigger(BaseTrigger):
@@ -36,6 +38,8 @@ class CheckpointTrigger(BaseTrigger):
         (then with every checkpoint newer than the watermark).
     :param completed_after: ignore a completion marker written before this Unix time (an earlier
         run's marker in a reused model dir).
+    :param gcp_conn_id: the connection whose credentials reach a gs:// model dir (None, or no
+        such connection: the triggerer's Application Default Credentials).
     """
 
     def __init__(
@@ -46,8 +50,10 @@ class CheckpointTrigger(BaseTrigger):
         poll_interval: float = 5.0,
         wait_for_training_complete: bool = False,
         completed_after: float | None = None,
+        gcp_conn_id: str | None = None,
     ) -> None:
         super().__init__()
+        self.gcp_conn_id = gcp_conn_id
         self.model_dir = model_dir
         self.after_step = after_step
         self.name = name
@@ -65,6 +71,7 @@ class CheckpointTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "wait_for_training_complete": self.wait_for_training_complete,
                 "completed_after": self.completed_after,
+                "gcp_conn_id": self.gcp_conn_id,
             },
         )
 
@@ -77,41 +84,46 @@ class CheckpointTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
-            started, looks = self._get_time(), 0
-            while True:
-                scan = await asyncio.to_thread(self._scan)
-                looks += 1
-                event = checkpoints_to_report(
-                    scan,
-                    self.after_step,
-                    wait_for_training_complete=self.wait_for_training_complete,
-                    completed_after=self.completed_after,
-                )
-                if event is not None:
-                    self.log.info(
-                        "%s: %d new checkpoint(s) after step %s (%s) after %d look(s) in %.1f s.",
-                        self.model_dir,
-                        len(event["checkpoints"]),
-                        event["watermark"],
-                        event["status"],
-                        looks,
-                        self._get_time() - started,
-                    )
-                    yield TriggerEvent(event)
-                    return
-                if looks == 1:
-                    self.log.info(
-                        "Waiting for a checkpoint newer than step %s in %s%s; looking every %s s.",
-                        watermark(self.after_step, scan),
-                        self.model_dir,
-                        " and for training to complete" if self.wait_for_training_complete else "",
-                        self.poll_interval,
-                    )
-                await asyncio.sleep(self.poll_interval)
+            credentials = None
+            if self.model_dir.startswith("gs://"):
+                credentials = await aload_gcp_credentials(self.gcp_conn_id, self.log)
+            with using_credentials(credentials):
+                event = await self._wait_for_event()
         except Exception as err:  # noqa: BLE001 - reported to the task, which fails naming it
-            yield TriggerEvent(
-                {
-                    "status": CheckpointEventStatus.ERROR.value,
-                    "message": f"{type(err).__name__}: {err}",
-                }
+            event = {
+                "status": CheckpointEventStatus.ERROR.value,
+                "message": f"{type(err).__name__}: {err}",
+            }
+        yield TriggerEvent(event)
+
+    async def _wait_for_event(self) -> dict[str, Any]:
+        started, looks = self._get_time(), 0
+        while True:
+            scan = await asyncio.to_thread(self._scan)  # storage calls never block the loop
+            looks += 1
+            event = checkpoints_to_report(
+                scan,
+                self.after_step,
+                wait_for_training_complete=self.wait_for_training_complete,
+                completed_after=self.completed_after,
             )
+            if event is not None:
+                self.log.info(
+                    "%s: %d new checkpoint(s) after step %s (%s) after %d look(s) in %.1f s.",
+                    self.model_dir,
+                    len(event["checkpoints"]),
+                    event["watermark"],
+                    event["status"],
+                    looks,
+                    self._get_time() - started,
+                )
+                return event
+            if looks == 1:
+                self.log.info(
+                    "Waiting for a checkpoint newer than step %s in %s%s; looking every %s s.",
+                    watermark(self.after_step, scan),
+                    self.model_dir,
+                    " and for training to complete" if self.wait_for_training_complete else "",
+                    self.poll_interval,
+                )
+            await asyncio.sleep(self.poll_interval)

@@ -21,6 +21,7 @@ def test_serialize_mirrors_the_constructor():
         poll_interval=2.5,
         wait_for_training_complete=True,
         completed_after=12.5,
+        gcp_conn_id="gcp",
     )
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_tfexp.triggers.checkpoint.CheckpointTrigger"
@@ -31,6 +32,7 @@ def test_serialize_mirrors_the_constructor():
         "poll_interval": 2.5,
         "wait_for_training_complete": True,
         "completed_after": 12.5,
+        "gcp_conn_id": "gcp",
     }
     assert CheckpointTrigger(**kwargs).serialize() == (classpath, kwargs)
 

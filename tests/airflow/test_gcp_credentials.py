@@ -87,3 +87,29 @@ def test_a_missing_bucket_is_a_clear_error(gcs_emulator, tmp_path):
     )
     with pytest.raises(FileNotFoundError, match="GCS bucket 'no-such-bucket' does not exist"):
         operator.execute({"params": {"train_steps": 5}})
+
+
+def test_a_trigger_gets_its_own_credentials_from_the_connection(monkeypatch):
+    """Triggers share the triggerer process: their credentials live in a ContextVar, not the env."""
+    import asyncio
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from airflow_tfexp.experiment.fs.gcs import gcs_filesystem, using_credentials
+    from airflow_tfexp.hooks.gcp_credentials import aload_gcp_credentials
+
+    pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    key = {**KEY, "private_key": pem.decode(), "token_uri": "https://oauth2.googleapis.com/token"}
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TFEXP_TRIGGER",
+        json.dumps({"conn_type": "google_cloud_platform", "extra": {"keyfile_dict": key}}),
+    )
+    credentials = asyncio.run(aload_gcp_credentials("tfexp_trigger", logging.getLogger("t")))
+    assert credentials.service_account_email == "sa@p.iam.gserviceaccount.com"
+    with using_credentials(credentials):
+        assert gcs_filesystem().client._credentials is credentials  # built offline, no request sent
+    assert "GOOGLE_APPLICATION_CREDENTIALS" not in os.environ

@@ -7,9 +7,12 @@ Transient errors (429, 5xx, dropped connections) are retried with exponential ba
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import logging
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -61,7 +64,10 @@ def _bucket_missing(path: str, err: Exception) -> FileNotFoundError:
 
 
 class GcsFileSystem:
-    def __init__(self) -> None:
+    """GCS access with one set of credentials (None: Application Default Credentials)."""
+
+    def __init__(self, credentials: Any = None) -> None:
+        self._credentials = credentials
         self._local = threading.local()
 
     @property
@@ -72,7 +78,7 @@ class GcsFileSystem:
             from google.cloud import storage
 
             try:
-                self._local.client = storage.Client()
+                self._local.client = storage.Client(credentials=self._credentials)
             except DefaultCredentialsError as err:
                 raise StorageCredentialsError(
                     "No Google Cloud credentials to reach gs:// model dirs: give the task a "
@@ -166,6 +172,36 @@ class GcsFileSystem:
         ]
 
 
-@functools.cache
+# Credentials for the code running in this context (a trigger's task, a thread it started):
+# None means Application Default Credentials. A ContextVar, so that triggers sharing one
+# triggerer process never see each other's credentials; asyncio.to_thread carries it along.
+_CREDENTIALS: contextvars.ContextVar[Any] = contextvars.ContextVar(
+    "tfexp_gcs_credentials", default=None
+)
+_FILESYSTEMS: dict[int | None, GcsFileSystem] = {}
+_FILESYSTEMS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def using_credentials(credentials: Any) -> Iterator[None]:
+    """Use these google.auth credentials for gs:// access in this context."""
+    token = _CREDENTIALS.set(credentials)
+    try:
+        yield
+    finally:
+        _CREDENTIALS.reset(token)
+
+
 def gcs_filesystem() -> GcsFileSystem:
-    return GcsFileSystem()
+    credentials = _CREDENTIALS.get()
+    key = None if credentials is None else id(credentials)
+    with _FILESYSTEMS_LOCK:
+        if key not in _FILESYSTEMS:
+            _FILESYSTEMS[key] = GcsFileSystem(credentials)
+        return _FILESYSTEMS[key]
+
+
+def reset_clients() -> None:
+    """Forget the clients: the next access builds new ones with the credentials then in force."""
+    with _FILESYSTEMS_LOCK:
+        _FILESYSTEMS.clear()
