@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from airflow_tfexp.experiment import Experiment
 
 
-def _templated(value: Any) -> bool:
+def is_templated(value: Any) -> bool:
+    """Whether a value is a Jinja template, checked when rendered instead of at parse time."""
     return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
@@ -54,9 +55,9 @@ class ExperimentBaseOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.gcp_conn_id = gcp_conn_id
-        if not _templated(experiment_fn):
+        if not is_templated(experiment_fn):
             parse_experiment_fn(experiment_fn)
-        if not _templated(model_dir):
+        if not is_templated(model_dir):
             parse_model_dir(model_dir)
         if tf_config is not None and not isinstance(tf_config, dict | str):
             raise ValueError(
@@ -76,7 +77,7 @@ class ExperimentBaseOperator(BaseOperator):
         env.globals.update(airflow_env.globals)
 
         def render(value: Any) -> Any:
-            if isinstance(value, str) and _templated(value):
+            if isinstance(value, str) and is_templated(value):
                 return env.from_string(value).render(**context)
             if isinstance(value, dict):
                 return {key: render(item) for key, item in value.items()}

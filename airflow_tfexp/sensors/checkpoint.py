@@ -13,15 +13,11 @@ from airflow_tfexp._config import default_deferrable
 from airflow_tfexp.experiment.locations import parse_model_dir
 from airflow_tfexp.experiment.model_dir_scan import checkpoints_to_report, scan_model_dir
 from airflow_tfexp.hooks.gcp_credentials import DEFAULT_GCP_CONN_ID
-from airflow_tfexp.operators._base import run_start_timestamp
+from airflow_tfexp.operators._base import is_templated, run_start_timestamp
 from airflow_tfexp.triggers.checkpoint import CheckpointTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-
-def _templated(value: Any) -> bool:
-    return isinstance(value, str) and "{{" in value
 
 
 class CheckpointSensor(BaseSensorOperator):
@@ -57,9 +53,9 @@ class CheckpointSensor(BaseSensorOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.gcp_conn_id = gcp_conn_id
-        if not _templated(model_dir):
+        if not is_templated(model_dir):
             parse_model_dir(model_dir)
-        if after_step is not None and not _templated(after_step):
+        if after_step is not None and not is_templated(after_step):
             _as_step(after_step)
         self.model_dir = model_dir
         self.after_step = after_step
