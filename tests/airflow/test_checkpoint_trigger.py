@@ -204,3 +204,17 @@ def test_one_look_at_a_gcs_model_dir_with_50_checkpoints_costs_4_http_requests(g
         session.request = original
     assert len(scan.checkpoints) == 50 and scan.evaluated_max == 480
     assert len(sent) == scan.requests == 4, sent
+
+
+def test_the_sensors_poke_ignores_partial_checkpoints_too(model_dir):
+    from airflow_tfexp.sensors import CheckpointSensor
+
+    sensor = CheckpointSensor(task_id="wait", model_dir=model_dir, after_step=0, deferrable=False)
+    write_checkpoint(model_dir, 0)
+    write_file(join(model_dir, "ckpt-10.index"))  # index without data
+    write_file(join(model_dir, "ckpt-20.data-00000-of-00001"))  # data without index
+    write_file(join(model_dir, "ckpt-20.index"))  # now whole, but the state does not name it
+    assert sensor.poke({}) is False
+    update_state(model_dir, 20)
+    done = sensor.poke({})
+    assert done.is_done and [c["global_step"] for c in done.xcom_value] == [20]
