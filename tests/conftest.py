@@ -22,11 +22,12 @@ os.environ.pop("TF_CONFIG", None)
 # (dag.test() needs a DAG to come from a file in the DAGs folder).
 AIRFLOW_HOME = tempfile.mkdtemp(prefix="tfexp-airflow-home-")
 DAGS_FOLDER = os.path.join(AIRFLOW_HOME, "dags")
-os.makedirs(DAGS_FOLDER)
-for folder in (os.path.join(ROOT, "dags"), os.path.join(ROOT, "tests", "airflow", "dag_files")):
-    for name in os.listdir(folder):
-        if name.endswith(".py"):
-            shutil.copy(os.path.join(folder, name), DAGS_FOLDER)
+shutil.copytree(
+    os.path.join(ROOT, "dags"), DAGS_FOLDER, ignore=shutil.ignore_patterns("__pycache__")
+)
+for name in os.listdir(os.path.join(ROOT, "tests", "airflow", "dag_files")):
+    if name.endswith(".py"):
+        shutil.copy(os.path.join(ROOT, "tests", "airflow", "dag_files", name), DAGS_FOLDER)
 os.environ.update(
     {
         "AIRFLOW_HOME": AIRFLOW_HOME,

@@ -48,6 +48,7 @@ def load_digits() -> tuple[Any, Any, Any, Any]:
 def model_fn(params: dict[str, Any]) -> Any:
     import keras
 
+    params = {**DEFAULT_PARAMS, **(params or {})}
     model = keras.Sequential(
         [
             keras.Input((NUM_FEATURES,), name="pixels"),

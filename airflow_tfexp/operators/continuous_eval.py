@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException
@@ -39,7 +39,10 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
         of only the latest (checkpoints it still needs are kept from garbage collection).
     :param name: the evaluator name.
     :param deferrable: wait in the triggerer (default from `[tfexp] default_deferrable`);
-        False runs the whole loop in the worker.
+        False runs the whole loop in the worker, unless `reschedule`.
+    :param reschedule: when not deferrable, run one pass per try and free the worker slot in
+        between (the task is rescheduled after the throttle, like a sensor in reschedule mode;
+        this also works where no triggerer runs, e.g. under `dag.test()`).
     :return: ``{"model_dir", "checkpoint_path", "global_step", "metrics", "evaluated_steps",
         "passes", "finished"}``: the last evaluation, and the steps this task evaluated over how
         many passes (carried across deferrals in the defer kwargs; `dag.test()` does not carry
@@ -56,9 +59,11 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
         every_checkpoint: bool = False,
         name: str = "continuous",
         deferrable: bool | None = None,
+        reschedule: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.reschedule = reschedule
         self.throttle_delay_secs = check_optional_seconds(
             "throttle_delay_secs", throttle_delay_secs
         )
@@ -68,6 +73,8 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
         self.deferrable = default_deferrable() if deferrable is None else deferrable
 
     def run_step(self, context: Context) -> dict[str, Any]:
+        if not self.deferrable and self.reschedule:
+            return self._pass_then_reschedule(context)
         if not self.deferrable:
             experiment = self.build_experiment(context)
             last = experiment.continuous_eval(
@@ -110,10 +117,7 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
             return self._result(
                 experiment, outcome.last_result, evaluated, passes, outcome.finished
             )
-        throttle = self.throttle_delay_secs
-        if throttle is None:
-            throttle = experiment._continuous_eval_throttle_secs
-        poll = max(MIN_POLL_SECS, throttle)
+        poll = max(MIN_POLL_SECS, self._throttle(experiment))
         after = outcome.watermark if self.evaluate_checkpoint_only_once else None
         self.log.info(
             "Evaluated %d checkpoint(s) in this pass; deferring until a checkpoint newer than step %s "
@@ -135,6 +139,32 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
             timeout=self.execution_timeout or timedelta(days=7),
         )
 
+    def _pass_then_reschedule(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowRescheduleException
+
+        experiment = self.build_experiment(context)
+        outcome = experiment.continuous_eval_pass(
+            name=self.name,
+            every_checkpoint=self.every_checkpoint,
+            evaluate_checkpoint_only_once=self.evaluate_checkpoint_only_once,
+            first=outcome_is_first(experiment, self.name),
+        )
+        steps = [r["global_step"] for r in outcome.results]
+        if outcome.finished:
+            return self._result(experiment, outcome.last_result, steps, 1, outcome.finished)
+        throttle = self._throttle(experiment)
+        self.log.info(
+            "Evaluated steps %s in this pass; rescheduling in %s s to look for newer checkpoints.",
+            steps,
+            throttle,
+        )
+        raise AirflowRescheduleException(datetime.now(UTC) + timedelta(seconds=throttle))
+
+    def _throttle(self, experiment: Any) -> float:
+        if self.throttle_delay_secs is not None:
+            return self.throttle_delay_secs
+        return experiment._continuous_eval_throttle_secs
+
     def _result(
         self, experiment: Any, last: dict | None, evaluated: list[int], passes: int, finished: str
     ) -> dict[str, Any]:
@@ -150,3 +180,10 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
             "passes": passes,
             "finished": finished,
         }
+
+
+def outcome_is_first(experiment: Any, name: str) -> bool:
+    """Whether no evaluation is recorded yet (the predicate is then asked with None first)."""
+    from airflow_tfexp.experiment.results import evaluated_steps
+
+    return not evaluated_steps(experiment.model_dir, name)

@@ -1,0 +1,306 @@
+"""The experiment config, validated into a frozen spec before any DAG object exists.
+
+Every error names the field path, the value received and what is allowed, and all errors of a
+config are reported together (pydantic collects them; unknown keys get a "did you mean").
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from airflow_tfexp.experiment.experiment_fn import parse_experiment_fn
+from airflow_tfexp.experiment.locations import parse_model_dir
+
+SCHEDULE_MODES = ("train_and_evaluate", "per_checkpoint", "local")
+STAGES = ("train", "evaluate", "export")
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
+_PRESETS = (
+    "@once",
+    "@continuous",
+    "@hourly",
+    "@daily",
+    "@weekly",
+    "@monthly",
+    "@quarterly",
+    "@yearly",
+    "@annually",
+)
+
+
+class ExperimentConfigError(ValueError):
+    """A config that cannot become a DAG; the message lists every problem, one per line."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(
+            f"Invalid experiment config {source}:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+def _dotted_path(value: Any) -> str:
+    parse_experiment_fn(value, "path")
+    return value
+
+
+DottedPath = Annotated[str, Field(description='"package.module:function"')]
+Seconds = Annotated[float, Field(ge=0)]
+
+
+def parse_duration(value: Any) -> datetime.timedelta | None:
+    """Seconds as a number, or "90s", "15m", "2h", "1d"."""
+    if value is None or isinstance(value, datetime.timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return datetime.timedelta(seconds=value)
+    match = _DURATION.match(str(value).strip())
+    if not match:
+        raise ValueError(
+            'expected seconds (a number > 0) or a duration like "90s", "15m", "2h", "1d"'
+        )
+    number, unit = float(match.group(1)), match.group(2)
+    return datetime.timedelta(
+        **{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: number}
+    )
+
+
+class ComputeSpec(_Strict):
+    """Where a stage runs: executor, queue, pool, GPUs and limits."""
+
+    executor: str | None = None
+    queue: str | None = None
+    pool: str | None = None
+    gpus: int = Field(0, ge=0)
+    memory: str | None = None
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    execution_timeout: datetime.timedelta | None = None
+
+    @field_validator("execution_timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value)
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$", value):
+            raise ValueError('expected a Kubernetes quantity like "4Gi" or "512Mi"')
+        return value
+
+
+class ExporterSpec(_Strict):
+    type: Literal["latest", "best", "final"]
+    name: str | None = None
+    exports_to_keep: int | None = Field(5, ge=1)
+    metric: str = "loss"
+    mode: Literal["min", "max"] = "min"
+    serving_input_fn: str | None = None
+
+    @field_validator("serving_input_fn")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        return None if value is None else _dotted_path(value)
+
+
+class RunConfigSpec(_Strict):
+    save_checkpoints_steps: int | None = Field(None, ge=1)
+    save_checkpoints_secs: int | None = Field(None, ge=1)
+    keep_checkpoint_max: int | None = Field(5, ge=0)
+    log_step_count_steps: int = Field(100, ge=1)
+    save_summary_steps: int = Field(100, ge=1)
+    tf_random_seed: int | None = Field(None, ge=0)
+
+
+class EvaluationSpec(_Strict):
+    """How checkpoints are evaluated: by which evaluator name, which checkpoints, how waiting is
+    done ("defer": in the triggerer; "reschedule": the task frees its slot between looks)."""
+
+    name: str = "continuous"
+    every_checkpoint: bool = True
+    poll_interval: float = Field(5.0, gt=0)
+    wait: Literal["defer", "reschedule"] = "defer"
+
+
+class ExperimentSpec(_Strict):
+    """Everything a factory DAG is built from."""
+
+    # -- the Airflow side
+    dag_id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    schedule: str | datetime.timedelta | None = None
+    start_date: datetime.datetime = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    catchup: bool = False
+    tags: list[str] = Field(default_factory=lambda: ["tfexp"])
+    default_args: dict[str, Any] = Field(default_factory=dict)
+    retries: int = Field(1, ge=0)
+    description: str | None = None
+    schedule_mode: Literal["train_and_evaluate", "per_checkpoint", "local"] = "train_and_evaluate"
+    # -- the model and its inputs
+    model_dir: str
+    experiment_fn: str | None = None
+    model_fn: str | None = None
+    train_input_fn: str | None = None
+    eval_input_fn: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    # -- the Experiment's own arguments (names and defaults of the seed)
+    train_steps: int | None = Field(None, ge=1)
+    eval_steps: int | None = Field(100, ge=1)
+    min_eval_frequency: int | None = Field(None, ge=0)
+    eval_delay_secs: Seconds = 0
+    continuous_eval_throttle_secs: Seconds = 60
+    delay_workers_by_global_step: bool = False
+    train_steps_per_iteration: int | None = Field(None, ge=1)
+    checkpoint_and_export: bool = False
+    exporters: list[ExporterSpec] = Field(default_factory=list)
+    run_config: RunConfigSpec = Field(default_factory=RunConfigSpec)
+    evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    compute: dict[Literal["train", "evaluate", "export"], ComputeSpec] = Field(default_factory=dict)
+
+    @field_validator("experiment_fn", "model_fn", "train_input_fn", "eval_input_fn")
+    @classmethod
+    def _paths(cls, value: str | None) -> str | None:
+        return None if value is None else _dotted_path(value)
+
+    @field_validator("model_dir")
+    @classmethod
+    def _model_dir(cls, value: str) -> str:
+        parse_model_dir(value, "model_dir")
+        return value
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _schedule(cls, value: Any) -> Any:
+        if value is None or isinstance(value, datetime.timedelta):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return parse_duration(value)
+        if not isinstance(value, str):
+            raise ValueError(
+                "expected null, a cron expression, a preset like @daily, or a duration like 6h"
+            )
+        if value.startswith("@"):
+            if value not in _PRESETS:
+                raise ValueError(f"unknown preset; expected one of {list(_PRESETS)}")
+            return value
+        if _DURATION.match(value.strip()):
+            return parse_duration(value)
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError(
+                "not a valid cron expression (5 fields: minute hour day month weekday)"
+            )
+        return value
+
+    @field_validator("start_date", mode="before")
+    @classmethod
+    def _start_date(cls, value: Any) -> Any:
+        if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+            value = datetime.datetime(value.year, value.month, value.day)
+        if isinstance(value, datetime.datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.UTC)
+        return value
+
+    @model_validator(mode="after")
+    def _model_source(self) -> ExperimentSpec:
+        parts = {
+            "model_fn": self.model_fn,
+            "train_input_fn": self.train_input_fn,
+            "eval_input_fn": self.eval_input_fn,
+        }
+        if self.experiment_fn is not None:
+            given = [k for k, v in parts.items() if v]
+            if given:
+                raise ValueError(
+                    f"give either experiment_fn or model_fn + train_input_fn + eval_input_fn, not both (also got {given})"
+                )
+            if self.exporters:
+                raise ValueError(
+                    "exporters: only with model_fn; an experiment_fn defines its own export strategies"
+                )
+        else:
+            missing = [k for k, v in parts.items() if not v]
+            if missing:
+                raise ValueError(
+                    f"missing {missing}: give experiment_fn, or model_fn + train_input_fn + eval_input_fn"
+                )
+        run_config = self.run_config
+        if run_config.save_checkpoints_steps and run_config.save_checkpoints_secs:
+            raise ValueError(
+                "run_config: give save_checkpoints_steps or save_checkpoints_secs, not both"
+            )
+        names = [e.name or e.type for e in self.exporters]
+        if len(set(names)) != len(names):
+            raise ValueError(f"exporters: names must be distinct, got {names}")
+        return self
+
+    def experiment_arguments(self) -> dict[str, Any]:
+        """The Experiment constructor arguments the config sets."""
+        keys = (
+            "train_steps",
+            "eval_steps",
+            "min_eval_frequency",
+            "eval_delay_secs",
+            "continuous_eval_throttle_secs",
+            "delay_workers_by_global_step",
+            "train_steps_per_iteration",
+            "checkpoint_and_export",
+        )
+        return {key: getattr(self, key) for key in keys}
+
+
+def _did_you_mean(location: tuple, model: type[BaseModel]) -> str:
+    """For an unknown key, the closest field of the model it appeared in."""
+    fields: Any = model
+    for part in location[:-1]:
+        annotation = (
+            fields.model_fields.get(part)
+            if isinstance(part, str) and hasattr(fields, "model_fields")
+            else None
+        )
+        if annotation is None:
+            continue
+        candidate = annotation.annotation
+        for arg in getattr(candidate, "__args__", ()) or (candidate,):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                fields = arg
+    known = list(getattr(fields, "model_fields", {}))
+    close = difflib.get_close_matches(str(location[-1]), known, n=1)
+    return f'; did you mean "{close[0]}"?' if close else f"; known keys: {sorted(known)}"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    location = tuple(error["loc"])
+    path = ".".join(str(p) for p in location) or "(config)"
+    kind, value = error["type"], error.get("input")
+    if kind == "extra_forbidden":
+        return f"{path}: unknown key{_did_you_mean(location, ExperimentSpec)}"
+    if kind == "missing":
+        return f"{path}: required"
+    message = error["msg"].removeprefix("Value error, ")
+    shown = repr(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return f"{path}: {message} (got {shown})"
+
+
+def parse_spec(config: Any, source: str = "(dict)") -> ExperimentSpec:
+    """Validate a config dict into an ExperimentSpec, or raise ExperimentConfigError with all
+    its problems."""
+    if not isinstance(config, dict):
+        raise ExperimentConfigError(
+            source, [f"expected a mapping of settings, got {type(config).__name__}"]
+        )
+    try:
+        return ExperimentSpec.model_validate(config)
+    except ValidationError as err:
+        raise ExperimentConfigError(source, [_describe(e) for e in err.errors()]) from None

@@ -1,0 +1,113 @@
+"""A spec -> the stages of its DAG: task id, operator, arguments, compute and dependencies.
+
+The one place that decides a schedule mode's shape; `builder` turns stages into operators.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from airflow_tfexp.dag_factory.spec import ExperimentSpec
+
+RUNTIME_EXPERIMENT_FN = "airflow_tfexp.dag_factory.runtime:experiment_from_spec"
+SPEC_PARAM = "tfexp_spec"
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    task_id: str
+    operator: str  # class name in airflow_tfexp.operators / sensors
+    arguments: dict[str, Any]
+    compute: str | None = None  # which compute section applies: train / evaluate / export
+    upstream: tuple[str, ...] = ()
+    expand_from: str | None = None  # map over this stage's output (checkpoint_path=...)
+
+
+def experiment_arguments(spec: ExperimentSpec) -> dict[str, Any]:
+    """What every experiment operator takes: experiment_fn, model_dir and its params."""
+    if spec.experiment_fn:
+        # The user's experiment_fn gets the Experiment arguments in its params.
+        params = {
+            **{k: v for k, v in spec.experiment_arguments().items() if v is not None},
+            **spec.params,
+        }
+        return {"experiment_fn": spec.experiment_fn, "model_dir": spec.model_dir, "params": params}
+    runtime = spec.model_dump(
+        mode="json",
+        include={
+            "model_fn",
+            "train_input_fn",
+            "eval_input_fn",
+            "exporters",
+            "run_config",
+            *spec.experiment_arguments(),
+        },
+    )
+    return {
+        "experiment_fn": RUNTIME_EXPERIMENT_FN,
+        "model_dir": spec.model_dir,
+        "params": {**spec.params, SPEC_PARAM: runtime},
+    }
+
+
+def _train_and_evaluate(spec: ExperimentSpec, common: dict[str, Any]) -> list[Stage]:
+    evaluation = spec.evaluation
+    return [
+        Stage("train", "TrainOperator", {**common, "delay_secs": 0}, "train"),
+        Stage(
+            "continuous_eval",
+            "ContinuousEvalOperator",
+            {
+                **common,
+                "name": evaluation.name,
+                "every_checkpoint": evaluation.every_checkpoint,
+                "throttle_delay_secs": evaluation.poll_interval,
+                "deferrable": evaluation.wait == "defer",
+                "reschedule": evaluation.wait == "reschedule",
+            },
+            "evaluate",
+        ),
+        Stage("export", "ExportOperator", common, "export", upstream=("train", "continuous_eval")),
+    ]
+
+
+def _per_checkpoint(spec: ExperimentSpec, common: dict[str, Any]) -> list[Stage]:
+    evaluation = spec.evaluation
+    sensor = {
+        "model_dir": spec.model_dir,
+        "wait_for_training_complete": True,
+        "poke_interval": evaluation.poll_interval,
+        "timeout": 7 * 24 * 3600,
+    }
+    if evaluation.wait == "defer":
+        sensor["deferrable"] = True
+    else:
+        sensor.update(deferrable=False, mode="reschedule")
+    return [
+        Stage("train", "TrainOperator", {**common, "delay_secs": 0}, "train"),
+        Stage("wait_for_checkpoints", "CheckpointSensor", sensor),  # never on a GPU worker
+        Stage(
+            "evaluate",
+            "EvaluateOperator",
+            {**common, "name": evaluation.name},
+            "evaluate",
+            expand_from="wait_for_checkpoints",
+        ),
+        Stage("export", "ExportOperator", common, "export", upstream=("train", "evaluate")),
+    ]
+
+
+def _local(spec: ExperimentSpec, common: dict[str, Any]) -> list[Stage]:
+    return [Stage("train_and_evaluate", "TrainAndEvaluateOperator", common, "train")]
+
+
+_MODES = {
+    "train_and_evaluate": _train_and_evaluate,
+    "per_checkpoint": _per_checkpoint,
+    "local": _local,
+}
+
+
+def plan_stages(spec: ExperimentSpec) -> list[Stage]:
+    return _MODES[spec.schedule_mode](spec, experiment_arguments(spec))

@@ -1,0 +1,98 @@
+"""Factory DAGs under dag.test(): each schedule mode runs the real experiment end to end."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_tfexp.dag_factory import build_experiment_dag
+from airflow_tfexp.experiment.checkpoints import list_checkpoints
+from airflow_tfexp.experiment.coordination import read_completion_marker
+from airflow_tfexp.experiment.export_dirs import list_exports
+from airflow_tfexp.experiment.fs import join
+from airflow_tfexp.experiment.results import read_results
+from tests.airflow.conftest import load_dag, task_instances
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_yaml_digits_experiment_trains_evaluates_every_checkpoint_and_exports(
+    airflow_db, model_dir
+):
+    dag = load_dag("tfexp_digits_factory")
+    assert sorted(dag.task_ids) == ["continuous_eval", "export", "train"]
+    run = dag.test(run_conf={"model_dir": model_dir})
+    assert run.state == "success"
+    assert (
+        read_completion_marker(model_dir)["global_step"] == 1000
+    )  # train_steps comes from the YAML
+    evaluated = [r["global_step"] for r in read_results(model_dir, "continuous")]
+    assert (
+        evaluated
+        == [c.global_step for c in list_checkpoints(model_dir)]
+        == [0, 200, 400, 600, 800, 1000]
+    )
+    assert read_results(model_dir, "continuous")[-1]["metrics"]["accuracy"] > 0.9
+    # Continuous evaluation exported after each evaluation and the export task once more:
+    # exports_to_keep of the YAML bounds what is kept.
+    assert len(list_exports(join(model_dir, "export", "latest"))) == 2
+    assert len(list_exports(join(model_dir, "export", "best"))) == 1
+    assert {ti.state for ti in task_instances(dag, run)} == {"success"}
+
+
+def tiny_config(mode, model_dir, **extra):
+    return {
+        "dag_id": f"tfexp_tiny_{mode}",
+        "schedule_mode": mode,
+        "model_dir": model_dir,
+        "model_fn": "tests.experiment.tiny_experiment:model_fn",
+        "train_input_fn": "tests.experiment.tiny_experiment:train_input_fn",
+        "eval_input_fn": "tests.experiment.tiny_experiment:eval_input_fn",
+        "train_steps": 60,
+        "eval_steps": None,
+        "run_config": {"save_checkpoints_steps": 20, "keep_checkpoint_max": None},
+        "exporters": [{"type": "final"}],
+        "evaluation": {"poll_interval": 0.5, "wait": "reschedule"},
+        **extra,
+    }
+
+
+@pytest.mark.parametrize("mode", ["per_checkpoint", "local"])
+def test_the_other_schedule_modes(airflow_db, tmp_path, mode):
+    """dag.test() needs the DAG in a file of the DAGs folder: a YAML file and its one-liner."""
+    import os
+
+    import yaml
+
+    model_dir = str(tmp_path / "model")
+    config = tiny_config(mode, model_dir)
+    base = os.path.join(os.environ["AIRFLOW__CORE__DAGS_FOLDER"], f"tfexp_tiny_{mode}")
+    with open(base + ".yaml", "w") as handle:
+        yaml.safe_dump(config, handle)
+    with open(base + ".py", "w") as handle:
+        handle.write(
+            "from airflow_tfexp.dag_factory import load_experiment_dag\n"
+            "dag = load_experiment_dag(__file__.removesuffix('.py') + '.yaml')\n"
+        )
+    dag = load_dag(config["dag_id"])
+    run = dag.test()
+    assert run.state == "success"
+    (export,) = list_exports(join(model_dir, "export", "final"))
+    assert export
+    if mode == "per_checkpoint":
+        evaluations = [ti for ti in task_instances(dag, run) if ti.task_id == "evaluate"]
+        assert len(evaluations) == 4  # checkpoints 0, 20, 40, 60: one mapped task each
+        assert sorted(r["global_step"] for r in read_results(model_dir, "continuous")) == [
+            0,
+            20,
+            40,
+            60,
+        ]
+    else:
+        assert dag.task_ids == ["train_and_evaluate"]
+        assert read_results(model_dir, None)[-1]["global_step"] == 60
+
+
+def test_a_config_builds_a_dag_without_files():
+    dag = build_experiment_dag(tiny_config("train_and_evaluate", "/tmp/m"))
+    assert sorted(dag.task_ids) == ["continuous_eval", "export", "train"]
+    assert dag.get_task("export").upstream_task_ids == {"train", "continuous_eval"}
