@@ -279,7 +279,7 @@ def _did_you_mean(location: tuple, model: type[BaseModel]) -> str:
 
 
 def _describe(error: dict[str, Any]) -> str:
-    location = tuple(error["loc"])
+    location = tuple(p for p in error["loc"] if p != "[key]")  # a dict key error names the key
     path = ".".join(str(p) for p in location) or "(config)"
     kind, value = error["type"], error.get("input")
     if kind == "extra_forbidden":
