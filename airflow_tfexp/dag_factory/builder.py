@@ -88,7 +88,8 @@ def load_config_file(path: str) -> dict[str, Any]:
 
     try:
         with open(path) as handle:
-            return yaml.safe_load(handle)
+            # libyaml's safe loader when available: the same rules, several times faster
+            return yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as err:
         raise ExperimentConfigError(path, [f"not valid (safe) YAML: {err}"]) from None
     except OSError as err:

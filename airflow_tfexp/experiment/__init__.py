@@ -1,7 +1,7 @@
 """The Experiment engine: pure TensorFlow + Keras, no Airflow.
 
-Importing this package is cheap: modules that need TensorFlow (`KerasEstimator`) load on first
-use, so code that only configures experiments stays light.
+Importing this package is cheap: every public name loads its module on first use, and only
+`KerasEstimator` needs TensorFlow.
 """
 
 from __future__ import annotations
@@ -9,21 +9,26 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from airflow_tfexp.experiment.checkpoints import CheckpointInfo, latest_checkpoint, list_checkpoints
-from airflow_tfexp.experiment.early_stopping import EarlyStoppingHook
-from airflow_tfexp.experiment.errors import CheckpointError
-from airflow_tfexp.experiment.experiment import Experiment
-from airflow_tfexp.experiment.exporters import (
-    BestExporter,
-    Exporter,
-    FinalExporter,
-    LatestExporter,
-    metric_compare_fn,
-)
-from airflow_tfexp.experiment.hooks import CheckpointSaverListener, TrainingContext, TrainingHook
-from airflow_tfexp.experiment.run_config import RunConfig
-
-_LAZY = {"KerasEstimator": "airflow_tfexp.experiment.keras_estimator"}
+# Every public name loads its module on first use, so importing one light module of the
+# engine (say experiment_fn, at DAG parse time) does not import the rest.
+_LAZY = {
+    "BestExporter": "airflow_tfexp.experiment.exporters",
+    "CheckpointError": "airflow_tfexp.experiment.errors",
+    "CheckpointInfo": "airflow_tfexp.experiment.checkpoints",
+    "CheckpointSaverListener": "airflow_tfexp.experiment.hooks",
+    "EarlyStoppingHook": "airflow_tfexp.experiment.early_stopping",
+    "Experiment": "airflow_tfexp.experiment.experiment",
+    "Exporter": "airflow_tfexp.experiment.exporters",
+    "FinalExporter": "airflow_tfexp.experiment.exporters",
+    "KerasEstimator": "airflow_tfexp.experiment.keras_estimator",
+    "LatestExporter": "airflow_tfexp.experiment.exporters",
+    "RunConfig": "airflow_tfexp.experiment.run_config",
+    "TrainingContext": "airflow_tfexp.experiment.hooks",
+    "TrainingHook": "airflow_tfexp.experiment.hooks",
+    "latest_checkpoint": "airflow_tfexp.experiment.checkpoints",
+    "list_checkpoints": "airflow_tfexp.experiment.checkpoints",
+    "metric_compare_fn": "airflow_tfexp.experiment.exporters",
+}
 
 __all__ = [
     "BestExporter",
@@ -43,6 +48,10 @@ __all__ = [
     "list_checkpoints",
     "metric_compare_fn",
 ]
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 
 def __getattr__(name: str) -> Any:

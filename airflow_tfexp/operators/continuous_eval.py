@@ -16,7 +16,6 @@ from airflow_tfexp.operators._base import (
     checkpoint_summary,
     run_start_timestamp,
 )
-from airflow_tfexp.triggers.checkpoint import CheckpointTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -117,6 +116,8 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
             return self._result(
                 experiment, outcome.last_result, evaluated, passes, outcome.finished
             )
+        from airflow_tfexp.triggers.checkpoint import CheckpointTrigger
+
         poll = max(MIN_POLL_SECS, self._throttle(experiment))
         after = outcome.watermark if self.evaluate_checkpoint_only_once else None
         self.log.info(

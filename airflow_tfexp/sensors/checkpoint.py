@@ -11,10 +11,8 @@ from airflow.sdk.exceptions import AirflowException
 
 from airflow_tfexp._config import default_deferrable
 from airflow_tfexp.experiment.locations import parse_model_dir
-from airflow_tfexp.experiment.model_dir_scan import checkpoints_to_report, scan_model_dir
 from airflow_tfexp.hooks.gcp_credentials import DEFAULT_GCP_CONN_ID
 from airflow_tfexp.operators._base import is_templated, run_start_timestamp
-from airflow_tfexp.triggers.checkpoint import CheckpointTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -64,6 +62,7 @@ class CheckpointSensor(BaseSensorOperator):
         self.deferrable = default_deferrable() if deferrable is None else deferrable
 
     def _check(self, context: Context) -> dict[str, Any] | None:
+        from airflow_tfexp.experiment.model_dir_scan import checkpoints_to_report, scan_model_dir
         from airflow_tfexp.hooks.gcp_credentials import gcp_credentials
 
         with gcp_credentials(self.gcp_conn_id, self.model_dir, self.log):
@@ -89,6 +88,8 @@ class CheckpointSensor(BaseSensorOperator):
         event = self._check(context)
         if event is not None:
             return self._finish(event)
+        from airflow_tfexp.triggers.checkpoint import CheckpointTrigger
+
         self.defer(
             trigger=CheckpointTrigger(
                 model_dir=self.model_dir,
