@@ -69,8 +69,17 @@ class StepLog(TrainingHook):
     """Appends every trained global step to a file (to count steps repeated after a crash) and
     optionally sleeps after each step (to make training last long enough to watch)."""
 
-    def __init__(self, path: str | None, sleep_secs: float = 0.0) -> None:
-        self.path, self.sleep_secs = path, sleep_secs
+    def __init__(
+        self, path: str | None, sleep_secs: float = 0.0, pid_file: str | None = None
+    ) -> None:
+        self.path, self.sleep_secs, self.pid_file = path, sleep_secs, pid_file
+
+    def begin(self, context):
+        import os
+
+        if self.pid_file:  # which process trains, for tests that kill it
+            with open(self.pid_file, "w") as handle:
+                handle.write(str(os.getpid()))
 
     def after_step(self, step, logs):
         import time
@@ -102,8 +111,12 @@ def experiment_fn(run_config: Any, params: dict[str, Any] | None) -> Experiment:
         tf_random_seed=3,
     )
     hooks = []
-    if params.get("step_log") or params.get("step_sleep_secs"):
-        hooks.append(StepLog(params.get("step_log"), params.get("step_sleep_secs", 0.0)))
+    if params.get("step_log") or params.get("step_sleep_secs") or params.get("pid_file"):
+        hooks.append(
+            StepLog(
+                params.get("step_log"), params.get("step_sleep_secs", 0.0), params.get("pid_file")
+            )
+        )
     if params.get("early_stopping"):
         hooks.append(EarlyStoppingHook(**params["early_stopping"], check_interval_secs=0))
     listeners = [SlowSaves(params["save_sleep_secs"])] if params.get("save_sleep_secs") else []

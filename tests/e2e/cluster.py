@@ -1,0 +1,166 @@
+"""A real Airflow for end-to-end tests: `airflow standalone` (scheduler, triggerer,
+dag-processor, api-server) with LocalExecutor + EdgeExecutor, and an `airflow edge worker`
+serving queue `gpu`, all on their own home, SQLite DB and free ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+BIN = os.path.dirname(sys.executable)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        return sock.getsockname()[1]
+
+
+class AirflowCluster:
+    def __init__(self, home: str, dags_folder: str) -> None:
+        self.home = home
+        self.port = free_port()
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
+        self.env.update(
+            {
+                "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+                "PYTHONPATH": ROOT,
+                "AIRFLOW_HOME": home,
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/metadata.db",  # not the default: the edge CLI insists
+                "AIRFLOW__CORE__DAGS_FOLDER": dags_folder,
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor,airflow.providers.edge3.executors.EdgeExecutor",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{self.port}/execution/",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+                "AIRFLOW__API__PORT": str(self.port),
+                "AIRFLOW__API_AUTH__JWT_SECRET": "tfexp-e2e-" + "0" * 54,
+                "AIRFLOW__EDGE__API_ENABLED": "True",
+                "AIRFLOW__EDGE__API_URL": f"http://localhost:{self.port}/edge_worker/v1/rpcapi",
+                # edge3 fetches jobs in overlapping requests when one takes longer than the poll interval, and
+                # SQLite cannot lock the row: a longer interval keeps one job from being fetched twice.
+                "AIRFLOW__EDGE__JOB_POLL_INTERVAL": "3",
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "300",
+                "TF_CPP_MIN_LOG_LEVEL": "2",
+            }
+        )
+
+    def _start(self, name: str, *args: str) -> None:
+        log = open(os.path.join(self.home, f"{name}.log"), "w")
+        self.processes[name] = subprocess.Popen(
+            [os.path.join(BIN, "airflow"), *args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def start(self, timeout: float = 120) -> None:
+        os.makedirs(self.home, exist_ok=True)
+        self._start("standalone", "standalone")
+        self.wait_for(lambda: self.healthy(), timeout, "a healthy Airflow")
+        self._start("edge-worker", "edge", "worker", "-q", "gpu", "-c", "1")
+        self.wait_for(lambda: self.edge_worker_registered(), timeout, "the edge worker")
+
+    def log(self, name: str) -> str:
+        with open(os.path.join(self.home, f"{name}.log")) as handle:
+            return handle.read()
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        time.sleep(2)
+        for process in self.processes.values():
+            try:
+                os.killpg(process.pid, signal.SIGKILL)  # the edge worker ignores SIGTERM for long
+            except ProcessLookupError:
+                pass
+            process.wait(timeout=30)
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        request = urllib.request.Request(
+            f"http://localhost:{self.port}/api/v2{path}",
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"null")
+
+    def healthy(self) -> bool:
+        try:
+            health = self.api("GET", "/monitor/health")
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
+        return all(
+            health.get(p, {}).get("status") == "healthy"
+            for p in ("metadatabase", "scheduler", "triggerer", "dag_processor")
+        )
+
+    def edge_worker_registered(self) -> bool:
+        out = subprocess.run(
+            [os.path.join(BIN, "airflow"), "edge", "list-workers", "--output", "json"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return out.returncode == 0 and '"gpu"' in out.stdout
+
+    @staticmethod
+    def wait_for(predicate: Any, timeout: float, what: str, interval: float = 1.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(interval)
+        raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+
+    def trigger(self, dag_id: str, conf: dict[str, Any], timeout: float = 300) -> dict[str, Any]:
+        """Unpause, trigger through the REST API and wait for the run to finish."""
+        self.wait_for(lambda: self._dag_exists(dag_id), 120, f"DAG {dag_id} to be parsed")
+        self.api("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+        run_id = self.api("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})[
+            "dag_run_id"
+        ]
+
+        def finished() -> dict[str, Any] | None:
+            run = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+            return run if run["state"] in ("success", "failed") else None
+
+        return self.wait_for(finished, timeout, f"run {run_id} of {dag_id}", interval=2)
+
+    def _dag_exists(self, dag_id: str) -> bool:
+        try:
+            self.api("GET", f"/dags/{dag_id}")
+            return True
+        except urllib.error.HTTPError:
+            return False
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        return self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+
+    def task_log(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1
+    ) -> str:
+        from urllib.parse import quote
+
+        path = f"/dags/{dag_id}/dagRuns/{quote(run_id)}/taskInstances/{task_id}/logs/{try_number}?full_content=true&map_index={map_index}"
+        content = self.api("GET", path)["content"]
+        return "\n".join(e.get("event", "") if isinstance(e, dict) else str(e) for e in content)

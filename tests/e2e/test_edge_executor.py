@@ -1,0 +1,157 @@
+"""End to end on a real Airflow: scheduler, triggerer, dag-processor, api-server, and an
+EdgeExecutor worker serving queue `gpu`. Factory DAGs are triggered through the REST API."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+
+import pytest
+import yaml
+
+from airflow_tfexp.experiment.checkpoints import list_checkpoints
+from airflow_tfexp.experiment.export_dirs import list_exports
+from airflow_tfexp.experiment.results import read_results
+from tests.e2e.cluster import AirflowCluster
+from tests.experiment.processes import wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+ONE_LINER = "from airflow_tfexp.dag_factory import load_experiment_dag\ndag = load_experiment_dag(__file__[:-3] + '.yaml')\n"
+GPU = {"executor": "EdgeExecutor", "queue": "gpu", "gpus": 1}
+
+
+def experiment(dag_id: str, **extra):
+    return {
+        "dag_id": dag_id,
+        "schedule_mode": "per_checkpoint",
+        "model_dir": "{{ params.model_dir }}",
+        "model_fn": "tests.experiment.tiny_experiment:model_fn",
+        "train_input_fn": "tests.experiment.tiny_experiment:train_input_fn",
+        "eval_input_fn": "tests.experiment.tiny_experiment:eval_input_fn",
+        "params": {"model_dir": "/tmp/unused"},
+        "train_steps": 60,
+        "eval_steps": None,
+        "run_config": {"save_checkpoints_steps": 20, "keep_checkpoint_max": None},
+        "exporters": [{"type": "final"}],
+        "evaluation": {"poll_interval": 1, "wait": "defer"},
+        "compute": {"train": GPU, "evaluate": GPU, "export": GPU},
+        # Retries absorb two races of a loaded 2-core machine: a trigger that fires before the
+        # scheduler processed the deferral's executor event, and edge3 fetching a job twice.
+        "default_args": {"retry_delay": 2},
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    dags = root / "dags"
+    dags.mkdir()
+    configs = {
+        "tfexp_e2e_edge": experiment("tfexp_e2e_edge"),
+        # The user's own experiment_fn (with a hook that logs each step and the trainer's pid).
+        "tfexp_e2e_retry": {
+            "dag_id": "tfexp_e2e_retry",
+            "schedule_mode": "train_and_evaluate",
+            "model_dir": "{{ params.model_dir }}",
+            "experiment_fn": "tests.experiment.tiny_experiment:experiment_fn",
+            "train_steps": 300,
+            "params": {
+                "model_dir": "/tmp/unused",
+                "save_checkpoints_steps": 50,
+                "keep_checkpoint_max": None,
+                # run conf overrides declared params only
+                "step_log": "",
+                "pid_file": "",
+                "step_sleep_secs": 0.0,
+            },
+            "evaluation": {"poll_interval": 1, "wait": "defer", "every_checkpoint": True},
+            "compute": {"train": GPU, "evaluate": GPU, "export": GPU},
+            "default_args": {"retry_delay": 2},
+        },
+    }
+    for dag_id, config in configs.items():
+        (dags / f"{dag_id}.yaml").write_text(yaml.safe_dump(config))
+        (dags / f"{dag_id}.py").write_text(ONE_LINER)
+    cluster = AirflowCluster(str(root / "home"), str(dags))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        artifacts = os.path.join(os.path.dirname(__file__), "..", "..", "test-artifacts", "e2e")
+        os.makedirs(artifacts, exist_ok=True)
+        for name in ("standalone", "edge-worker"):
+            shutil.copy(os.path.join(cluster.home, f"{name}.log"), artifacts)
+
+
+def test_factory_dag_runs_gpu_stages_on_the_edge_worker_and_waits_in_the_triggerer(
+    cluster, tmp_path
+):
+    model_dir = str(tmp_path / "model")
+    run = cluster.trigger("tfexp_e2e_edge", {"model_dir": model_dir})
+    tis = cluster.task_instances("tfexp_e2e_edge", run["dag_run_id"])
+    assert run["state"] == "success", [(t["task_id"], t["state"]) for t in tis]
+    by_task: dict[str, list[dict]] = {}
+    for ti in tis:
+        by_task.setdefault(ti["task_id"], []).append(ti)
+    for task_id in ("train", "evaluate", "export"):
+        assert {(t["executor"], t["queue"], t["state"]) for t in by_task[task_id]} == {
+            ("EdgeExecutor", "gpu", "success")
+        }
+    (sensor,) = by_task["wait_for_checkpoints"]
+    assert sensor["executor"] is None and sensor["queue"] != "gpu"
+    assert len(by_task["evaluate"]) == 4  # checkpoints 0, 20, 40, 60
+    sensor_log = cluster.task_log("tfexp_e2e_edge", run["dag_run_id"], "wait_for_checkpoints")
+    assert "Pausing task as DEFERRED" in sensor_log and "Trigger fired event" in sensor_log
+    train_log = cluster.task_log("tfexp_e2e_edge", run["dag_run_id"], "train")
+    assert "training step 60/60" in train_log  # progress reaches the task log in the UI
+    assert sorted(r["global_step"] for r in read_results(model_dir, "continuous")) == [
+        0,
+        20,
+        40,
+        60,
+    ]
+    assert list_exports(os.path.join(model_dir, "export", "final"))
+    assert "tfexp_e2e_edge" in cluster.log("edge-worker")
+
+
+def test_a_killed_train_task_is_retried_and_resumes_from_its_last_checkpoint(cluster, tmp_path):
+    model_dir = str(tmp_path / "model")
+    step_log, pid_file = str(tmp_path / "steps.log"), str(tmp_path / "train.pid")
+    conf = {
+        "model_dir": model_dir,
+        "step_log": step_log,
+        "pid_file": pid_file,
+        "step_sleep_secs": 0.03,
+    }
+
+    def killer():
+        wait_until(
+            lambda: os.path.exists(step_log) and sum(1 for _ in open(step_log)) >= 120,
+            180,
+            what="120 steps",
+        )
+        os.kill(int(open(pid_file).read()), signal.SIGKILL)  # the task's training process, mid-run
+        return True
+
+    import threading
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    run = cluster.trigger("tfexp_e2e_retry", conf, timeout=420)
+    thread.join(timeout=5)
+    tis = {t["task_id"]: t for t in cluster.task_instances("tfexp_e2e_retry", run["dag_run_id"])}
+    assert run["state"] == "success", {k: v["state"] for k, v in tis.items()}
+    assert tis["train"]["try_number"] == 2 and tis["train"]["queue"] == "gpu"
+    steps = [int(line) for line in open(step_log)]
+    assert steps[-1] == 300
+    repeated = len(steps) - 300
+    assert 0 <= repeated <= 50, f"{repeated} steps trained twice (one checkpoint interval is 50)"
+    retry_log = cluster.task_log("tfexp_e2e_retry", run["dag_run_id"], "train", try_number=2)
+    assert "Restoring model from" in retry_log
+    evaluated = [r["global_step"] for r in read_results(model_dir, "continuous")]
+    assert (
+        evaluated == [c.global_step for c in list_checkpoints(model_dir)] == list(range(0, 301, 50))
+    )
