@@ -37,6 +37,7 @@ os.environ.update(
         "AIRFLOW__CORE__DAGBAG_IMPORT_ERROR_TRACEBACKS": "True",
         # where gs:// model dirs are staged for TensorFlow
         "TFEXP_STAGING_DIR": os.path.join(AIRFLOW_HOME, "staging"),
+        "TFEXP_FACTORY_CACHE": os.path.join(AIRFLOW_HOME, "factory-cache"),
         # google-auth must never probe the cloud metadata server from a test machine
         "NO_GCE_CHECK": "true",
         "GCE_METADATA_HOST": "127.0.0.1:9",

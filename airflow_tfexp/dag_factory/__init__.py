@@ -8,7 +8,12 @@ from airflow_tfexp.dag_factory.builder import (
     load_experiment_dag,
     load_experiment_dags,
 )
-from airflow_tfexp.dag_factory.spec import ExperimentConfigError, ExperimentSpec, parse_spec
+from airflow_tfexp.dag_factory.errors import ExperimentConfigError
+
+_LAZY = {  # the spec (pydantic) loads only when a config is validated
+    "ExperimentSpec": "airflow_tfexp.dag_factory.spec",
+    "parse_spec": "airflow_tfexp.dag_factory.spec",
+}
 
 __all__ = [
     "ExperimentConfigError",
@@ -18,3 +23,11 @@ __all__ = [
     "load_experiment_dags",
     "parse_spec",
 ]
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,101 +6,98 @@ import glob
 import os
 from typing import Any
 
-from airflow_tfexp.dag_factory.compute import (
-    check_executor,
-    configured_executors,
-    operator_arguments,
-)
-from airflow_tfexp.dag_factory.spec import ExperimentConfigError, ExperimentSpec, parse_spec
-from airflow_tfexp.dag_factory.stages import Stage, plan_stages
+from airflow_tfexp.dag_factory import cache
+from airflow_tfexp.dag_factory.compute import configured_executors, operator_arguments
+from airflow_tfexp.dag_factory.errors import ExperimentConfigError
+
+
+def plan_config(config: Any, source: str, executors: list[str]) -> dict[str, Any]:
+    """Validate a config (every problem at once) into its plain-JSON DAG plan."""
+    from airflow_tfexp.dag_factory.compute import check_executor
+    from airflow_tfexp.dag_factory.plan import plan_from_spec
+    from airflow_tfexp.dag_factory.spec import parse_spec
+
+    spec = parse_spec(config, source)
+    problems = [
+        p for stage, c in spec.compute.items() if (p := check_executor(stage, c, executors))
+    ]
+    if problems:
+        raise ExperimentConfigError(source, problems)
+    return plan_from_spec(spec)
 
 
 def build_experiment_dag(config: dict[str, Any], source: str = "(dict)") -> Any:
     """Validate `config` (every problem reported at once) and build its DAG."""
-    spec = parse_spec(config, source)
-    configured = configured_executors()
-    problems = [
-        p for stage, c in spec.compute.items() if (p := check_executor(stage, c, configured))
-    ]
-    if problems:
-        raise ExperimentConfigError(source, problems)
-    return _to_dag(spec, plan_stages(spec))
+    return dag_from_plan(plan_config(config, source, configured_executors()))
 
 
 def _operator_class(name: str) -> type:
+    if name.endswith("Sensor"):
+        import airflow_tfexp.sensors as sensors
+
+        return getattr(sensors, name)
     import airflow_tfexp.operators as operators
-    import airflow_tfexp.sensors as sensors
 
-    return getattr(operators, name, None) or getattr(sensors, name)
+    return getattr(operators, name)
 
 
-def _to_dag(spec: ExperimentSpec, stages: list[Stage]) -> Any:
+def dag_from_plan(plan: dict[str, Any]) -> Any:
+    """The only place where the factory instantiates a DAG and its operators."""
+    import datetime
+
     from airflow.sdk import DAG
 
-    dag = DAG(
-        dag_id=spec.dag_id,
-        schedule=spec.schedule,
-        start_date=spec.start_date,
-        catchup=spec.catchup,
-        tags=list(spec.tags),
-        description=spec.description or f"TensorFlow Experiment ({spec.schedule_mode})",
-        default_args={"retries": spec.retries, **spec.default_args},
-        doc_md=_doc(spec, stages),
-    )
+    settings = dict(plan["dag"])
+    if isinstance(settings["schedule"], dict):  # a duration, planned as seconds
+        settings["schedule"] = datetime.timedelta(seconds=settings["schedule"]["seconds"])
+    settings["start_date"] = datetime.datetime.fromisoformat(settings["start_date"])
+    dag = DAG(**settings)
     tasks: dict[str, Any] = {}
     with dag:
-        for stage in stages:
-            cls = _operator_class(stage.operator)
-            compute = spec.compute.get(stage.compute) if stage.compute else None
-            kwargs = {**stage.arguments, **operator_arguments(stage.compute or "", compute)}
-            if stage.expand_from:
-                task = cls.partial(task_id=stage.task_id, **kwargs).expand(
-                    checkpoint_path=tasks[stage.expand_from].output
+        for stage in plan["stages"]:
+            cls = _operator_class(stage["operator"])
+            compute = plan["compute"].get(stage["compute"]) if stage["compute"] else None
+            kwargs = {**stage["arguments"], **operator_arguments(compute)}
+            if stage["expand_from"]:
+                task = cls.partial(task_id=stage["task_id"], **kwargs).expand(
+                    checkpoint_path=tasks[stage["expand_from"]].output
                 )
             else:
-                task = cls(task_id=stage.task_id, **kwargs)
-            for upstream in stage.upstream:
+                task = cls(task_id=stage["task_id"], **kwargs)
+            for upstream in stage["upstream"]:
                 tasks[upstream] >> task
-            tasks[stage.task_id] = task
+            tasks[stage["task_id"]] = task
     return dag
 
 
-def _doc(spec: ExperimentSpec, stages: list[Stage]) -> str:
-    lines = [
-        f"Built by airflow-tfexp's DAG factory in `{spec.schedule_mode}` mode.",
-        "",
-        "| task | runs | on |",
-        "|---|---|---|",
-    ]
-    for stage in stages:
-        compute = spec.compute.get(stage.compute) if stage.compute else None
-        where = ", ".join(
-            f"{k}={v}"
-            for k, v in (compute.model_dump(exclude_defaults=True) if compute else {}).items()
-        )
-        lines.append(f"| {stage.task_id} | {stage.operator} | {where or 'default executor'} |")
-    return "\n".join(lines)
-
-
-def load_config_file(path: str) -> dict[str, Any]:
+def parse_yaml(source: bytes, path: str) -> Any:
     """A YAML config, loaded safely (no Python tags)."""
     import yaml
 
     try:
-        with open(path) as handle:
-            # libyaml's safe loader when available: the same rules, several times faster
-            return yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        # libyaml's safe loader when available: the same rules, several times faster
+        return yaml.load(source, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as err:
         raise ExperimentConfigError(path, [f"not valid (safe) YAML: {err}"]) from None
-    except OSError as err:
-        raise ExperimentConfigError(path, [f"cannot read the file: {err}"]) from None
 
 
 def load_experiment_dag(path: str) -> Any:
     """One DAG from one YAML file: `dag = load_experiment_dag(__file__.replace(".py", ".yaml"))`.
 
-    One DAG file per experiment keeps a broken config to its own import error."""
-    return build_experiment_dag(load_config_file(path), source=path)
+    One DAG file per experiment keeps a broken config to its own import error. The plan of a
+    validated config is cached: parsing it again, unchanged, skips YAML and validation."""
+    try:
+        with open(path, "rb") as handle:
+            source = handle.read()
+    except OSError as err:
+        raise ExperimentConfigError(path, [f"cannot read the file: {err}"]) from None
+    executors = configured_executors()
+    key = cache.cache_key(source, executors)
+    plan = cache.load_plan(key)
+    if plan is None:
+        plan = plan_config(parse_yaml(source, path), path, executors)
+        cache.store_plan(key, plan)
+    return dag_from_plan(plan)
 
 
 def load_experiment_dags(path_or_glob: str) -> dict[str, Any]:

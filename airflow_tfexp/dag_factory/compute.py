@@ -6,9 +6,11 @@ pod override (GPU limits, node selector, tolerations). Executors must be configu
 
 from __future__ import annotations
 
-from typing import Any
+import datetime
+from typing import TYPE_CHECKING, Any
 
-from airflow_tfexp.dag_factory.spec import ComputeSpec
+if TYPE_CHECKING:
+    from airflow_tfexp.dag_factory.spec import ComputeSpec
 
 KUBERNETES_EXECUTORS = ("KubernetesExecutor", "CeleryKubernetesExecutor", "LocalKubernetesExecutor")
 
@@ -37,39 +39,39 @@ def check_executor(stage: str, compute: ComputeSpec, configured: list[str]) -> s
     )
 
 
-def operator_arguments(stage: str, compute: ComputeSpec | None) -> dict[str, Any]:
-    """BaseOperator arguments that put this stage where its compute section says."""
-    if compute is None:
+def operator_arguments(compute: dict[str, Any] | None) -> dict[str, Any]:
+    """BaseOperator arguments that put a stage where its compute section (as planned) says."""
+    if not compute:
         return {}
     arguments: dict[str, Any] = {}
-    if compute.executor:
-        arguments["executor"] = compute.executor
-    if compute.queue:
-        arguments["queue"] = compute.queue
-    if compute.pool:
-        arguments["pool"] = compute.pool
-    if compute.execution_timeout:
-        arguments["execution_timeout"] = compute.execution_timeout
-    if compute.executor and compute.executor.rsplit(".", 1)[-1] in KUBERNETES_EXECUTORS:
+    for key in ("executor", "queue", "pool"):
+        if compute.get(key):
+            arguments[key] = compute[key]
+    if compute.get("execution_timeout_secs"):
+        arguments["execution_timeout"] = datetime.timedelta(
+            seconds=compute["execution_timeout_secs"]
+        )
+    executor = compute.get("executor") or ""
+    if executor.rsplit(".", 1)[-1] in KUBERNETES_EXECUTORS:
         arguments["executor_config"] = {"pod_override": pod_override(compute)}
     return arguments
 
 
-def pod_override(compute: ComputeSpec) -> Any:
+def pod_override(compute: dict[str, Any]) -> Any:
     """A V1Pod for KubernetesExecutor: the `base` container's GPU and memory limits, node
     selector and tolerations (kubernetes client models; imported only when needed)."""
     from kubernetes.client import models as k8s
 
     limits: dict[str, str] = {}
-    if compute.gpus:
-        limits["nvidia.com/gpu"] = str(compute.gpus)
-    if compute.memory:
-        limits["memory"] = compute.memory
+    if compute.get("gpus"):
+        limits["nvidia.com/gpu"] = str(compute["gpus"])
+    if compute.get("memory"):
+        limits["memory"] = compute["memory"]
     resources = k8s.V1ResourceRequirements(limits=limits or None, requests=dict(limits) or None)
     return k8s.V1Pod(
         spec=k8s.V1PodSpec(
             containers=[k8s.V1Container(name="base", resources=resources)],
-            node_selector=compute.node_selector or None,
-            tolerations=[k8s.V1Toleration(**t) for t in compute.tolerations] or None,
+            node_selector=compute.get("node_selector") or None,
+            tolerations=[k8s.V1Toleration(**t) for t in compute.get("tolerations") or []] or None,
         )
     )

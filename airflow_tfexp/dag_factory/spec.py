@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from airflow_tfexp.dag_factory.errors import ExperimentConfigError
 from airflow_tfexp.experiment.experiment_fn import parse_experiment_fn
 from airflow_tfexp.experiment.locations import parse_model_dir
 
@@ -30,17 +31,6 @@ _PRESETS = (
     "@yearly",
     "@annually",
 )
-
-
-class ExperimentConfigError(ValueError):
-    """A config that cannot become a DAG; the message lists every problem, one per line."""
-
-    def __init__(self, source: str, problems: list[str]) -> None:
-        self.source = source
-        self.problems = problems
-        super().__init__(
-            f"Invalid experiment config {source}:\n" + "\n".join(f"  - {p}" for p in problems)
-        )
 
 
 class _Strict(BaseModel):

@@ -7,24 +7,20 @@ the import happens only when the experiment runs.
 from __future__ import annotations
 
 import importlib
-import re
 from collections.abc import Callable
 from typing import Any
-
-_SPEC = re.compile(
-    r"^(?P<module>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):(?P<attr>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)$"
-)
 
 
 def parse_experiment_fn(spec: Any, argument: str = "experiment_fn") -> tuple[str, str]:
     """Split "module:function"; a ValueError names the argument and shows the expected form."""
-    match = _SPEC.match(spec) if isinstance(spec, str) else None
-    if not match:
+    module, sep, attribute = spec.partition(":") if isinstance(spec, str) else ("", "", "")
+    dotted = (module.split("."), attribute.split("."))
+    if not sep or not all(part.isidentifier() for parts in dotted for part in parts):
         raise ValueError(
             f'Invalid value for `{argument}`. Received: {spec!r}. Expected "module:function", '
             'e.g. "airflow_tfexp.examples.digits:experiment_fn".'
         )
-    return match.group("module"), match.group("attr")
+    return module, attribute
 
 
 def load_experiment_fn(spec: str, argument: str = "--experiment-fn") -> Callable[..., Any]:

@@ -8,8 +8,7 @@ import re
 from typing import Any
 
 SUPPORTED = ("a local path", "gs://bucket/prefix")
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+_BUCKET_PATTERN = r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,10 +31,16 @@ def parse_model_dir(value: Any, argument: str = "model_dir") -> ModelDirLocation
         raise ValueError(
             f"Invalid value for `{argument}`. Received: {value!r}. Expected {' or '.join(SUPPORTED)}."
         )
-    match = _SCHEME.match(value)
-    if not match:
+    # Plain string checks (no regex compiled at import): this runs at every DAG parse.
+    scheme, sep, _ = value.partition("://")
+    if (
+        not sep
+        or not scheme
+        or not scheme[0].isalpha()
+        or not scheme.replace("+", "").replace(".", "").replace("-", "").isalnum()
+    ):
         return ModelDirLocation(url=value, scheme="")
-    scheme = match.group(1).lower()
+    scheme = scheme.lower()
     if scheme == "file":
         return ModelDirLocation(url=value[len("file://") :], scheme="")
     if scheme != "gs":
@@ -44,7 +49,7 @@ def parse_model_dir(value: Any, argument: str = "model_dir") -> ModelDirLocation
             f"supported. Expected {' or '.join(SUPPORTED)}."
         )
     bucket, _, prefix = value[len("gs://") :].partition("/")
-    if not _BUCKET.match(bucket):
+    if not re.match(_BUCKET_PATTERN, bucket):
         raise ValueError(
             f"Invalid value for `{argument}`. Received: {value!r}: {bucket!r} is not a valid bucket name."
         )

@@ -10,7 +10,6 @@ from airflow.sdk.exceptions import AirflowException
 
 from airflow_tfexp._config import default_deferrable
 from airflow_tfexp.experiment._validation import check_optional_seconds
-from airflow_tfexp.experiment.results import to_jsonable
 from airflow_tfexp.operators._base import (
     ExperimentBaseOperator,
     checkpoint_summary,
@@ -176,7 +175,7 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
         return {
             **checkpoint_summary(experiment, path),
             "global_step": step,
-            "metrics": to_jsonable(last) if last else None,
+            "metrics": _jsonable(last) if last else None,
             "evaluated_steps": evaluated,
             "passes": passes,
             "finished": finished,
@@ -188,3 +187,11 @@ def outcome_is_first(experiment: Any, name: str) -> bool:
     from airflow_tfexp.experiment.results import evaluated_steps
 
     return not evaluated_steps(experiment.model_dir, name)
+
+
+def _jsonable(metrics: Any) -> dict[str, Any]:
+    from airflow_tfexp.experiment.results import (
+        to_jsonable,
+    )  # loaded when a task runs, not at parse
+
+    return to_jsonable(metrics)

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_tfexp.experiment._validation import check_optional_seconds
-from airflow_tfexp.experiment.results import to_jsonable
 from airflow_tfexp.operators._base import ExperimentBaseOperator, checkpoint_summary
 
 if TYPE_CHECKING:
@@ -93,7 +92,7 @@ class EvaluateOperator(ExperimentBaseOperator):
             metrics, reused = experiment.evaluate_checkpoint(checkpoint_path, name=self.name), False
         return {
             **checkpoint_summary(experiment, checkpoint_path),
-            "metrics": to_jsonable(metrics),
+            "metrics": _jsonable(metrics),
             "name": self.name,
             "reused": reused,
         }
@@ -146,7 +145,7 @@ class TrainAndEvaluateOperator(ExperimentBaseOperator):
         eval_result, export_paths = experiment.train_and_evaluate()
         return {
             **checkpoint_summary(experiment),
-            "metrics": to_jsonable(eval_result),
+            "metrics": _jsonable(eval_result),
             "export_paths": export_paths,
         }
 
@@ -160,7 +159,7 @@ class ExperimentTestOperator(ExperimentBaseOperator):
     def run_step(self, context: Context) -> dict[str, Any]:
         experiment = self.build_experiment(context)
         metrics = experiment.test()
-        return {**checkpoint_summary(experiment), "metrics": to_jsonable(metrics)}
+        return {**checkpoint_summary(experiment), "metrics": _jsonable(metrics)}
 
 
 class StdServerOperator(ExperimentBaseOperator):
@@ -179,3 +178,11 @@ class StdServerOperator(ExperimentBaseOperator):
             **checkpoint_summary(experiment),
             "completion": read_completion_marker(experiment.model_dir),
         }
+
+
+def _jsonable(metrics: Any) -> dict[str, Any]:
+    from airflow_tfexp.experiment.results import (
+        to_jsonable,
+    )  # loaded when a task runs, not at parse
+
+    return to_jsonable(metrics)

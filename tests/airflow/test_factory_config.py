@@ -12,6 +12,7 @@ import pytest
 
 from airflow_tfexp.dag_factory import ExperimentConfigError, build_experiment_dag, parse_spec
 from airflow_tfexp.dag_factory.compute import operator_arguments
+from airflow_tfexp.dag_factory.plan import compute_to_json
 
 GOOD = {
     "dag_id": "tfexp_good",
@@ -193,7 +194,7 @@ def test_compute_sets_queue_pool_timeout_and_a_kubernetes_pod_override():
             },
         }
     )
-    train = operator_arguments("train", spec.compute["train"])
+    train = operator_arguments(compute_to_json(spec.compute["train"]))
     pod = train["executor_config"]["pod_override"]
     (container,) = pod.spec.containers
     assert container.name == "base"
@@ -210,7 +211,7 @@ def test_compute_sets_queue_pool_timeout_and_a_kubernetes_pod_override():
         train["executor"] == "KubernetesExecutor"
         and train["execution_timeout"].total_seconds() == 7200
     )
-    assert operator_arguments("evaluate", spec.compute["evaluate"]) == {
+    assert operator_arguments(compute_to_json(spec.compute["evaluate"])) == {
         "queue": "gpu",
         "pool": "gpu_pool",
     }
@@ -283,3 +284,44 @@ def test_parsing_a_factory_dag_imports_no_tensorflow_keras_or_google_client():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_an_unchanged_config_is_built_from_its_cached_plan_without_validation(tmp_path):
+    """The second parse of the same YAML skips YAML and pydantic; any change is a miss."""
+    import yaml
+
+    config_path = tmp_path / "exp.yaml"
+    config_path.write_text(yaml.safe_dump(GOOD))
+    code = textwrap.dedent(f"""
+        import sys
+        from airflow_tfexp.dag_factory import load_experiment_dag
+        dag = load_experiment_dag({str(config_path)!r})
+        print(dag.dag_id, sorted(dag.task_ids), "airflow_tfexp.dag_factory.spec" in sys.modules)
+    """)
+    env = dict(os.environ, TFEXP_FACTORY_CACHE=str(tmp_path / "cache"))
+
+    def parse():
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout.strip().splitlines()[-1]
+
+    expected = "tfexp_good ['continuous_eval', 'export', 'train']"
+    assert parse() == f"{expected} True"  # first parse: validated
+    assert parse() == f"{expected} False"  # cached plan: no pydantic import at all
+    config_path.write_text(yaml.safe_dump({**GOOD, "train_stepz": 5}))
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert (
+        'train_stepz: unknown key; did you mean "train_steps"?' in out.stderr
+    )  # a change is validated
+    env["AIRFLOW__CORE__EXECUTOR"] = "CeleryExecutor"
+    config_path.write_text(
+        yaml.safe_dump({**GOOD, "compute": {"train": {"executor": "LocalExecutor"}}})
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert "'LocalExecutor' is not configured" in out.stderr

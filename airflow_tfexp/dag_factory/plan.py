@@ -1,0 +1,60 @@
+"""A spec's DAG plan: everything the builder needs, as plain JSON.
+
+Plain JSON so that a validated config's plan can be cached (see `cache`): parsing an unchanged
+config again then skips YAML and pydantic entirely.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from typing import Any
+
+from airflow_tfexp.dag_factory.spec import ComputeSpec, ExperimentSpec
+from airflow_tfexp.dag_factory.stages import plan_stages
+
+
+def compute_to_json(compute: ComputeSpec) -> dict[str, Any]:
+    data = compute.model_dump(mode="python")
+    timeout = data.pop("execution_timeout")
+    data["execution_timeout_secs"] = timeout.total_seconds() if timeout else None
+    return data
+
+
+def _schedule_to_json(schedule: Any) -> Any:
+    if isinstance(schedule, datetime.timedelta):
+        return {"seconds": schedule.total_seconds()}
+    return schedule
+
+
+def _doc(spec: ExperimentSpec, stages: list[Any]) -> str:
+    lines = [
+        f"Built by airflow-tfexp's DAG factory in `{spec.schedule_mode}` mode.",
+        "",
+        "| task | runs | on |",
+        "|---|---|---|",
+    ]
+    for stage in stages:
+        compute = spec.compute.get(stage.compute) if stage.compute else None
+        settings = compute.model_dump(exclude_defaults=True) if compute else {}
+        where = ", ".join(f"{k}={v}" for k, v in settings.items())
+        lines.append(f"| {stage.task_id} | {stage.operator} | {where or 'default executor'} |")
+    return "\n".join(lines)
+
+
+def plan_from_spec(spec: ExperimentSpec) -> dict[str, Any]:
+    stages = plan_stages(spec)
+    return {
+        "dag": {
+            "dag_id": spec.dag_id,
+            "schedule": _schedule_to_json(spec.schedule),
+            "start_date": spec.start_date.isoformat(),
+            "catchup": spec.catchup,
+            "tags": list(spec.tags),
+            "description": spec.description or f"TensorFlow Experiment ({spec.schedule_mode})",
+            "default_args": {"retries": spec.retries, **spec.default_args},
+            "doc_md": _doc(spec, stages),
+        },
+        "stages": [dataclasses.asdict(stage) for stage in stages],
+        "compute": {stage: compute_to_json(compute) for stage, compute in spec.compute.items()},
+    }
