@@ -6,6 +6,7 @@ import functools
 import inspect
 from typing import Any
 
+from airflow_tfexp.dag_factory.spec import EXPERIMENT_ARGUMENTS
 from airflow_tfexp.dag_factory.stages import SPEC_PARAM
 
 
@@ -54,19 +55,7 @@ def experiment_from_spec(run_config: Any, params: dict[str, Any]) -> Any:
     estimator = KerasEstimator(
         load_experiment_fn(spec["model_fn"], "model_fn"), config=config, params=params
     )
-    arguments = {
-        k: spec[k]
-        for k in (
-            "train_steps",
-            "eval_steps",
-            "min_eval_frequency",
-            "eval_delay_secs",
-            "continuous_eval_throttle_secs",
-            "delay_workers_by_global_step",
-            "train_steps_per_iteration",
-            "checkpoint_and_export",
-        )
-    }
+    arguments = {key: spec[key] for key in EXPERIMENT_ARGUMENTS}
     return Experiment(
         estimator,
         _bind_params(load_experiment_fn(spec["train_input_fn"], "train_input_fn"), params),

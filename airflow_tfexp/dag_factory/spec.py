@@ -18,6 +18,17 @@ from airflow_tfexp.experiment.experiment_fn import parse_experiment_fn
 from airflow_tfexp.experiment.locations import parse_model_dir
 
 SCHEDULE_MODES = ("train_and_evaluate", "per_checkpoint", "local")
+# The seed Experiment's constructor arguments a config may set directly.
+EXPERIMENT_ARGUMENTS = (
+    "train_steps",
+    "eval_steps",
+    "min_eval_frequency",
+    "eval_delay_secs",
+    "continuous_eval_throttle_secs",
+    "delay_workers_by_global_step",
+    "train_steps_per_iteration",
+    "checkpoint_and_export",
+)
 STAGES = ("train", "evaluate", "export")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
 _PRESETS = (
@@ -235,17 +246,7 @@ class ExperimentSpec(_Strict):
 
     def experiment_arguments(self) -> dict[str, Any]:
         """The Experiment constructor arguments the config sets."""
-        keys = (
-            "train_steps",
-            "eval_steps",
-            "min_eval_frequency",
-            "eval_delay_secs",
-            "continuous_eval_throttle_secs",
-            "delay_workers_by_global_step",
-            "train_steps_per_iteration",
-            "checkpoint_and_export",
-        )
-        return {key: getattr(self, key) for key in keys}
+        return {key: getattr(self, key) for key in EXPERIMENT_ARGUMENTS}
 
 
 def _did_you_mean(location: tuple, model: type[BaseModel]) -> str:

@@ -164,3 +164,16 @@ class AirflowCluster:
         path = f"/dags/{dag_id}/dagRuns/{quote(run_id)}/taskInstances/{task_id}/logs/{try_number}?full_content=true&map_index={map_index}"
         content = self.api("GET", path)["content"]
         return "\n".join(e.get("event", "") if isinstance(e, dict) else str(e) for e in content)
+
+    def all_logs(
+        self, dag_id: str, run_id: str, task_id: str, tries: int, map_index: int = -1
+    ) -> str:
+        """The logs of every try that has one, joined."""
+        logs = []
+        for try_number in range(1, tries + 1):
+            try:
+                logs.append(self.task_log(dag_id, run_id, task_id, try_number, map_index))
+            except urllib.error.HTTPError as err:
+                if err.code != 404:
+                    raise
+        return "\n".join(logs)
