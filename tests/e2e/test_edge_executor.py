@@ -108,7 +108,8 @@ def test_factory_dag_runs_gpu_stages_on_the_edge_worker_and_waits_in_the_trigger
         "tfexp_e2e_edge", run["dag_run_id"], "wait_for_checkpoints", sensor["try_number"]
     )
     assert "Pausing task as DEFERRED" in sensor_log and "Trigger fired event" in sensor_log
-    train_log = cluster.task_log("tfexp_e2e_edge", run["dag_run_id"], "train")
+    (train,) = by_task["train"]
+    train_log = cluster.all_logs("tfexp_e2e_edge", run["dag_run_id"], "train", train["try_number"])
     assert "training step 60/60" in train_log  # progress reaches the task log in the UI
     assert sorted(r["global_step"] for r in read_results(model_dir, "continuous")) == [
         0,
@@ -147,12 +148,14 @@ def test_a_killed_train_task_is_retried_and_resumes_from_its_last_checkpoint(clu
     thread.join(timeout=5)
     tis = {t["task_id"]: t for t in cluster.task_instances("tfexp_e2e_retry", run["dag_run_id"])}
     assert run["state"] == "success", {k: v["state"] for k, v in tis.items()}
-    assert tis["train"]["try_number"] == 2 and tis["train"]["queue"] == "gpu"
+    assert tis["train"]["try_number"] >= 2 and tis["train"]["queue"] == "gpu"
     steps = [int(line) for line in open(step_log)]
     assert steps[-1] == 300
     repeated = len(steps) - 300
     assert 0 <= repeated <= 50, f"{repeated} steps trained twice (one checkpoint interval is 50)"
-    retry_log = cluster.task_log("tfexp_e2e_retry", run["dag_run_id"], "train", try_number=2)
+    retry_log = cluster.all_logs(
+        "tfexp_e2e_retry", run["dag_run_id"], "train", tis["train"]["try_number"]
+    )
     assert "Restoring model from" in retry_log
     evaluated = [r["global_step"] for r in read_results(model_dir, "continuous")]
     assert (
