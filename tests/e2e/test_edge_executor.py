@@ -49,7 +49,21 @@ def cluster(tmp_path_factory):
     dags = root / "dags"
     dags.mkdir()
     configs = {
-        "tfexp_e2e_edge": experiment("tfexp_e2e_edge"),
+        # Training takes a few seconds (slowed steps), so the sensor has to wait for it.
+        "tfexp_e2e_edge": experiment(
+            "tfexp_e2e_edge",
+            model_fn=None,
+            train_input_fn=None,
+            eval_input_fn=None,
+            exporters=[],
+            experiment_fn="tests.experiment.tiny_experiment:experiment_fn",
+            params={
+                "model_dir": "/tmp/unused",
+                "save_checkpoints_steps": 20,
+                "keep_checkpoint_max": None,
+                "step_sleep_secs": 0.05,
+            },
+        ),
         # The user's own experiment_fn (with a hook that logs each step and the trainer's pid).
         "tfexp_e2e_retry": {
             "dag_id": "tfexp_e2e_retry",
@@ -117,7 +131,7 @@ def test_factory_dag_runs_gpu_stages_on_the_edge_worker_and_waits_in_the_trigger
         40,
         60,
     ]
-    assert list_exports(os.path.join(model_dir, "export", "final"))
+    assert list_exports(os.path.join(model_dir, "export", "latest"))
     assert "tfexp_e2e_edge" in cluster.log("edge-worker")
 
 
