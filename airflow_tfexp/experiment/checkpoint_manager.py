@@ -2,7 +2,7 @@
 
 `keep_checkpoint_max` used to delete checkpoints before a slow evaluator read them (DataLoss).
 Here a checkpoint past the limit is deleted only when no live continuous evaluator needs it
-(see `coordination.protection_reason`); it stays in the manager's list and is reconsidered at
+(see `coordination.protection_check`); it stays in the manager's list and is reconsidered at
 the next save.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Callable
 import tensorflow as tf
 
 from airflow_tfexp.experiment.checkpoints import checkpoint_step
-from airflow_tfexp.experiment.coordination import protection_reason
+from airflow_tfexp.experiment.coordination import protection_check
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +45,12 @@ class ProtectingCheckpointManager(tf.train.CheckpointManager):
         if not self._max_to_keep:
             return
         candidates = list(self._maybe_delete)[: -self._max_to_keep]
+        if not candidates:
+            return
+        protected = protection_check(self._protect) if self._protect else None  # one read per sweep
         for filename in candidates:
             step = checkpoint_step(filename)
-            reason = (
-                protection_reason(self._protect, step)
-                if self._protect and step is not None
-                else None
-            )
+            reason = protected(step) if protected and step is not None else None
             if reason:
                 log.info(
                     "Keeping %s beyond keep_checkpoint_max=%d: %s.",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from airflow_tfexp.experiment._files import read_json, write_json_atomic
@@ -90,15 +91,32 @@ def _live_registrations(model_dir: str, now: float) -> list[dict[str, Any]]:
     return live
 
 
-def protection_reason(model_dir: str, global_step: int, now: float | None = None) -> str | None:
-    """Why the checkpoint at `global_step` must not be deleted yet, or None if it may be."""
+def protection_check(model_dir: str, now: float | None = None) -> Callable[[int], str | None]:
+    """A function telling why a checkpoint step must not be deleted yet (None: it may be).
+
+    Reads the registrations and the results they depend on once, so a garbage-collection sweep
+    over many checkpoints costs a few reads, not a few per checkpoint.
+    """
     now = time.time() if now is None else now
+    claims = []
     for registration in _live_registrations(model_dir, now):
         name = registration.get("name")
-        if registration.get("evaluating_step") == global_step:
-            return f"evaluator {name!r} is evaluating it"
-        if registration.get("every_checkpoint") and global_step not in evaluated_steps(
-            model_dir, name
-        ):
-            return f"evaluator {name!r} evaluates every checkpoint and has not evaluated it yet"
-    return None
+        evaluated = (
+            evaluated_steps(model_dir, name) if registration.get("every_checkpoint") else None
+        )
+        claims.append((name, registration.get("evaluating_step"), evaluated))
+
+    def reason(global_step: int) -> str | None:
+        for name, evaluating, evaluated in claims:
+            if evaluating == global_step:
+                return f"evaluator {name!r} is evaluating it"
+            if evaluated is not None and global_step not in evaluated:
+                return f"evaluator {name!r} evaluates every checkpoint and has not evaluated it yet"
+        return None
+
+    return reason
+
+
+def protection_reason(model_dir: str, global_step: int, now: float | None = None) -> str | None:
+    """Why the checkpoint at `global_step` must not be deleted yet, or None if it may be."""
+    return protection_check(model_dir, now)(global_step)
