@@ -25,8 +25,11 @@ def append_jsonl(path: str, record: dict[str, Any]) -> None:
 
 def read_jsonl(path: str) -> list[dict[str, Any]]:
     raw = filesystem(path).read_bytes(path)
-    if raw is None:
-        return []
+    return [] if raw is None else parse_jsonl(raw, path)
+
+
+def parse_jsonl(raw: bytes, path: str) -> list[dict[str, Any]]:
+    """The whole records of a JSON-lines file's content (`path` only names it in errors)."""
     lines = raw.decode().split("\n")
     records = []
     for number, line in enumerate(lines, start=1):

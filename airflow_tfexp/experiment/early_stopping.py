@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Mapping
 
+from airflow_tfexp.experiment._files import parse_jsonl
 from airflow_tfexp.experiment._validation import check_int, check_optional_seconds
 from airflow_tfexp.experiment.fs import filesystem
 from airflow_tfexp.experiment.hooks import TrainingContext, TrainingHook
@@ -73,13 +74,13 @@ class EarlyStoppingHook(TrainingHook):
             return value < best - self.min_delta
         return value > best + self.min_delta
 
-    def should_stop(self) -> str | None:
-        """Why training should stop according to the results so far, or None."""
+    def should_stop(self, records: list[dict] | None = None) -> str | None:
+        """Why training should stop according to the results (read now if not given), or None."""
+        if records is None:
+            records = read_results(self.model_dir, self.eval_name)
         values = [
             record["metrics"][self.metric]
-            for record in sorted(
-                read_results(self.model_dir, self.eval_name), key=lambda r: r["global_step"]
-            )
+            for record in sorted(records, key=lambda r: r["global_step"])
             if self.metric in record.get("metrics", {})
         ]
         if not values:
@@ -101,11 +102,12 @@ class EarlyStoppingHook(TrainingHook):
         if now - self._last_check < self.check_interval_secs:
             return False
         self._last_check = now
-        raw = filesystem(self.model_dir).read_bytes(results_path(self.model_dir, self.eval_name))
+        path = results_path(self.model_dir, self.eval_name)
+        raw = filesystem(path).read_bytes(path)  # one read: size check and records alike
         if raw is None or len(raw) == self._last_size:
             return False
         self._last_size = len(raw)
-        reason = self.should_stop()
+        reason = self.should_stop(parse_jsonl(raw, path))
         if reason:
             self.stopped_at, self.reason = step, reason
             log.info("Early stopping at step %d: %s.", step, reason)
