@@ -57,7 +57,7 @@ def summarize(schedule: str, value: Any, experiment: Experiment) -> dict[str, An
         summary["export_paths"] = list(export_results or [])
     elif isinstance(value, dict):
         summary["metrics"] = to_jsonable(value)
-    latest = experiment._latest()
+    latest = experiment.latest_checkpoint()
     summary["latest_checkpoint"] = latest.as_dict() if latest else None
     return summary
 

@@ -92,7 +92,7 @@ class ContinuousEvaluation:
         experiment, name = self.experiment, self.name
         self.registration.heartbeat()
         marker = coordination.read_completion_marker(experiment.model_dir)
-        checkpoints = experiment._checkpoints()
+        checkpoints = experiment.checkpoints()
         pending = select_pending(
             checkpoints,
             self.evaluated,

@@ -188,6 +188,7 @@ class Experiment:
     eval_steps = property(lambda self: self._eval_steps)
     min_eval_frequency = property(lambda self: self._min_eval_frequency)
     export_strategies = property(lambda self: list(self._export_strategies))
+    continuous_eval_throttle_secs = property(lambda self: self._continuous_eval_throttle_secs)
 
     @property
     def model_dir(self) -> str:
@@ -206,15 +207,17 @@ class Experiment:
             log.info("Waiting %.3g s before %s.", seconds, why)
             self._clock.sleep(seconds)
 
-    def _checkpoints(self) -> list[CheckpointInfo]:
+    def checkpoints(self) -> list[CheckpointInfo]:
+        """The complete checkpoints in the model dir, in step order."""
         return list_checkpoints(self.model_dir)
 
-    def _latest(self) -> CheckpointInfo | None:
-        checkpoints = self._checkpoints()
+    def latest_checkpoint(self) -> CheckpointInfo | None:
+        """The newest complete checkpoint, or None."""
+        checkpoints = self.checkpoints()
         return checkpoints[-1] if checkpoints else None
 
     def _latest_step(self) -> int:
-        latest = self._latest()
+        latest = self.latest_checkpoint()
         return latest.global_step if latest else 0
 
     def _call_train(
@@ -351,7 +354,10 @@ class Experiment:
         )
         self._wait(delay, "evaluation")
         return self._call_evaluate(
-            self._eval_input_fn, name=name, checkpoint=self._latest(), steps=self._eval_steps
+            self._eval_input_fn,
+            name=name,
+            checkpoint=self.latest_checkpoint(),
+            steps=self._eval_steps,
         )
 
     def evaluate_checkpoint(self, checkpoint_path: str, name: str | None = None) -> dict[str, Any]:
@@ -377,7 +383,7 @@ class Experiment:
         BestExporter always has a result to compare.
         """
         if checkpoint_path is None:
-            checkpoint = self._latest()
+            checkpoint = self.latest_checkpoint()
             if checkpoint is None:
                 raise ValueError(
                     f"Nothing to export: model_dir {self.model_dir!r} has no complete checkpoint."
@@ -543,7 +549,7 @@ class Experiment:
             max_steps=self._train_steps, listeners=[validator] if validator.active else []
         )
         self._finish_training()
-        final = self._latest()
+        final = self.latest_checkpoint()
         eval_result = validator.results.get(final.global_step) if final else None
         if eval_result is None:
             eval_result = self._call_evaluate(
@@ -594,7 +600,7 @@ class Experiment:
             if self._train_steps is not None:
                 target = min(target, self._train_steps)
             self._call_train(max_steps=target)
-            latest = self._latest()
+            latest = self.latest_checkpoint()
             eval_result = self._call_evaluate(
                 self._eval_input_fn, name=None, checkpoint=latest, steps=self._eval_steps
             )
@@ -617,7 +623,7 @@ class Experiment:
     def test(self) -> dict[str, Any]:
         """Smoke test: train 1 step, evaluate 1 step (name "one_pass"), export."""
         self._call_train(steps=1)
-        latest = self._latest()
+        latest = self.latest_checkpoint()
         eval_result = self._call_evaluate(
             self._eval_input_fn, name="one_pass", checkpoint=latest, steps=1
         )

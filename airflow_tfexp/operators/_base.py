@@ -151,7 +151,7 @@ def checkpoint_summary(
     from airflow_tfexp.experiment.checkpoints import checkpoint_step
 
     if checkpoint_path is None:
-        latest = experiment._latest()
+        latest = experiment.latest_checkpoint()
         checkpoint_path = latest.checkpoint_path if latest else None
     return {
         "model_dir": experiment.model_dir,

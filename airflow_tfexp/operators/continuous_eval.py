@@ -163,14 +163,14 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
     def _throttle(self, experiment: Any) -> float:
         if self.throttle_delay_secs is not None:
             return self.throttle_delay_secs
-        return experiment._continuous_eval_throttle_secs
+        return experiment.continuous_eval_throttle_secs
 
     def _result(
         self, experiment: Any, last: dict | None, evaluated: list[int], passes: int, finished: str
     ) -> dict[str, Any]:
         step = last.get("global_step") if last else None
         path = next(
-            (c.checkpoint_path for c in experiment._checkpoints() if c.global_step == step), None
+            (c.checkpoint_path for c in experiment.checkpoints() if c.global_step == step), None
         )
         return {
             **checkpoint_summary(experiment, path),

@@ -70,7 +70,7 @@ class EvaluateOperator(ExperimentBaseOperator):
             checkpoint_path = checkpoint_path.get("checkpoint_path")
         experiment = self.build_experiment(context)
         if checkpoint_path is None:
-            latest = experiment._latest()
+            latest = experiment.latest_checkpoint()
             if latest is None:
                 raise ValueError(
                     f"Nothing to evaluate: {experiment.model_dir} has no complete checkpoint."
