@@ -3,7 +3,6 @@ parse time; anything else is rejected with the list of what is supported."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from typing import Any
 
@@ -11,14 +10,30 @@ SUPPORTED = ("a local path", "gs://bucket/prefix")
 _BUCKET_PATTERN = r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$"
 
 
-@dataclasses.dataclass(frozen=True)
 class ModelDirLocation:
-    """A parsed model dir: `scheme` is "" for local paths, else "gs" with bucket and prefix."""
+    """A parsed model dir: `scheme` is "" for local paths, else "gs" with bucket and prefix.
 
-    url: str
-    scheme: str
-    bucket: str = ""
-    prefix: str = ""
+    A plain class, not a dataclass: building a dataclass costs half a millisecond at import,
+    and this module is imported while every DAG file using the operators is parsed."""
+
+    __slots__ = ("url", "scheme", "bucket", "prefix")
+
+    def __init__(self, url: str, scheme: str, bucket: str = "", prefix: str = "") -> None:
+        self.url, self.scheme, self.bucket, self.prefix = url, scheme, bucket, prefix
+
+    def _fields(self) -> tuple[str, str, str, str]:
+        return (self.url, self.scheme, self.bucket, self.prefix)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ModelDirLocation) and self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return "ModelDirLocation(url={!r}, scheme={!r}, bucket={!r}, prefix={!r})".format(
+            *self._fields()
+        )
 
     @property
     def is_local(self) -> bool:

@@ -18,7 +18,8 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
-DEFAULT_GCP_CONN_ID = "google_cloud_default"
+from airflow_tfexp._config import DEFAULT_GCP_CONN_ID  # noqa: F401 - re-exported
+
 _FIELDS = {
     "keyfile_dict": ("keyfile_dict", "extra__google_cloud_platform__keyfile_dict"),
     "key_path": ("key_path", "extra__google_cloud_platform__key_path"),

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_tfexp._config import DEFAULT_GCP_CONN_ID
 from airflow_tfexp.experiment.experiment_fn import parse_experiment_fn
 from airflow_tfexp.experiment.locations import parse_model_dir
-from airflow_tfexp.hooks.gcp_credentials import DEFAULT_GCP_CONN_ID
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException
 
-from airflow_tfexp._config import default_deferrable
+from airflow_tfexp._config import DEFAULT_GCP_CONN_ID, default_deferrable
 from airflow_tfexp.experiment.locations import parse_model_dir
-from airflow_tfexp.hooks.gcp_credentials import DEFAULT_GCP_CONN_ID
 from airflow_tfexp.operators._base import is_templated, run_start_timestamp
 
 if TYPE_CHECKING:
