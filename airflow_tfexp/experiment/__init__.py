@@ -13,6 +13,7 @@ from typing import Any
 # engine (say experiment_fn, at DAG parse time) does not import the rest.
 _LAZY = {
     "BestExporter": "airflow_tfexp.experiment.exporters",
+    "BlessingSpec": "airflow_tfexp.experiment.blessing",
     "CheckpointError": "airflow_tfexp.experiment.errors",
     "CheckpointInfo": "airflow_tfexp.experiment.checkpoints",
     "CheckpointSaverListener": "airflow_tfexp.experiment.hooks",
@@ -25,29 +26,16 @@ _LAZY = {
     "RunConfig": "airflow_tfexp.experiment.run_config",
     "TrainingContext": "airflow_tfexp.experiment.hooks",
     "TrainingHook": "airflow_tfexp.experiment.hooks",
+    "WarmStartError": "airflow_tfexp.experiment.warm_start",
+    "WarmStartSettings": "airflow_tfexp.experiment.warm_start",
+    "latest_published": "airflow_tfexp.experiment.publishing",
+    "publish_export": "airflow_tfexp.experiment.publishing",
     "latest_checkpoint": "airflow_tfexp.experiment.checkpoints",
     "list_checkpoints": "airflow_tfexp.experiment.checkpoints",
     "metric_compare_fn": "airflow_tfexp.experiment.exporters",
 }
 
-__all__ = [
-    "BestExporter",
-    "CheckpointError",
-    "CheckpointInfo",
-    "CheckpointSaverListener",
-    "EarlyStoppingHook",
-    "Experiment",
-    "Exporter",
-    "FinalExporter",
-    "KerasEstimator",
-    "LatestExporter",
-    "RunConfig",
-    "TrainingContext",
-    "TrainingHook",
-    "latest_checkpoint",
-    "list_checkpoints",
-    "metric_compare_fn",
-]
+__all__ = sorted(_LAZY)
 
 
 def __dir__() -> list[str]:

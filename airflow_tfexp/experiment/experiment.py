@@ -370,6 +370,18 @@ class Experiment:
             self._eval_input_fn, name=name, checkpoint=info, steps=self._eval_steps
         )
 
+    def evaluate_export(self, export_dir: str) -> dict[str, Any]:
+        """Evaluate an exported model (this run's or a published one) on `eval_input_fn` for
+        `eval_steps` batches, with the estimator's loss and metrics: how the blessing gate
+        measures a candidate and its baseline alike."""
+        evaluate = getattr(self._estimator, "evaluate_export", None)
+        if evaluate is None:
+            raise ValueError(
+                f"The estimator {type(self._estimator).__name__} cannot evaluate exports "
+                "(no `evaluate_export`); use KerasEstimator."
+            )
+        return evaluate(self._eval_input_fn, export_dir, steps=self._eval_steps)
+
     def export(
         self,
         checkpoint_path: str | None = None,

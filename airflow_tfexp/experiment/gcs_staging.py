@@ -109,6 +109,23 @@ class GcsStaging:
                 os.replace(tmp, target)
         return os.path.join(local_dir, base)
 
+    def fetch_export(self, remote_dir: str) -> str:
+        """Download a finished remote export (any gs:// path) once; return the local dir."""
+        bucket, prefix = split(remote_dir.rstrip("/"))
+        local_dir = os.path.join(self.local, ".fetched", bucket, *prefix.split("/"))
+        if os.path.exists(os.path.join(local_dir, SAVED_MODEL_FILE)):
+            return local_dir  # exports never change once written
+        tmp = f"{local_dir}.part-{os.getpid()}"
+        for relative in self.fs.list_tree(remote_dir):
+            target = os.path.join(tmp, *relative.split("/"))
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            self.fs.download_file(f"{remote_dir.rstrip('/')}/{relative}", target)
+        if not os.path.exists(os.path.join(tmp, SAVED_MODEL_FILE)):
+            raise FileNotFoundError(f"{remote_dir} is not a SavedModel (no {SAVED_MODEL_FILE}).")
+        os.makedirs(os.path.dirname(local_dir), exist_ok=True)
+        os.replace(tmp, local_dir)
+        return local_dir
+
     # -- summaries and other files --------------------------------------------------------
     def push_changed(self, subdirectory: str = "") -> None:
         """Upload the staging dir's event files that are new or grew since the last upload."""

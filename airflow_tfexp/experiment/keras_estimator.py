@@ -31,6 +31,12 @@ from airflow_tfexp.experiment.hooks import HookList, ListenerList, TrainingConte
 from airflow_tfexp.experiment.results import eval_dir, to_jsonable
 from airflow_tfexp.experiment.run_config import RunConfig, as_run_config
 from airflow_tfexp.experiment.saved_model import export_keras_model
+from airflow_tfexp.experiment.warm_start import (
+    WarmStartSettings,
+    as_warm_start_settings,
+    warm_start,
+    warm_start_source,
+)
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +134,9 @@ class KerasEstimator:
     :param model_dir: where checkpoints, summaries and exports go; defaults to `config.model_dir`.
     :param config: a `RunConfig` (or a dict of its arguments).
     :param params: hyperparameters passed to `model_fn`.
+    :param warm_start_from: a checkpoint, model dir or export (or `WarmStartSettings`) whose
+        weights a model with no checkpoint in `model_dir` starts from; ignored once training
+        has written a checkpoint (a retry resumes from its own checkpoint instead).
     """
 
     def __init__(
@@ -136,6 +145,7 @@ class KerasEstimator:
         model_dir: str | None = None,
         config: RunConfig | Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
+        warm_start_from: str | WarmStartSettings | None = None,
     ) -> None:
         if not callable(model_fn):
             raise ValueError(
@@ -155,6 +165,8 @@ class KerasEstimator:
             config if config.model_dir == model_dir else config.replace(model_dir=model_dir)
         )
         self._params = dict(params or {})
+        self._warm_start = as_warm_start_settings(warm_start_from)
+        self.warm_started_from: str | None = None
         self._strategy: tf.distribute.Strategy | None = None
         self._train_state: _ModelState | None = None
         self._eval_state: _ModelState | None = None
@@ -231,6 +243,12 @@ class KerasEstimator:
             self._train_state = state
         state = self._train_state
         latest = ckpts.latest_checkpoint(self.model_dir)
+        if latest is None and self._warm_start is not None and self.warm_started_from is None:
+            settings = self._warm_start
+            source = warm_start_source(settings.source)
+            with state.strategy.scope():
+                warm_start(state.model, source, settings.include_optimizer)
+            self.warm_started_from = source.path
         if latest is not None and latest.global_step != state.global_step:
             log.info(
                 "Restoring model from %s (global step %d).",
@@ -377,6 +395,59 @@ class KerasEstimator:
                     yield {k: v[i] for k, v in outputs.items()}
             else:
                 yield from outputs
+
+    def evaluate_export(
+        self, input_fn: InputFn, export_dir: str, steps: int | None = None
+    ) -> dict[str, Any]:
+        """Evaluate an exported SavedModel (local or gs://) with this model's compiled loss and
+        metrics on `steps` batches of `input_fn` (None: all of it).
+
+        Only the export's serving function is used, so any model that serves the same inputs
+        (a baseline of another architecture too) is measured exactly like the candidate."""
+        check_optional_int("steps", steps, minimum=1)
+        local = export_dir
+        if is_gcs(export_dir):
+            staging = self._staging or GcsStaging(os.path.dirname(export_dir.rstrip("/")))
+            local = staging.fetch_export(export_dir)
+        loaded = tf.saved_model.load(local)  # kept referenced: `serve` uses its variables
+        serve = getattr(loaded, "serve", None)
+        if serve is None:
+            raise ValueError(
+                f"{export_dir!r} has no `serve` endpoint: not an airflow-tfexp export."
+            )
+        if self._eval_state is None:
+            self._eval_state = self._build_state(input_fn, seed=False)
+        model = self._eval_state.model  # only its compiled loss and metrics are used
+        model.reset_metrics()
+        loss = keras.metrics.Mean(name="loss")
+
+        @tf.function
+        def step(batch: Any) -> None:
+            x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
+            y_pred = serve(x)
+            batch_loss = model.compute_loss(
+                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False
+            )
+            loss.update_state(batch_loss, sample_weight=tf.shape(tf.nest.flatten(x)[0])[0])
+            model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+        evaluated = 0
+        for batch in _dataset(input_fn()):
+            if steps is not None and evaluated >= steps:
+                break
+            step(batch)
+            evaluated += 1
+        if evaluated == 0:
+            raise ValueError(f"Evaluation input for {export_dir!r} produced no batches.")
+        result = {**_metrics_as_floats(model), "loss": float(loss.result())}
+        del loaded
+        log.info(
+            "Evaluation of the export %s on %d batches:\n%s",
+            export_dir,
+            evaluated,
+            _metrics_table(result),
+        )
+        return result
 
     # -- export ----------------------------------------------------------------------------
     def export_saved_model(

@@ -12,6 +12,7 @@ import keras
 import tensorflow as tf
 
 from airflow_tfexp.experiment.export_dirs import ExportTarget
+from airflow_tfexp.experiment.warm_start import VARIABLES_INDEX, variables_index
 
 log = logging.getLogger(__name__)
 METADATA_FILE = os.path.join("assets.extra", "export_metadata.json")
@@ -61,6 +62,9 @@ def export_keras_model(
         os.makedirs(os.path.dirname(extra), exist_ok=True)
         with open(extra, "w") as handle:
             json.dump(dict(metadata or {}), handle, sort_keys=True)
+        # The export's own variable keys are positions; warm starts need object paths.
+        with open(os.path.join(target.temp_path, VARIABLES_INDEX), "w") as handle:
+            json.dump(variables_index(model, list(archive.variables)), handle, sort_keys=True)
         final = target.commit()
     finally:
         target.discard()

@@ -18,12 +18,16 @@ from airflow_tfexp.experiment import (
 NUM_EXAMPLES = 240
 
 
-def data(seed: int = 0) -> tuple[Any, Any]:
+def data(seed: int = 0, label_noise: float = 0.0) -> tuple[Any, Any]:
+    """Learnable examples (the label is the largest of 3 features); `label_noise` replaces
+    that fraction of the labels with random ones (a bad day of data)."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(NUM_EXAMPLES, 4)).astype("float32")
-    y = (np.argmax(x[:, :3], axis=1)).astype("int64")  # learnable: the largest of 3 features
+    y = (np.argmax(x[:, :3], axis=1)).astype("int64")
+    noisy = rng.random(NUM_EXAMPLES) < label_noise
+    y[noisy] = rng.integers(0, 3, size=int(noisy.sum()))
     return x, y
 
 
@@ -33,7 +37,7 @@ def model_fn(params: dict[str, Any]) -> Any:
     model = keras.Sequential(
         [
             keras.Input((4,), name="features"),
-            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(params.get("hidden_units", 16), activation="relu"),
             keras.layers.Dense(3),
         ]
     )
@@ -52,10 +56,13 @@ def uncompiled_model_fn(params: dict[str, Any]) -> Any:
     return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
 
 
-def train_input_fn(batch_size: int = 16, repeat: bool = True) -> Any:
+def train_input_fn(
+    batch_size: int = 16, repeat: bool = True, seed: int = 0, label_noise: float = 0.0
+) -> Any:
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices(data(0)).shuffle(NUM_EXAMPLES, seed=1)
+    examples = data(seed, label_noise)
+    ds = tf.data.Dataset.from_tensor_slices(examples).shuffle(NUM_EXAMPLES, seed=1)
     return (ds.repeat() if repeat else ds).batch(batch_size)
 
 
@@ -121,8 +128,15 @@ def experiment_fn(run_config: Any, params: dict[str, Any] | None) -> Experiment:
         hooks.append(EarlyStoppingHook(**params["early_stopping"], check_interval_secs=0))
     listeners = [SlowSaves(params["save_sleep_secs"])] if params.get("save_sleep_secs") else []
     return Experiment(
-        KerasEstimator(model_fn, config=config, params=params),
-        train_input_fn=functools.partial(train_input_fn, repeat=params.get("repeat", True)),
+        KerasEstimator(
+            model_fn, config=config, params=params, warm_start_from=params.get("warm_start_from")
+        ),
+        train_input_fn=functools.partial(
+            train_input_fn,
+            repeat=params.get("repeat", True),
+            seed=params.get("data_seed", 0),
+            label_noise=params.get("label_noise", 0.0),
+        ),
         eval_input_fn=eval_input_fn,
         train_steps=params.get("train_steps", 100),
         train_steps_per_iteration=params.get("train_steps_per_iteration"),
