@@ -31,6 +31,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_tfexp.operators.experiment",
                     "airflow_tfexp.operators.continuous_eval",
+                    "airflow_tfexp.operators.retraining",
                 ],
             }
         ],

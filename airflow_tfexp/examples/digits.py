@@ -28,6 +28,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "keep_checkpoint_max": 5,
     "eval_throttle_secs": 1,
     "seed": 42,
+    "label_noise": 0.0,  # the fraction of training labels replaced at random: a bad day of data
 }
 
 
@@ -65,10 +66,16 @@ def model_fn(params: dict[str, Any]) -> Any:
     return model
 
 
-def train_input_fn(batch_size: int = 32, seed: int = 42) -> Any:
+def train_input_fn(batch_size: int = 32, seed: int = 42, label_noise: float = 0.0) -> Any:
+    import numpy as np
     import tensorflow as tf
 
     x, y, _, _ = load_digits()
+    if label_noise:
+        rng = np.random.default_rng(seed)
+        noisy = rng.random(len(y)) < label_noise
+        y = y.copy()
+        y[noisy] = rng.integers(0, NUM_CLASSES, size=int(noisy.sum()))
     return (
         tf.data.Dataset.from_tensor_slices((x, y))
         .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
@@ -104,7 +111,9 @@ def experiment_fn(run_config: Any, params: dict[str, Any] | None) -> Any:
     estimator = KerasEstimator(model_fn, config=config, params=params)
     return Experiment(
         estimator,
-        train_input_fn=functools.partial(train_input_fn, params["batch_size"], params["seed"]),
+        train_input_fn=functools.partial(
+            train_input_fn, params["batch_size"], params["seed"], params["label_noise"]
+        ),
         eval_input_fn=eval_input_fn,
         train_steps=params["train_steps"],
         eval_steps=None,  # the whole held-out set

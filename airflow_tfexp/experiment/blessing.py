@@ -136,11 +136,13 @@ def decide(
     return {**record, "blessed": False, "reason": reason}
 
 
-def write_blessing(model_dir: str, record: Mapping[str, Any]) -> None:
-    record = {**record, "decided_at": time.time()}
+def write_blessing(model_dir: str, record: Mapping[str, Any]) -> dict[str, Any]:
+    """Write the decision (stamped with when it was made) and return it as written."""
+    record = json.loads(json.dumps({**record, "decided_at": time.time()}))
     filesystem(model_dir).write_bytes(
         join(model_dir, BLESSING_FILE), json.dumps(record, sort_keys=True).encode()
     )
+    return record
 
 
 def read_blessing(model_dir: str) -> dict[str, Any] | None:

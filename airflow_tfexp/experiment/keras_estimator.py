@@ -175,6 +175,11 @@ class KerasEstimator:
         self._staging = GcsStaging(model_dir) if is_gcs(model_dir) else None
         self._local_dir = self._staging.local if self._staging else model_dir
 
+    def set_warm_start(self, warm_start_from: str | WarmStartSettings | None) -> None:
+        """Replace the warm-start source (an orchestrator resolving "the latest blessed model"
+        sets it after `experiment_fn` built the estimator); it applies at the next `train`."""
+        self._warm_start = as_warm_start_settings(warm_start_from)
+
     # -- properties of the Estimator API ---------------------------------------------------
     @property
     def model_dir(self) -> str:

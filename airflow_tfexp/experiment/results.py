@@ -78,3 +78,11 @@ def find_result(model_dir: str, global_step: int) -> dict[str, Any] | None:
             if record.get("global_step") == global_step:
                 return record["metrics"]
     return None
+
+
+def read_all_results(model_dir: str) -> dict[str, list[dict[str, Any]]]:
+    """Every evaluator's recorded results: `{evaluator dir name: [records in order]}`."""
+    names = sorted(
+        n for n in filesystem(model_dir).listdir(model_dir) if n == "eval" or n.startswith("eval_")
+    )
+    return {n: read_jsonl(join(model_dir, n, RESULTS_FILE)) for n in names}

@@ -10,12 +10,27 @@ from airflow_tfexp.operators.experiment import (
     TrainOperator,
 )
 
+_LAZY = {  # the retraining operators load on first use: most DAG files never need them
+    "BlessOperator": "airflow_tfexp.operators.retraining",
+    "PublishOperator": "airflow_tfexp.operators.retraining",
+}
+
 __all__ = [
+    "BlessOperator",
     "ContinuousEvalOperator",
     "EvaluateOperator",
     "ExperimentTestOperator",
     "ExportOperator",
+    "PublishOperator",
     "StdServerOperator",
     "TrainAndEvaluateOperator",
     "TrainOperator",
 ]
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

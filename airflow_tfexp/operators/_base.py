@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from airflow_tfexp.experiment import Experiment
 
 
+ASSET_EVENTS_PARAM = "tfexp_asset_events"
+
+
 def is_templated(value: Any) -> bool:
     """Whether a value is a Jinja template, checked when rendered instead of at parse time."""
     return isinstance(value, str) and ("{{" in value or "{%" in value)
@@ -33,7 +36,8 @@ class ExperimentBaseOperator(BaseOperator):
     :param model_dir: a local path or `gs://bucket/prefix` (templated).
     :param params: the task's Airflow params (merged with the DAG's, and with the run's conf when
         it overrides params); their string values are rendered with Jinja to native Python values
-        and the result is passed to `experiment_fn` as its `params` dict.
+        and the result is passed to `experiment_fn` as its `params` dict. A run triggered by
+        assets also gets their events there, under "tfexp_asset_events" (uri, extra, timestamp).
     :param tf_config: a `TF_CONFIG` dict for this task (templated); None keeps the environment's.
     :param gcp_conn_id: the Airflow connection whose credentials reach a gs:// model dir; without
         such a connection, Application Default Credentials are used.
@@ -85,7 +89,12 @@ class ExperimentBaseOperator(BaseOperator):
                 return type(value)(render(item) for item in value)
             return value
 
-        return {key: render(value) for key, value in dict(context.get("params") or {}).items()}
+        params = {key: render(value) for key, value in dict(context.get("params") or {}).items()}
+        if context.get("triggering_asset_events"):  # the data that triggered a retraining run
+            from airflow_tfexp.operators._retraining import asset_events
+
+            params.setdefault(ASSET_EVENTS_PARAM, asset_events(context))
+        return params
 
     def execute(self, context: Context) -> Any:
         with self.step_environment():

@@ -6,17 +6,90 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_tfexp.experiment._validation import check_optional_seconds
-from airflow_tfexp.operators._base import ExperimentBaseOperator, checkpoint_summary
+from airflow_tfexp.experiment.locations import parse_model_dir
+from airflow_tfexp.operators._base import ExperimentBaseOperator, checkpoint_summary, is_templated
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_tfexp.experiment import Experiment
 
-class TrainOperator(ExperimentBaseOperator):
-    """`Experiment.train`: train to `train_steps`, resuming from the latest checkpoint.
+
+class _TrainingOperator(ExperimentBaseOperator):
+    """A step that trains: it can warm start a fresh model and records the run's lineage.
+
+    :param warm_start_from: where a model with no checkpoint yet starts from (templated):
+        "latest_blessed" (the model published in `publish_dir`, if any), a checkpoint, model
+        dir or export path, or None / "none". A retry resumes from its own checkpoints instead.
+    :param warm_start_optimizer: also restore the optimizer's state (checkpoints only).
+    :param publish_dir: where blessed models are published (for "latest_blessed").
+    :param record_lineage: write `model_dir/run.json` (params, triggering data events, warm start).
+    """
+
+    template_fields: Sequence[str] = (
+        *ExperimentBaseOperator.template_fields,
+        "warm_start_from",
+        "publish_dir",
+    )
+
+    def __init__(
+        self,
+        *,
+        warm_start_from: str | None = None,
+        warm_start_optimizer: bool = False,
+        publish_dir: str | None = None,
+        record_lineage: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if warm_start_from is not None:  # imported only when used: DAG files parse faster
+            from airflow_tfexp.operators._retraining import check_warm_start
+
+            check_warm_start(warm_start_from, publish_dir)
+        if publish_dir is not None and not is_templated(publish_dir):
+            parse_model_dir(publish_dir, "publish_dir")
+        self.warm_start_from = warm_start_from
+        self.warm_start_optimizer = warm_start_optimizer
+        self.publish_dir = publish_dir
+        self.record_lineage = record_lineage
+
+    def prepared_experiment(self, context: Context) -> Experiment:
+        """The experiment, its estimator told where to warm start from (if anywhere)."""
+        from airflow_tfexp.operators._retraining import resolve_warm_start
+
+        experiment = self.build_experiment(context)
+        source = resolve_warm_start(self.warm_start_from, self.publish_dir, self.log)
+        if source is not None:
+            from airflow_tfexp.experiment.warm_start import WarmStartSettings
+
+            set_warm_start = getattr(experiment.estimator, "set_warm_start", None)
+            if set_warm_start is None:
+                raise ValueError(
+                    f"`warm_start_from` needs an estimator that can warm start (KerasEstimator); "
+                    f"{type(experiment.estimator).__name__} cannot."
+                )
+            set_warm_start(WarmStartSettings(source, self.warm_start_optimizer))
+        return experiment
+
+    def record(self, experiment: Experiment, context: Context) -> None:
+        if self.record_lineage:
+            from airflow_tfexp.operators._retraining import record_training_lineage
+
+            record_training_lineage(
+                experiment,
+                context,
+                self.experiment_params(context),
+                self.warm_start_from,
+                getattr(experiment.estimator, "warm_started_from", None),
+            )
+
+
+class TrainOperator(_TrainingOperator):
+    """`Experiment.train`: train to `train_steps`, resuming from the latest checkpoint (or,
+    with nothing to resume, warm starting as `warm_start_from` says).
 
     :param delay_secs: seconds to wait first; None applies the Experiment's per-worker delay.
-    :return: ``{"model_dir", "checkpoint_path", "global_step", "completion"}``.
+    :return: ``{"model_dir", "checkpoint_path", "global_step", "completion", "warm_started_from"}``.
     """
 
     def __init__(self, *, delay_secs: float | None = None, **kwargs: Any) -> None:
@@ -26,11 +99,13 @@ class TrainOperator(ExperimentBaseOperator):
     def run_step(self, context: Context) -> dict[str, Any]:
         from airflow_tfexp.experiment.coordination import read_completion_marker
 
-        experiment = self.build_experiment(context)
+        experiment = self.prepared_experiment(context)
         experiment.train(delay_secs=self.delay_secs)
+        self.record(experiment, context)
         return {
             **checkpoint_summary(experiment),
             "completion": read_completion_marker(experiment.model_dir),
+            "warm_started_from": getattr(experiment.estimator, "warm_started_from", None),
         }
 
 
@@ -133,7 +208,7 @@ class ExportOperator(ExperimentBaseOperator):
         }
 
 
-class TrainAndEvaluateOperator(ExperimentBaseOperator):
+class TrainAndEvaluateOperator(_TrainingOperator):
     """`Experiment.train_and_evaluate` in one task: train with in-training evaluation, then a
     final evaluation and export.
 
@@ -141,8 +216,9 @@ class TrainAndEvaluateOperator(ExperimentBaseOperator):
     """
 
     def run_step(self, context: Context) -> dict[str, Any]:
-        experiment = self.build_experiment(context)
+        experiment = self.prepared_experiment(context)
         eval_result, export_paths = experiment.train_and_evaluate()
+        self.record(experiment, context)
         return {
             **checkpoint_summary(experiment),
             "metrics": _jsonable(eval_result),

@@ -14,7 +14,12 @@ import airflow_tfexp.operators
 import airflow_tfexp.sensors
 import airflow_tfexp.triggers
 from airflow_tfexp.get_provider_info import get_provider_info
-from airflow_tfexp.operators import EvaluateOperator, TrainOperator
+from airflow_tfexp.operators import (
+    BlessOperator,
+    EvaluateOperator,
+    PublishOperator,
+    TrainOperator,
+)
 from airflow_tfexp.sensors import CheckpointSensor
 
 
@@ -101,6 +106,44 @@ def test_airflow_providers_list_shows_airflow_tfexp():
             lambda: CheckpointSensor(task_id="s", model_dir="/m", after_step="ten"),
             "`after_step`. Received: 'ten'",
         ),
+        (
+            lambda: TrainOperator(
+                task_id="t", experiment_fn="m:f", model_dir="/m", warm_start_from="latest_blessed"
+            ),
+            '`warm_start_from="latest_blessed"` needs `publish_dir`',
+        ),
+        (
+            lambda: TrainOperator(
+                task_id="t", experiment_fn="m:f", model_dir="/m", warm_start_from=""
+            ),
+            "Invalid value for `warm_start_from`. Received: ''",
+        ),
+        (
+            lambda: BlessOperator(
+                task_id="b",
+                experiment_fn="m:f",
+                model_dir="/m",
+                publish_dir="/p",
+                metric="loss",
+                mode="lower",
+            ),
+            "Invalid value for `mode`. Received: 'lower'. Expected one of ('min', 'max')",
+        ),
+        (
+            lambda: BlessOperator(
+                task_id="b",
+                experiment_fn="m:f",
+                model_dir="/m",
+                publish_dir="/p",
+                metric="loss",
+                min_delta=-0.1,
+            ),
+            "`min_delta`. Received: -0.1",
+        ),
+        (
+            lambda: PublishOperator(task_id="p", model_dir="/m", publish_dir="s3://b/p"),
+            "Invalid value for `publish_dir`. Received: 's3://b/p': the scheme 's3://'",
+        ),
     ],
 )
 def test_bad_arguments_fail_at_parse_time(factory, message):
@@ -113,4 +156,10 @@ def test_templated_values_are_checked_when_rendered_not_at_parse_time():
     operator = TrainOperator(
         task_id="t", experiment_fn="{{ params.fn }}", model_dir="{{ params.dir }}"
     )
-    assert operator.template_fields == ("experiment_fn", "model_dir", "tf_config")
+    assert operator.template_fields == (
+        "experiment_fn",
+        "model_dir",
+        "tf_config",
+        "warm_start_from",
+        "publish_dir",
+    )

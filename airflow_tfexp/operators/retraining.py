@@ -1,0 +1,232 @@
+"""The blessing gate and publishing: retrain -> bless (better than production?) -> publish."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_tfexp._config import DEFAULT_GCP_CONN_ID
+from airflow_tfexp.experiment.locations import parse_model_dir
+from airflow_tfexp.operators._base import ExperimentBaseOperator, is_templated
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+def publish_asset(publish_dir: str) -> Any:
+    """The asset a publish updates: downstream DAGs (a deploy) schedule on it."""
+    from airflow.sdk import Asset
+
+    uri = publish_dir if publish_dir.startswith("gs://") else f"file://{publish_dir}"
+    return Asset(uri=uri.rstrip("/"))
+
+
+def _candidate_export(model_dir: str, exporter_name: str | None) -> str:
+    """The newest export under `model_dir/export/<exporter>/` (the only exporter, if unnamed)."""
+    from airflow_tfexp.experiment.export_dirs import list_exports
+    from airflow_tfexp.experiment.fs import filesystem, join
+
+    base = join(model_dir, "export")
+    names = sorted(filesystem(base).listdir(base))
+    if exporter_name is None:
+        if len(names) != 1:
+            raise ValueError(
+                f"Cannot choose the candidate export: {base} has exporters {names}. Set "
+                "`exporter_name` (one of them) or `candidate_export`."
+            )
+        exporter_name = names[0]
+    exports = list_exports(join(base, exporter_name))
+    if not exports:
+        raise ValueError(
+            f"No candidate to bless: {join(base, exporter_name)} holds no export "
+            f"(exporters there: {names}). Run the export step first."
+        )
+    return exports[-1]
+
+
+class BlessOperator(ExperimentBaseOperator):
+    """Bless the candidate export when it beats the published model on the same evaluation data.
+
+    Both the candidate and the baseline (the model `publish_dir/LATEST` points at) are evaluated
+    now, in this task, with the experiment's `eval_input_fn`, loss and metrics: the baseline's
+    old numbers are never trusted. The decision (blessed or not, both values, why) goes to
+    `model_dir/blessing.json` and the run's lineage; a retry returns the recorded decision for
+    the same candidate. A candidate that is not blessed is not an error: the publish step skips.
+
+    :param publish_dir: where the production model is published (local or gs://; templated).
+    :param metric: the evaluation metric to compare, e.g. "loss" or "accuracy".
+    :param mode: "min" (smaller is better) or "max".
+    :param min_delta: how much better than the baseline the candidate must be.
+    :param threshold: the candidate must also reach this value (at most for min, at least for max).
+    :param bless_without_baseline: bless a first candidate (nothing published yet) on the
+        threshold alone (or, without a threshold, at all).
+    :param candidate_export: the export to judge (templated); default: the newest export of
+        `exporter_name` (or of the only exporter) under `model_dir/export/`.
+    :return: the blessing record.
+    """
+
+    template_fields: Sequence[str] = (
+        *ExperimentBaseOperator.template_fields,
+        "publish_dir",
+        "candidate_export",
+    )
+    ui_color = "#c8e6c9"
+
+    def __init__(
+        self,
+        *,
+        publish_dir: str,
+        metric: str,
+        mode: str = "min",
+        min_delta: float = 0.0,
+        threshold: float | None = None,
+        bless_without_baseline: bool = True,
+        candidate_export: str | None = None,
+        exporter_name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        from airflow_tfexp.experiment.blessing import BlessingSpec
+
+        if not is_templated(publish_dir):
+            parse_model_dir(publish_dir, "publish_dir")
+        self.spec = BlessingSpec(metric, mode, min_delta, threshold, bless_without_baseline)
+        self.publish_dir = publish_dir
+        self.candidate_export = candidate_export
+        self.exporter_name = exporter_name
+
+    def run_step(self, context: Context) -> dict[str, Any]:
+        from airflow_tfexp.experiment.blessing import decide, read_blessing, write_blessing
+        from airflow_tfexp.experiment.lineage import update_lineage
+        from airflow_tfexp.experiment.publishing import latest_published
+        from airflow_tfexp.experiment.results import read_all_results
+
+        candidate = self.candidate_export or _candidate_export(self.model_dir, self.exporter_name)
+        recorded = read_blessing(self.model_dir)
+        if recorded and recorded.get("candidate_export") == candidate:
+            self.log.info(
+                "%s was already judged (blessed=%s: %s); returning that decision.",
+                candidate,
+                recorded["blessed"],
+                recorded["reason"],
+            )
+            return recorded
+        experiment = self.build_experiment(context)
+        self.log.info("Evaluating the candidate %s.", candidate)
+        candidate_metrics = experiment.evaluate_export(candidate)
+        pointer = latest_published(self.publish_dir)
+        baseline_metrics = None
+        if pointer is None:
+            self.log.info("Nothing is published in %s yet: no baseline.", self.publish_dir)
+        else:
+            self.log.info(
+                "Re-evaluating the published baseline, version %s (%s), on the same data.",
+                pointer["version"],
+                pointer["path"],
+            )
+            baseline_metrics = experiment.evaluate_export(pointer["path"])
+        record = {
+            **decide(self.spec, candidate_metrics, baseline_metrics),
+            "candidate_export": candidate,
+            "candidate_metrics": candidate_metrics,
+            "baseline_version": pointer and pointer["version"],
+            "baseline_path": pointer and pointer["path"],
+            "baseline_metrics": baseline_metrics,
+        }
+        record = write_blessing(self.model_dir, record)
+        update_lineage(
+            self.model_dir,
+            {
+                "evaluations": {
+                    "checkpoints": read_all_results(self.model_dir),
+                    "candidate": candidate_metrics,
+                    "baseline": baseline_metrics,
+                },
+                "blessing": record,
+            },
+        )
+        self.log.info(
+            "%s: %s.", "BLESSED" if record["blessed"] else "NOT BLESSED", record["reason"]
+        )
+        return record
+
+
+class PublishOperator(BaseOperator):
+    """Publish the blessed candidate: copy it to `publish_dir/<version>/`, then move
+    `publish_dir/LATEST` (atomically) to it, and emit an event on the `publish_dir` asset.
+
+    Skips (with the reason in the log) when the blessing says no. Idempotent: a retry reuses the
+    version already copied for the same export.
+
+    :param model_dir: the run's model dir, where `blessing.json` is (templated).
+    :param publish_dir: where models are published (templated).
+    :return: the LATEST pointer: version, path, source export, metrics.
+    """
+
+    template_fields: Sequence[str] = ("model_dir", "publish_dir")
+    ui_color = "#a5d6a7"
+
+    def __init__(
+        self,
+        *,
+        model_dir: str,
+        publish_dir: str,
+        gcp_conn_id: str = DEFAULT_GCP_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        if not is_templated(publish_dir):
+            parse_model_dir(publish_dir, "publish_dir")
+            kwargs.setdefault("outlets", [publish_asset(publish_dir)])
+        if not is_templated(model_dir):
+            parse_model_dir(model_dir)
+        super().__init__(**kwargs)
+        self.model_dir = model_dir
+        self.publish_dir = publish_dir
+        self.gcp_conn_id = gcp_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_tfexp.hooks.gcp_credentials import gcp_credentials
+
+        remote = next((d for d in (self.publish_dir, self.model_dir) if d.startswith("gs://")), "")
+        with gcp_credentials(self.gcp_conn_id, remote, self.log):
+            return self._publish(context)
+
+    def _publish(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from airflow_tfexp.experiment.blessing import read_blessing
+        from airflow_tfexp.experiment.lineage import update_lineage
+        from airflow_tfexp.experiment.publishing import publish_export
+
+        blessing = read_blessing(self.model_dir)
+        if blessing is None:
+            raise ValueError(
+                f"No blessing in {self.model_dir}: run the bless step (BlessOperator) first."
+            )
+        if not blessing["blessed"]:
+            update_lineage(self.model_dir, {"published": None})
+            raise AirflowSkipException(f"Not publishing: not blessed ({blessing['reason']}).")
+        run = context.get("dag_run")
+        pointer = publish_export(
+            blessing["candidate_export"],
+            self.publish_dir,
+            {
+                "dag_id": getattr(run, "dag_id", None),
+                "run_id": getattr(run, "run_id", None),
+                "model_dir": self.model_dir,
+                "metric": blessing["metric"],
+                "value": blessing["candidate"],
+                "baseline": blessing["baseline"],
+            },
+        )
+        update_lineage(self.model_dir, {"published": pointer})
+        for outlet in self.outlets:
+            context["outlet_events"][outlet].extra = {
+                "version": pointer["version"],
+                "path": pointer["path"],
+                "source": pointer["source"],
+            }
+        self.log.info("Published version %s at %s.", pointer["version"], pointer["path"])
+        return pointer
