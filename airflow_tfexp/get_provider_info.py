@@ -32,6 +32,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_tfexp.operators.experiment",
                     "airflow_tfexp.operators.continuous_eval",
                     "airflow_tfexp.operators.retraining",
+                    "airflow_tfexp.operators.checkpoint_events",
                 ],
             }
         ],
@@ -50,7 +51,10 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": INTEGRATION,
-                "python-modules": ["airflow_tfexp.triggers.checkpoint"],
+                "python-modules": [
+                    "airflow_tfexp.triggers.checkpoint",
+                    "airflow_tfexp.triggers.checkpoint_event",
+                ],
             }
         ],
         "connection-types": [],

@@ -5,6 +5,7 @@ Imports no TensorFlow, Keras or Google client: a factory DAG file parses as fast
 
 from airflow_tfexp.dag_factory.builder import (
     build_experiment_dag,
+    build_experiment_dags,
     load_experiment_dag,
     load_experiment_dags,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "ExperimentConfigError",
     "ExperimentSpec",
     "build_experiment_dag",
+    "build_experiment_dags",
     "load_experiment_dag",
     "load_experiment_dags",
     "parse_spec",

@@ -26,8 +26,14 @@ def plan_config(config: Any, source: str, executors: list[str]) -> dict[str, Any
 
 
 def build_experiment_dag(config: dict[str, Any], source: str = "(dict)") -> Any:
-    """Validate `config` (every problem reported at once) and build its DAG."""
+    """Validate `config` (every problem reported at once) and build its DAG (event_driven's
+    evaluation DAG is built and registered with the parsed file too)."""
     return dag_from_plan(plan_config(config, source, configured_executors()))
+
+
+def build_experiment_dags(config: dict[str, Any], source: str = "(dict)") -> dict[str, Any]:
+    """Every DAG of a config, `{dag_id: DAG}`: one, or two for event_driven."""
+    return dags_from_plan(plan_config(config, source, configured_executors()))
 
 
 def _operator_class(name: str) -> type:
@@ -40,23 +46,45 @@ def _operator_class(name: str) -> type:
     return getattr(operators, name)
 
 
-def dag_from_plan(plan: dict[str, Any]) -> Any:
-    """The only place where the factory instantiates a DAG and its operators."""
+def _schedule(planned: Any) -> Any:
+    """A planned schedule (plain JSON) -> what DAG(schedule=...) takes."""
+    if not isinstance(planned, dict):
+        return planned
+    if "seconds" in planned:
+        import datetime
+
+        return datetime.timedelta(seconds=planned["seconds"])
+    from airflow.sdk import Asset
+
+    if "assets" in planned:
+        return [Asset(uri=uri) for uri in planned["assets"]]
+    from airflow.sdk import AssetWatcher
+
+    from airflow_tfexp.triggers.checkpoint_event import CheckpointEventTrigger
+
+    watched = planned["checkpoints"]
+    trigger = CheckpointEventTrigger(
+        watched["model_dir"], name=watched["evaluator"], poll_interval=watched["poll_interval"]
+    )
+    watcher = AssetWatcher(name=f"{watched['name']}_watcher", trigger=trigger)
+    return [Asset(name=watched["name"], uri=watched["uri"], watchers=[watcher])]
+
+
+def _build_dag(settings: dict[str, Any], stages: list[dict], compute: dict[str, Any]) -> Any:
     import datetime
 
     from airflow.sdk import DAG
 
-    settings = dict(plan["dag"])
-    if isinstance(settings["schedule"], dict):  # a duration, planned as seconds
-        settings["schedule"] = datetime.timedelta(seconds=settings["schedule"]["seconds"])
+    settings = dict(settings)
+    settings["schedule"] = _schedule(settings["schedule"])
     settings["start_date"] = datetime.datetime.fromisoformat(settings["start_date"])
     dag = DAG(**settings)
     tasks: dict[str, Any] = {}
-    with dag:
-        for stage in plan["stages"]:
+    with dag:  # also registers the DAG with the file being parsed (companions included)
+        for stage in stages:
             cls = _operator_class(stage["operator"])
-            compute = plan["compute"].get(stage["compute"]) if stage["compute"] else None
-            kwargs = {**stage["arguments"], **operator_arguments(compute)}
+            placement = compute.get(stage["compute"]) if stage["compute"] else None
+            kwargs = {**stage["arguments"], **operator_arguments(placement)}
             if stage["expand_from"]:
                 task = cls.partial(task_id=stage["task_id"], **kwargs).expand(
                     checkpoint_path=tasks[stage["expand_from"]].output
@@ -67,6 +95,18 @@ def dag_from_plan(plan: dict[str, Any]) -> Any:
                 tasks[upstream] >> task
             tasks[stage["task_id"]] = task
     return dag
+
+
+def dags_from_plan(plan: dict[str, Any]) -> dict[str, Any]:
+    """Every DAG of a plan: the experiment's, then its companions (event_driven's evaluation)."""
+    dags = [_build_dag(plan["dag"], plan["stages"], plan["compute"])]
+    dags += [_build_dag(c["dag"], c["stages"], plan["compute"]) for c in plan.get("companions", [])]
+    return {dag.dag_id: dag for dag in dags}
+
+
+def dag_from_plan(plan: dict[str, Any]) -> Any:
+    """The experiment's DAG (its companions are built and registered too)."""
+    return next(iter(dags_from_plan(plan).values()))
 
 
 def parse_yaml(source: bytes, path: str) -> Any:
@@ -80,11 +120,8 @@ def parse_yaml(source: bytes, path: str) -> Any:
         raise ExperimentConfigError(path, [f"not valid (safe) YAML: {err}"]) from None
 
 
-def load_experiment_dag(path: str) -> Any:
-    """One DAG from one YAML file: `dag = load_experiment_dag(__file__.replace(".py", ".yaml"))`.
-
-    One DAG file per experiment keeps a broken config to its own import error. The plan of a
-    validated config is cached: parsing it again, unchanged, skips YAML and validation."""
+def load_plan(path: str) -> dict[str, Any]:
+    """A YAML file's plan: cached when the file (and the factory) are unchanged."""
     try:
         with open(path, "rb") as handle:
             source = handle.read()
@@ -96,7 +133,16 @@ def load_experiment_dag(path: str) -> Any:
     if plan is None:
         plan = plan_config(parse_yaml(source, path), path, executors)
         cache.store_plan(key, plan)
-    return dag_from_plan(plan)
+    return plan
+
+
+def load_experiment_dag(path: str) -> Any:
+    """One DAG from one YAML file: `dag = load_experiment_dag(__file__.replace(".py", ".yaml"))`.
+
+    One DAG file per experiment keeps a broken config to its own import error. The plan of a
+    validated config is cached: parsing it again, unchanged, skips YAML and validation. An
+    event_driven config's evaluation DAG is registered with the file as well."""
+    return dag_from_plan(load_plan(path))
 
 
 def load_experiment_dags(path_or_glob: str) -> dict[str, Any]:
@@ -119,13 +165,14 @@ def load_experiment_dags(path_or_glob: str) -> dict[str, Any]:
     problems: list[str] = []
     for path in paths:
         try:
-            dag = load_experiment_dag(path)
+            built = dags_from_plan(load_plan(path))
         except ExperimentConfigError as err:
             problems += [f"{path}: {p}" for p in err.problems]
             continue
-        if dag.dag_id in dags:
-            problems.append(f"{path}: dag_id {dag.dag_id!r} is already used by another config")
-        dags[dag.dag_id] = dag
+        for dag_id, dag in built.items():
+            if dag_id in dags:
+                problems.append(f"{path}: dag_id {dag_id!r} is already used by another config")
+            dags[dag_id] = dag
     if problems:
         raise ExperimentConfigError(path_or_glob, problems)
     return dags

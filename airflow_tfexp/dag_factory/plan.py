@@ -10,8 +10,8 @@ import dataclasses
 import datetime
 from typing import Any
 
-from airflow_tfexp.dag_factory.spec import ComputeSpec, ExperimentSpec
-from airflow_tfexp.dag_factory.stages import plan_stages
+from airflow_tfexp.dag_factory.spec import AssetSchedule, ComputeSpec, ExperimentSpec
+from airflow_tfexp.dag_factory.stages import evaluation_stages, plan_stages
 
 
 def compute_to_json(compute: ComputeSpec) -> dict[str, Any]:
@@ -24,7 +24,13 @@ def compute_to_json(compute: ComputeSpec) -> dict[str, Any]:
 def _schedule_to_json(schedule: Any) -> Any:
     if isinstance(schedule, datetime.timedelta):
         return {"seconds": schedule.total_seconds()}
+    if isinstance(schedule, AssetSchedule):
+        return {"assets": list(schedule.assets)}
     return schedule
+
+
+def checkpoint_asset_uri(model_dir: str) -> str:
+    return model_dir.rstrip("/") if model_dir.startswith("gs://") else f"file://{model_dir}"
 
 
 def _doc(spec: ExperimentSpec, stages: list[Any]) -> str:
@@ -42,19 +48,46 @@ def _doc(spec: ExperimentSpec, stages: list[Any]) -> str:
     return "\n".join(lines)
 
 
+def _dag_settings(spec: ExperimentSpec, stages: list[Any], **overrides: Any) -> dict[str, Any]:
+    return {
+        "dag_id": spec.dag_id,
+        "schedule": _schedule_to_json(spec.schedule),
+        "start_date": spec.start_date.isoformat(),
+        "catchup": spec.catchup,
+        "tags": list(spec.tags),
+        "description": spec.description or f"TensorFlow Experiment ({spec.schedule_mode})",
+        "default_args": {"retries": spec.retries, **spec.default_args},
+        "doc_md": _doc(spec, stages),
+        **overrides,
+    }
+
+
+def _evaluation_dag(spec: ExperimentSpec) -> dict[str, Any]:
+    """event_driven's second DAG: one run per new checkpoint, from the checkpoint asset."""
+    stages = evaluation_stages(spec)
+    watched = {
+        "name": f"{spec.dag_id}_checkpoints",
+        "uri": checkpoint_asset_uri(spec.model_dir),
+        "model_dir": spec.model_dir,
+        "evaluator": spec.evaluation.name,
+        "poll_interval": spec.evaluation.poll_interval,
+    }
+    settings = _dag_settings(
+        spec,
+        stages,
+        dag_id=f"{spec.dag_id}_evaluate",
+        schedule={"checkpoints": watched},
+        description=f"Evaluates every new checkpoint of {spec.dag_id} (event_driven)",
+        max_active_runs=1,  # runs in checkpoint order
+    )
+    return {"dag": settings, "stages": [dataclasses.asdict(s) for s in stages]}
+
+
 def plan_from_spec(spec: ExperimentSpec) -> dict[str, Any]:
     stages = plan_stages(spec)
     return {
-        "dag": {
-            "dag_id": spec.dag_id,
-            "schedule": _schedule_to_json(spec.schedule),
-            "start_date": spec.start_date.isoformat(),
-            "catchup": spec.catchup,
-            "tags": list(spec.tags),
-            "description": spec.description or f"TensorFlow Experiment ({spec.schedule_mode})",
-            "default_args": {"retries": spec.retries, **spec.default_args},
-            "doc_md": _doc(spec, stages),
-        },
+        "dag": _dag_settings(spec, stages),
         "stages": [dataclasses.asdict(stage) for stage in stages],
         "compute": {stage: compute_to_json(compute) for stage, compute in spec.compute.items()},
+        "companions": [_evaluation_dag(spec)] if spec.schedule_mode == "event_driven" else [],
     }

@@ -17,7 +17,8 @@ from airflow_tfexp.dag_factory.errors import ExperimentConfigError
 from airflow_tfexp.experiment.experiment_fn import parse_experiment_fn
 from airflow_tfexp.experiment.locations import parse_model_dir
 
-SCHEDULE_MODES = ("train_and_evaluate", "per_checkpoint", "local")
+SCHEDULE_MODES = ("train_and_evaluate", "per_checkpoint", "local", "event_driven")
+LATEST_BLESSED = "latest_blessed"
 # The seed Experiment's constructor arguments a config may set directly.
 EXPERIMENT_ARGUMENTS = (
     "train_steps",
@@ -132,19 +133,46 @@ class EvaluationSpec(_Strict):
     wait: Literal["defer", "reschedule"] = "defer"
 
 
+class AssetSchedule(_Strict):
+    """Run when data arrives: the DAG is scheduled on these assets (URIs like gs://b/data/)."""
+
+    assets: list[str] = Field(min_length=1)
+
+    @field_validator("assets")
+    @classmethod
+    def _uris(cls, value: list[str]) -> list[str]:
+        bad = [uri for uri in value if "://" not in uri or uri.startswith("://")]
+        if bad:
+            raise ValueError(f'expected asset URIs like "gs://bucket/data/" (got {bad})')
+        return value
+
+
+class BlessingConfig(_Strict):
+    """The gate between a trained candidate and production (see BlessOperator)."""
+
+    metric: str = "loss"
+    mode: Literal["min", "max"] = "min"
+    min_delta: float = Field(0.0, ge=0)
+    threshold: float | None = None
+    bless_without_baseline: bool = True
+    exporter: str | None = None  # whose export is the candidate; default: the only exporter
+
+
 class ExperimentSpec(_Strict):
     """Everything a factory DAG is built from."""
 
     # -- the Airflow side
     dag_id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    schedule: str | datetime.timedelta | None = None
+    schedule: str | datetime.timedelta | AssetSchedule | None = None
     start_date: datetime.datetime = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
     catchup: bool = False
     tags: list[str] = Field(default_factory=lambda: ["tfexp"])
     default_args: dict[str, Any] = Field(default_factory=dict)
     retries: int = Field(1, ge=0)
     description: str | None = None
-    schedule_mode: Literal["train_and_evaluate", "per_checkpoint", "local"] = "train_and_evaluate"
+    schedule_mode: Literal["train_and_evaluate", "per_checkpoint", "local", "event_driven"] = (
+        "train_and_evaluate"
+    )
     # -- the model and its inputs
     model_dir: str
     experiment_fn: str | None = None
@@ -165,6 +193,10 @@ class ExperimentSpec(_Strict):
     run_config: RunConfigSpec = Field(default_factory=RunConfigSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     compute: dict[Literal["train", "evaluate", "export"], ComputeSpec] = Field(default_factory=dict)
+    # -- retraining: warm start, the blessing gate, publishing
+    warm_start_from: str | None = None
+    publish_dir: str | None = None
+    blessing: BlessingConfig | None = None
 
     @field_validator("experiment_fn", "model_fn", "train_input_fn", "eval_input_fn")
     @classmethod
@@ -177,6 +209,26 @@ class ExperimentSpec(_Strict):
         parse_model_dir(value, "model_dir")
         return value
 
+    @field_validator("publish_dir")
+    @classmethod
+    def _publish_dir(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_model_dir(value, "publish_dir")
+        return value
+
+    @field_validator("warm_start_from")
+    @classmethod
+    def _warm_start_from(cls, value: str | None) -> str | None:
+        if value is None or value in (LATEST_BLESSED, "none"):
+            return None if value == "none" else value
+        try:
+            parse_model_dir(value, "warm_start_from")
+        except ValueError:
+            raise ValueError(
+                f'expected "{LATEST_BLESSED}", "none", or a checkpoint, model dir or export path'
+            ) from None
+        return value
+
     @field_validator("schedule", mode="before")
     @classmethod
     def _schedule(cls, value: Any) -> Any:
@@ -184,9 +236,21 @@ class ExperimentSpec(_Strict):
             return value
         if isinstance(value, int | float) and not isinstance(value, bool):
             return parse_duration(value)
+        if isinstance(value, dict):  # {assets: [...]}
+            try:
+                return AssetSchedule.model_validate(value)
+            except ValidationError as err:
+                raise ValueError(
+                    "; ".join(
+                        f"{'.'.join(str(p) for p in e['loc']) or 'assets'}: "
+                        + e["msg"].removeprefix("Value error, ")
+                        for e in err.errors()
+                    )
+                ) from None
         if not isinstance(value, str):
             raise ValueError(
-                "expected null, a cron expression, a preset like @daily, or a duration like 6h"
+                "expected null, a cron expression, a preset like @daily, a duration like 6h, "
+                "or {assets: [uri, ...]}"
             )
         if value.startswith("@"):
             if value not in _PRESETS:
@@ -242,7 +306,43 @@ class ExperimentSpec(_Strict):
         names = [e.name or e.type for e in self.exporters]
         if len(set(names)) != len(names):
             raise ValueError(f"exporters: names must be distinct, got {names}")
+        self._check_retraining(names)
+        if self.schedule_mode == "event_driven" and (
+            "{{" in self.model_dir or "{%" in self.model_dir
+        ):
+            raise ValueError(
+                "model_dir: event_driven mode watches one model dir for checkpoints, so it cannot "
+                f"be templated (got {self.model_dir!r})"
+            )
         return self
+
+    def _check_retraining(self, exporter_names: list[str]) -> None:
+        if self.warm_start_from == LATEST_BLESSED and not self.publish_dir:
+            raise ValueError(
+                f'warm_start_from: "{LATEST_BLESSED}" needs publish_dir (the blessed models are '
+                "the ones published there)"
+            )
+        if self.blessing is not None and not self.publish_dir:
+            raise ValueError("blessing: needs publish_dir, where blessed models are published")
+        if not self.publish_dir or self.experiment_fn is not None:
+            return
+        chosen = self.blessing.exporter if self.blessing else None
+        if not exporter_names:
+            raise ValueError(
+                "publish_dir: publishing needs an export; add an exporter (e.g. {type: latest})"
+            )
+        if chosen is None and len(exporter_names) > 1:
+            raise ValueError(
+                f"blessing.exporter: required with several exporters (one of {exporter_names})"
+            )
+        if chosen is not None and chosen not in exporter_names:
+            raise ValueError(
+                f"blessing.exporter: {chosen!r} is not an exporter (one of {exporter_names})"
+            )
+
+    @property
+    def blessing_config(self) -> BlessingConfig:
+        return self.blessing or BlessingConfig()
 
     def experiment_arguments(self) -> dict[str, Any]:
         """The Experiment constructor arguments the config sets."""
@@ -278,6 +378,8 @@ def _describe(error: dict[str, Any]) -> str:
     if kind == "missing":
         return f"{path}: required"
     message = error["msg"].removeprefix("Value error, ")
+    if not location:  # a whole-config check: its message names the fields and values itself
+        return message
     shown = repr(value)
     if len(shown) > 80:
         shown = shown[:77] + "..."

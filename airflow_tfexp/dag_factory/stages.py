@@ -51,10 +51,24 @@ def experiment_arguments(spec: ExperimentSpec) -> dict[str, Any]:
     }
 
 
+def _training(spec: ExperimentSpec) -> dict[str, Any]:
+    """What a training stage adds: where a fresh model warm starts from."""
+    arguments: dict[str, Any] = {}
+    if spec.warm_start_from:
+        arguments["warm_start_from"] = spec.warm_start_from
+    if spec.publish_dir:
+        arguments["publish_dir"] = spec.publish_dir
+    return arguments
+
+
+def _train(spec: ExperimentSpec, common: dict[str, Any]) -> Stage:
+    return Stage("train", "TrainOperator", {**common, **_training(spec), "delay_secs": 0}, "train")
+
+
 def _train_and_evaluate(spec: ExperimentSpec, common: dict[str, Any]) -> list[Stage]:
     evaluation = spec.evaluation
     return [
-        Stage("train", "TrainOperator", {**common, "delay_secs": 0}, "train"),
+        _train(spec, common),
         Stage(
             "continuous_eval",
             "ContinuousEvalOperator",
@@ -85,7 +99,7 @@ def _per_checkpoint(spec: ExperimentSpec, common: dict[str, Any]) -> list[Stage]
     else:
         sensor.update(deferrable=False, mode="reschedule")
     return [
-        Stage("train", "TrainOperator", {**common, "delay_secs": 0}, "train"),
+        _train(spec, common),
         Stage("wait_for_checkpoints", "CheckpointSensor", sensor),  # never on a GPU worker
         Stage(
             "evaluate",
@@ -99,15 +113,79 @@ def _per_checkpoint(spec: ExperimentSpec, common: dict[str, Any]) -> list[Stage]
 
 
 def _local(spec: ExperimentSpec, common: dict[str, Any]) -> list[Stage]:
-    return [Stage("train_and_evaluate", "TrainAndEvaluateOperator", common, "train")]
+    return [
+        Stage(
+            "train_and_evaluate",
+            "TrainAndEvaluateOperator",
+            {**common, **_training(spec)},
+            "train",
+        )
+    ]
+
+
+def _event_driven(spec: ExperimentSpec, common: dict[str, Any]) -> list[Stage]:
+    """Training, then export; evaluation is the companion DAG's (see `evaluation_stages`)."""
+    return [_train(spec, common), Stage("export", "ExportOperator", common, "export", ("train",))]
+
+
+def evaluation_stages(spec: ExperimentSpec) -> list[Stage]:
+    """The event-driven evaluation DAG: the run's checkpoints (from its asset events), each
+    evaluated by its own mapped task instance."""
+    common = experiment_arguments(spec)
+    return [
+        Stage(
+            "checkpoints",
+            "TriggeringCheckpointsOperator",
+            {"model_dir": spec.model_dir, "name": spec.evaluation.name},
+        ),
+        Stage(
+            "evaluate",
+            "EvaluateOperator",
+            {**common, "name": spec.evaluation.name},
+            "evaluate",
+            expand_from="checkpoints",
+        ),
+    ]
+
+
+def _publishing(spec: ExperimentSpec, common: dict[str, Any], last: str) -> list[Stage]:
+    """bless -> publish after the stage that exports (`last`), when publish_dir is set."""
+    if not spec.publish_dir:
+        return []
+    blessing = spec.blessing_config
+    exporter = blessing.exporter
+    if exporter is None and len(spec.exporters) == 1:
+        exporter = spec.exporters[0].name or spec.exporters[0].type
+    bless = {
+        **common,
+        "publish_dir": spec.publish_dir,
+        "metric": blessing.metric,
+        "mode": blessing.mode,
+        "min_delta": blessing.min_delta,
+        "threshold": blessing.threshold,
+        "bless_without_baseline": blessing.bless_without_baseline,
+        "exporter_name": exporter,
+    }
+    return [
+        Stage("bless", "BlessOperator", bless, "evaluate", (last,)),
+        Stage(
+            "publish",
+            "PublishOperator",
+            {"model_dir": spec.model_dir, "publish_dir": spec.publish_dir},
+            upstream=("bless",),
+        ),
+    ]
 
 
 _MODES = {
     "train_and_evaluate": _train_and_evaluate,
     "per_checkpoint": _per_checkpoint,
     "local": _local,
+    "event_driven": _event_driven,
 }
 
 
 def plan_stages(spec: ExperimentSpec) -> list[Stage]:
-    return _MODES[spec.schedule_mode](spec, experiment_arguments(spec))
+    common = experiment_arguments(spec)
+    stages = _MODES[spec.schedule_mode](spec, common)
+    return stages + _publishing(spec, common, stages[-1].task_id)

@@ -13,6 +13,7 @@ from airflow_tfexp.operators.experiment import (
 _LAZY = {  # the retraining operators load on first use: most DAG files never need them
     "BlessOperator": "airflow_tfexp.operators.retraining",
     "PublishOperator": "airflow_tfexp.operators.retraining",
+    "TriggeringCheckpointsOperator": "airflow_tfexp.operators.checkpoint_events",
 }
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "StdServerOperator",
     "TrainAndEvaluateOperator",
     "TrainOperator",
+    "TriggeringCheckpointsOperator",
 ]
 
 

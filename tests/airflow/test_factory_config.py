@@ -116,7 +116,8 @@ BAD = [
     (with_changes(schedule="@fortnightly"), "schedule: unknown preset"),
     (
         with_changes(schedule_mode="distributed"),
-        "schedule_mode: Input should be 'train_and_evaluate', 'per_checkpoint' or 'local'",
+        "schedule_mode: Input should be 'train_and_evaluate', 'per_checkpoint', 'local' or "
+        "'event_driven'",
     ),
     (with_changes(dag_id="my dag!"), "dag_id: String should match pattern"),
     (with_changes(dag_id=DELETE), "dag_id: required"),
@@ -138,6 +139,41 @@ BAD = [
         "evaluation.wait: Input should be 'defer' or 'reschedule'",
     ),
     (with_changes(retries=-1), "retries: Input should be greater than or equal to 0"),
+    (with_changes(schedule={"assets": []}), "schedule: assets: List should have at least 1 item"),
+    (
+        with_changes(schedule={"assets": ["train-data"]}),
+        'schedule: assets: expected asset URIs like "gs://bucket/data/"',
+    ),
+    (with_changes(schedule=["@daily"]), "schedule: expected null, a cron expression"),
+    (
+        with_changes(warm_start_from="latest_blessed"),
+        'warm_start_from: "latest_blessed" needs publish_dir',
+    ),
+    (
+        with_changes(warm_start_from="hdfs://nn/m"),
+        'warm_start_from: expected "latest_blessed", "none", or a checkpoint',
+    ),
+    (
+        with_changes(publish_dir="/p", blessing={"metric": "loss", "mode": "lower"}),
+        "blessing.mode: Input should be 'min' or 'max'",
+    ),
+    (with_changes(blessing={"metric": "loss"}), "blessing: needs publish_dir"),
+    (
+        with_changes(publish_dir="/p"),
+        "publish_dir: publishing needs an export; add an exporter",
+    ),
+    (
+        with_changes(
+            publish_dir="/p",
+            exporters=[{"type": "latest"}, {"type": "best"}],
+            blessing={"exporter": "final"},
+        ),
+        "blessing.exporter: 'final' is not an exporter (one of ['latest', 'best'])",
+    ),
+    (
+        with_changes(schedule_mode="event_driven", model_dir="/m/{{ run_id }}"),
+        "model_dir: event_driven mode watches one model dir for checkpoints, so it cannot be templated",
+    ),
     (["not", "a", "mapping"], "expected a mapping of settings, got list"),
 ]
 

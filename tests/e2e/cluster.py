@@ -26,7 +26,11 @@ def free_port() -> int:
 
 
 class AirflowCluster:
-    def __init__(self, home: str, dags_folder: str) -> None:
+    """`start()`: standalone plus an edge worker. `start_components()`: scheduler, triggerer,
+    dag-processor and api-server as separate processes (LocalExecutor), so one of them, the
+    triggerer say, can be restarted on its own."""
+
+    def __init__(self, home: str, dags_folder: str, executor: str | None = None) -> None:
         self.home = home
         self.port = free_port()
         self.processes: dict[str, subprocess.Popen] = {}
@@ -39,7 +43,8 @@ class AirflowCluster:
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/metadata.db",  # not the default: the edge CLI insists
                 "AIRFLOW__CORE__DAGS_FOLDER": dags_folder,
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor,airflow.providers.edge3.executors.EdgeExecutor",
+                "AIRFLOW__CORE__EXECUTOR": executor
+                or "LocalExecutor,airflow.providers.edge3.executors.EdgeExecutor",
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{self.port}/execution/",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
                 "AIRFLOW__API__PORT": str(self.port),
@@ -73,6 +78,36 @@ class AirflowCluster:
         self.wait_for(lambda: self.healthy(), timeout, "a healthy Airflow")
         self._start("edge-worker", "edge", "worker", "-q", "gpu", "-c", "1")
         self.wait_for(lambda: self.edge_worker_registered(), timeout, "the edge worker")
+
+    COMPONENTS = ("scheduler", "dag-processor", "triggerer", "api-server")
+
+    def start_components(self, timeout: float = 180) -> None:
+        os.makedirs(self.home, exist_ok=True)
+        subprocess.run(
+            [os.path.join(BIN, "airflow"), "db", "migrate"],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        for name in self.COMPONENTS:
+            self._start(name, name)
+        self.wait_for(lambda: self.healthy(), timeout, "a healthy Airflow")
+
+    def restart(self, name: str, timeout: float = 120) -> None:
+        """Stop one component (SIGTERM, then SIGKILL) and start it again."""
+        process = self.processes[name]
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+        os.replace(
+            os.path.join(self.home, f"{name}.log"), os.path.join(self.home, f"{name}.before.log")
+        )
+        self._start(name, name)
+        self.wait_for(lambda: self.healthy(), timeout, f"a healthy Airflow after restarting {name}")
 
     def log(self, name: str) -> str:
         with open(os.path.join(self.home, f"{name}.log")) as handle:
