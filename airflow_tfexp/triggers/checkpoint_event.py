@@ -93,25 +93,30 @@ class CheckpointEventTrigger(BaseEventTrigger):
             await self.asset_state_store.aset(WATERMARK_KEY, step)
 
     # -- the loop --------------------------------------------------------------------------
+    async def _in_thread(self, function: Any, credentials: Any) -> Any:
+        """Storage calls run in a thread (the event loop never blocks), with this trigger's
+        credentials set in that thread's context only (never across a `yield`)."""
+
+        def call() -> Any:
+            with using_credentials(credentials):
+                return function()
+
+        return await asyncio.to_thread(call)
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         credentials = None
         if self.model_dir.startswith("gs://"):
             credentials = await aload_gcp_credentials(self.gcp_conn_id, self.log)
-        with using_credentials(credentials):
-            async for event in self._events():
-                yield event
-
-    async def _events(self) -> AsyncIterator[TriggerEvent]:
         stored = await self._stored_watermark()
         emitted = stored if stored is not None else -1
         unsaved: int | None = None
         last_heartbeat = 0.0
         looks = 0
         while True:
-            scan = await asyncio.to_thread(self._scan)
+            scan = await self._in_thread(self._scan, credentials)
             looks += 1
             if self.name is not None and time.time() - last_heartbeat >= 60:
-                await asyncio.to_thread(self._heartbeat)
+                await self._in_thread(self._heartbeat, credentials)
                 last_heartbeat = time.time()
             if looks == 1:
                 floor = max(emitted, scan.evaluated_max if scan.evaluated_max is not None else -1)
