@@ -96,3 +96,75 @@ def test_a_config_builds_a_dag_without_files():
     dag = build_experiment_dag(tiny_config("train_and_evaluate", "/tmp/m"))
     assert sorted(dag.task_ids) == ["continuous_eval", "export", "train"]
     assert dag.get_task("export").upstream_task_ids == {"train", "continuous_eval"}
+
+
+def write_factory_dag(config):
+    """dag.test() needs the DAG in a file of the DAGs folder: a YAML file and its one-liner."""
+    import os
+
+    import yaml
+
+    base = os.path.join(os.environ["AIRFLOW__CORE__DAGS_FOLDER"], config["dag_id"])
+    with open(base + ".yaml", "w") as handle:
+        yaml.safe_dump(config, handle)
+    with open(base + ".py", "w") as handle:
+        handle.write(
+            "from airflow_tfexp.dag_factory import load_experiment_dag\n"
+            "dag = load_experiment_dag(__file__.removesuffix('.py') + '.yaml')\n"
+        )
+    return load_dag(config["dag_id"])
+
+
+def test_a_factory_retraining_dag_warm_starts_blesses_and_publishes(airflow_db, tmp_path):
+    from airflow_tfexp.experiment.lineage import read_lineage
+    from airflow_tfexp.experiment.publishing import latest_published
+
+    publish_dir = str(tmp_path / "published")
+    config = tiny_config(
+        "local",
+        str(tmp_path / "runs" / "{{ run_id }}"),
+        dag_id="tfexp_tiny_retraining",
+        warm_start_from="latest_blessed",
+        publish_dir=publish_dir,
+        blessing={"metric": "accuracy", "mode": "max", "threshold": 0.5},
+    )
+    dag = write_factory_dag(config)
+    assert dag.task_ids == ["train_and_evaluate", "bless", "publish"]
+    first, second = dag.test(), dag.test()
+    assert first.state == second.state == "success"
+    lineage = [read_lineage(str(tmp_path / "runs" / r.run_id)) for r in (first, second)]
+    assert lineage[0]["warm_start"]["source"] is None
+    assert lineage[1]["warm_start"]["source"] == join(publish_dir, "1")
+    assert lineage[0]["published"]["version"] == 1
+    # The second run started from the first model and trained 60 more steps: at least as good.
+    blessing = lineage[1]["blessing"]
+    assert blessing["baseline"] is not None
+    published = lineage[1]["published"]
+    assert (published is not None) == blessing["blessed"]
+    assert latest_published(publish_dir)["version"] == (2 if blessing["blessed"] else 1)
+
+
+def test_event_driven_builds_a_training_dag_and_an_evaluation_dag_on_the_checkpoint_asset():
+    from airflow_tfexp.dag_factory import build_experiment_dags
+
+    dags = build_experiment_dags(
+        tiny_config(
+            "event_driven",
+            "/tmp/watched",
+            evaluation={"name": "event", "poll_interval": 2},
+            schedule={"assets": ["gs://bucket/data/train/"]},
+        )
+    )
+    training, evaluation = dags["tfexp_tiny_event_driven"], dags["tfexp_tiny_event_driven_evaluate"]
+    assert training.get_task("export").upstream_task_ids == {"train"}
+    (data,) = training.timetable.asset_condition.objects
+    assert data.uri == "gs://bucket/data/train"
+    assert evaluation.get_task("evaluate").upstream_task_ids == {"checkpoints"}
+    (asset,) = evaluation.timetable.asset_condition.objects
+    assert (asset.name, asset.uri) == ("tfexp_tiny_event_driven_checkpoints", "file:///tmp/watched")
+    (watcher,) = asset.watchers
+    assert watcher.trigger.serialize() == (
+        "airflow_tfexp.triggers.checkpoint_event.CheckpointEventTrigger",
+        {"model_dir": "/tmp/watched", "name": "event", "poll_interval": 2.0, "gcp_conn_id": None},
+    )
+    assert evaluation.max_active_runs == 1
