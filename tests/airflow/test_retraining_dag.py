@@ -79,6 +79,26 @@ def test_three_days_of_retraining_publish_only_better_models(airflow_db, model_d
     assert lineages[2]["evaluations"]["candidate"]["loss"] == decisions[2]["candidate"]
     raw = filesystem(root).read_bytes(join(root, "runs", runs[2].run_id, "run.json"))
     assert json.loads(raw)["run_id"] == runs[2].run_id
+    # Each publish emitted an event on the publish_dir asset (a deploy DAG can schedule on it).
+    assert [e["version"] for e in publish_events(publish_dir)] == [1, 2]
+
+
+def publish_events(publish_dir: str) -> list[dict]:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from airflow_tfexp.operators.retraining import publish_asset
+
+    uri = publish_asset(publish_dir).uri
+    with create_session() as session:
+        rows = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.uri == uri)
+            .order_by(AssetEvent.id)
+        ).all()
+        return [dict(e.extra) for e in rows]
 
 
 def test_a_retried_bless_returns_the_recorded_decision(airflow_db, tmp_path, monkeypatch):
