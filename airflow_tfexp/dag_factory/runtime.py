@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 from typing import Any
 
 from airflow_tfexp.dag_factory.spec import EXPERIMENT_ARGUMENTS
@@ -48,6 +49,8 @@ def experiment_from_spec(run_config: Any, params: dict[str, Any]) -> Any:
 
     params = dict(params)
     spec = params.pop(SPEC_PARAM)
+    if isinstance(spec, str):  # carried as JSON (see stages.experiment_params)
+        spec = json.loads(spec)
     run_settings = {
         k: v for k, v in spec["run_config"].items() if v is not None or k == "keep_checkpoint_max"
     }

@@ -6,6 +6,7 @@ The one place that decides a schedule mode's shape; `builder` turns stages into 
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 from airflow_tfexp.dag_factory.spec import ExperimentSpec
@@ -26,13 +27,21 @@ class Stage:
 
 def experiment_arguments(spec: ExperimentSpec) -> dict[str, Any]:
     """What every experiment operator takes: experiment_fn, model_dir and its params."""
+    return {
+        "experiment_fn": spec.experiment_fn or RUNTIME_EXPERIMENT_FN,
+        "model_dir": spec.model_dir,
+        "params": experiment_params(spec),
+    }
+
+
+def experiment_params(spec: ExperimentSpec) -> dict[str, Any]:
+    """The params `experiment_fn(run_config, params)` receives, declared on the DAG."""
     if spec.experiment_fn:
         # The user's experiment_fn gets the Experiment arguments in its params.
-        params = {
+        return {
             **{k: v for k, v in spec.experiment_arguments().items() if v is not None},
             **spec.params,
         }
-        return {"experiment_fn": spec.experiment_fn, "model_dir": spec.model_dir, "params": params}
     runtime = spec.model_dump(
         mode="json",
         include={
@@ -44,11 +53,9 @@ def experiment_arguments(spec: ExperimentSpec) -> dict[str, Any]:
             *spec.experiment_arguments(),
         },
     )
-    return {
-        "experiment_fn": RUNTIME_EXPERIMENT_FN,
-        "model_dir": spec.model_dir,
-        "params": {**spec.params, SPEC_PARAM: runtime},
-    }
+    # As a JSON string: Airflow copies and JSON-checks a task's params once per operator class
+    # in its hierarchy while building it; a string is cheap there, a nested dict is not.
+    return {**spec.params, SPEC_PARAM: json.dumps(runtime, sort_keys=True)}
 
 
 def _training(spec: ExperimentSpec) -> dict[str, Any]:

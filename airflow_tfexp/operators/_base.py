@@ -89,7 +89,11 @@ class ExperimentBaseOperator(BaseOperator):
                 return type(value)(render(item) for item in value)
             return value
 
-        params = {key: render(value) for key, value in dict(context.get("params") or {}).items()}
+        params = {
+            # the provider's own params (tfexp_*: a factory spec, asset events) are data
+            key: value if key.startswith("tfexp_") else render(value)
+            for key, value in dict(context.get("params") or {}).items()
+        }
         if context.get("triggering_asset_events"):  # the data that triggered a retraining run
             from airflow_tfexp.operators._retraining import asset_events
 

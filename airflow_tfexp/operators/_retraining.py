@@ -73,6 +73,15 @@ def asset_events(context: Context) -> list[dict[str, Any]]:
     return sorted(events, key=lambda e: e["timestamp"])
 
 
+def _spec(value: Any) -> Any:
+    """The factory's runtime spec, carried as a JSON string."""
+    if isinstance(value, str):
+        import json
+
+        return json.loads(value)
+    return value
+
+
 def record_training_lineage(
     experiment: Experiment,
     context: Context,
@@ -89,7 +98,7 @@ def record_training_lineage(
         {
             "dag_id": getattr(run, "dag_id", None),
             "run_id": getattr(run, "run_id", None),
-            "config": params.get(SPEC_PARAM),
+            "config": _spec(params.get(SPEC_PARAM)),
             "params": {k: v for k, v in params.items() if k != SPEC_PARAM},
             "data_events": asset_events(context),
             "warm_start": {

@@ -15,8 +15,10 @@ if TYPE_CHECKING:
     from airflow_tfexp.experiment import Experiment
 
 
-class _TrainingOperator(ExperimentBaseOperator):
-    """A step that trains: it can warm start a fresh model and records the run's lineage.
+class _Training:
+    """What a training step adds (mixed into an ExperimentBaseOperator): warm starting a fresh
+    model and recording the run's lineage. A mixin, not an operator layer: every operator class
+    that defines `__init__` costs Airflow a deep copy of the DAG's params when a task is built.
 
     :param warm_start_from: where a model with no checkpoint yet starts from (templated):
         "latest_blessed" (the model published in `publish_dir`, if any), a checkpoint, model
@@ -32,16 +34,13 @@ class _TrainingOperator(ExperimentBaseOperator):
         "publish_dir",
     )
 
-    def __init__(
+    def init_training(
         self,
-        *,
-        warm_start_from: str | None = None,
-        warm_start_optimizer: bool = False,
-        publish_dir: str | None = None,
-        record_lineage: bool = True,
-        **kwargs: Any,
+        warm_start_from: str | None,
+        warm_start_optimizer: bool,
+        publish_dir: str | None,
+        record_lineage: bool,
     ) -> None:
-        super().__init__(**kwargs)
         if warm_start_from is not None:  # imported only when used: DAG files parse faster
             from airflow_tfexp.operators._retraining import check_warm_start
 
@@ -57,8 +56,8 @@ class _TrainingOperator(ExperimentBaseOperator):
         """The experiment, its estimator told where to warm start from (if anywhere)."""
         from airflow_tfexp.operators._retraining import resolve_warm_start
 
-        experiment = self.build_experiment(context)
-        source = resolve_warm_start(self.warm_start_from, self.publish_dir, self.log)
+        experiment = self.build_experiment(context)  # type: ignore[attr-defined]
+        source = resolve_warm_start(self.warm_start_from, self.publish_dir, self.log)  # type: ignore[attr-defined]
         if source is not None:
             from airflow_tfexp.experiment.warm_start import WarmStartSettings
 
@@ -78,22 +77,32 @@ class _TrainingOperator(ExperimentBaseOperator):
             record_training_lineage(
                 experiment,
                 context,
-                self.experiment_params(context),
+                self.experiment_params(context),  # type: ignore[attr-defined]
                 self.warm_start_from,
                 getattr(experiment.estimator, "warm_started_from", None),
             )
 
 
-class TrainOperator(_TrainingOperator):
+class TrainOperator(_Training, ExperimentBaseOperator):
     """`Experiment.train`: train to `train_steps`, resuming from the latest checkpoint (or,
-    with nothing to resume, warm starting as `warm_start_from` says).
+    with nothing to resume, warm starting as `warm_start_from` says; see `_Training`).
 
     :param delay_secs: seconds to wait first; None applies the Experiment's per-worker delay.
     :return: ``{"model_dir", "checkpoint_path", "global_step", "completion", "warm_started_from"}``.
     """
 
-    def __init__(self, *, delay_secs: float | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        delay_secs: float | None = None,
+        warm_start_from: str | None = None,
+        warm_start_optimizer: bool = False,
+        publish_dir: str | None = None,
+        record_lineage: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
+        self.init_training(warm_start_from, warm_start_optimizer, publish_dir, record_lineage)
         self.delay_secs = check_optional_seconds("delay_secs", delay_secs)
 
     def run_step(self, context: Context) -> dict[str, Any]:
@@ -208,12 +217,24 @@ class ExportOperator(ExperimentBaseOperator):
         }
 
 
-class TrainAndEvaluateOperator(_TrainingOperator):
+class TrainAndEvaluateOperator(_Training, ExperimentBaseOperator):
     """`Experiment.train_and_evaluate` in one task: train with in-training evaluation, then a
-    final evaluation and export.
+    final evaluation and export (warm starting as `warm_start_from` says; see `_Training`).
 
     :return: ``{"model_dir", "checkpoint_path", "global_step", "metrics", "export_paths"}``.
     """
+
+    def __init__(
+        self,
+        *,
+        warm_start_from: str | None = None,
+        warm_start_optimizer: bool = False,
+        publish_dir: str | None = None,
+        record_lineage: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.init_training(warm_start_from, warm_start_optimizer, publish_dir, record_lineage)
 
     def run_step(self, context: Context) -> dict[str, Any]:
         experiment = self.prepared_experiment(context)
