@@ -30,7 +30,9 @@ demo: $(STAMP)
 airflow: $(STAMP)
 	$(AIRFLOW_ENV) $(VENV)/bin/airflow standalone
 
+# The UI tests drive Debian's headless Chromium: installed here when missing.
 test: $(STAMP)
+	sh scripts/install_chromium.sh
 	$(VENV)/bin/ruff check airflow_tfexp tests dags scripts bench
 	$(PY) -m pytest
 

@@ -58,7 +58,17 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "connection-types": [],
-        "extra-links": [],
+        "extra-links": [
+            "airflow_tfexp.links.ExperimentMetricsLink",
+            "airflow_tfexp.links.ModelDirLink",
+            "airflow_tfexp.links.TensorBoardLink",
+        ],
+        "plugins": [
+            {
+                "name": "airflow_tfexp",
+                "plugin-class": "airflow_tfexp.plugins.experiments.TfexpPlugin",
+            }
+        ],
         "config": {
             "tfexp": {
                 "description": "Defaults of the airflow-tfexp operators and sensors.",
@@ -78,6 +88,15 @@ def get_provider_info() -> dict[str, Any]:
                         "type": "float",
                         "example": None,
                         "default": "5",
+                    },
+                    "tensorboard_url": {
+                        "description": "The TensorBoard serving your model dirs, for the "
+                        "TensorBoard button on experiment tasks; {model_dir}, {dag_id} and "
+                        "{run_id} are filled in. Empty: no button.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "https://tensorboard.example.com/?logdir={model_dir}",
+                        "default": "",
                     },
                 },
             }

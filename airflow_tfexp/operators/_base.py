@@ -13,6 +13,7 @@ from airflow.sdk import BaseOperator
 from airflow_tfexp._config import DEFAULT_GCP_CONN_ID
 from airflow_tfexp.experiment.experiment_fn import parse_experiment_fn
 from airflow_tfexp.experiment.locations import parse_model_dir
+from airflow_tfexp.links import ExperimentMetricsLink, ModelDirLink, TensorBoardLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -47,6 +48,7 @@ class ExperimentBaseOperator(BaseOperator):
     template_fields_renderers = {"tf_config": "json"}
     ui_color = "#ffa800"
     ui_fgcolor = "#000000"
+    operator_extra_links = (ExperimentMetricsLink(), ModelDirLink(), TensorBoardLink())
 
     def __init__(
         self,

@@ -34,6 +34,7 @@ class AirflowCluster:
         self.home = home
         self.port = free_port()
         self.processes: dict[str, subprocess.Popen] = {}
+        self.token: str | None = None  # sent as a Bearer token when set (see `login`)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
         self.env.update(
             {
@@ -127,15 +128,31 @@ class AirflowCluster:
                 pass
             process.wait(timeout=30)
 
-    def api(self, method: str, path: str, body: Any = None) -> Any:
+    def request(
+        self, method: str, url_path: str, body: Any = None, token: str | None = None
+    ) -> Any:
+        """A JSON request to the API server (`url_path` from the root), with a Bearer token."""
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        token = token or self.token
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         request = urllib.request.Request(
-            f"http://localhost:{self.port}/api/v2{path}",
+            f"http://localhost:{self.port}{url_path}",
             method=method,
             data=None if body is None else json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            headers=headers,
         )
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read() or b"null")
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        return self.request(method, f"/api/v2{path}", body)
+
+    def login(self, username: str, password: str) -> str:
+        """A JWT for this user (SimpleAuthManager's token endpoint)."""
+        return self.request("POST", "/auth/token", {"username": username, "password": password})[
+            "access_token"
+        ]
 
     def healthy(self) -> bool:
         try:

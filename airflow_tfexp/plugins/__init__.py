@@ -1,0 +1,1 @@
+"""The airflow-tfexp UI plugin: the Experiments pages (see `experiments`)."""

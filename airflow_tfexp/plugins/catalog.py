@@ -1,0 +1,89 @@
+"""Which DAGs are experiments, their runs, and where each run's model dir is (metadata DB).
+
+A DAG is an experiment DAG when one of its tasks is an airflow-tfexp operator or sensor. A
+run's model dir is what its tasks rendered for `model_dir` (stored by Airflow with each task
+instance), so templated, per-run model dirs are found too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TFEXP_MODULE_PREFIX = "airflow_tfexp."
+
+
+def experiment_dag_ids(readable: set[str] | None) -> list[str]:
+    """The experiment DAGs among those the user may read (None: all)."""
+    from airflow.models.dag import DagModel
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        dag_ids = session.scalars(select(DagModel.dag_id).where(DagModel.is_stale.is_(False))).all()
+        found = []
+        for dag_id in sorted(dag_ids):
+            if readable is not None and dag_id not in readable:
+                continue
+            dag = SerializedDagModel.get_dag(dag_id, session=session)
+            if dag is not None and any(_is_tfexp(task) for task in dag.tasks):
+                found.append(dag_id)
+        return found
+
+
+def _is_tfexp(task: Any) -> bool:
+    module = getattr(task, "_task_module", "") or getattr(task, "task_module", "") or ""
+    return module.startswith(TFEXP_MODULE_PREFIX)
+
+
+def static_model_dirs(dag_id: str) -> list[str]:
+    """Model dirs written into the DAG itself (not templated)."""
+    from airflow.models.serialized_dag import SerializedDagModel
+
+    dag = SerializedDagModel.get_dag(dag_id)
+    dirs = set()
+    for task in dag.tasks if dag else []:
+        value = getattr(task, "model_dir", None)
+        if _is_tfexp(task) and isinstance(value, str) and "{{" not in value:
+            dirs.add(value)
+    return sorted(dirs)
+
+
+def runs(dag_id: str, limit: int = 25) -> list[dict[str, Any]]:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.scalars(
+            select(DagRun)
+            .where(DagRun.dag_id == dag_id)
+            .order_by(DagRun.run_after.desc())
+            .limit(limit)
+        ).all()
+        return [
+            {
+                "run_id": r.run_id,
+                "state": str(r.state),
+                "run_after": r.run_after.isoformat() if r.run_after else "",
+            }
+            for r in rows
+        ]
+
+
+def run_model_dirs(dag_id: str, run_id: str) -> list[str]:
+    """The model dirs the run's tasks rendered (then the DAG's static ones)."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields as RTIF
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rendered = session.scalars(
+            select(RTIF.rendered_fields).where(RTIF.dag_id == dag_id, RTIF.run_id == run_id)
+        ).all()
+    dirs = []
+    for fields in rendered:
+        value = (fields or {}).get("model_dir")
+        if isinstance(value, str) and value and value not in dirs:
+            dirs.append(value)
+    return dirs or static_model_dirs(dag_id)

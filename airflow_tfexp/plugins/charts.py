@@ -1,0 +1,106 @@
+"""Line charts as inline SVG, drawn on the server: no JavaScript library, no CDN.
+
+Each point is a `<circle>` carrying its series, step and value (`data-*` attributes), so the
+page is testable and the numbers are one hover away (`<title>`).
+"""
+
+from __future__ import annotations
+
+import math
+from html import escape
+
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf")
+WIDTH, HEIGHT = 640, 260
+LEFT, RIGHT, TOP, BOTTOM = 64, 16, 28, 36
+
+
+def _ticks(low: float, high: float, count: int = 5) -> list[float]:
+    if high <= low:
+        return [low]
+    raw = (high - low) / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    first = math.ceil(low / step) * step
+    ticks, value = [], first
+    while value <= high + step * 1e-9:
+        ticks.append(round(value, 12))
+        value += step
+    return ticks
+
+
+def _label(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def line_chart(
+    title: str, series: dict[str, list[tuple[float, float]]], css_class: str = "point"
+) -> str:
+    """An SVG chart of `{series name: [(step, value), ...]}`; an empty chart says so."""
+    points = [p for values in series.values() for p in values if math.isfinite(p[1])]
+    head = (
+        f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{WIDTH}" '
+        f'height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" xmlns="http://www.w3.org/2000/svg">'
+        f'<text x="{LEFT}" y="16" class="chart-title">{escape(title)}</text>'
+    )
+    if not points:
+        return head + f'<text x="{LEFT}" y="{HEIGHT // 2}">no data yet</text></svg>'
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    x_low, x_high = min(xs), max(xs)
+    y_low, y_high = min(ys), max(ys)
+    if x_high == x_low:
+        x_low, x_high = x_low - 1, x_high + 1
+    if y_high == y_low:
+        y_low, y_high = y_low - abs(y_low) * 0.1 - 1e-3, y_high + abs(y_high) * 0.1 + 1e-3
+    # a little room around the data, so points on the edges are not cut or under the legend
+    x_pad, y_pad = (x_high - x_low) * 0.03, (y_high - y_low) * 0.12
+    x_low, x_high, y_low, y_high = x_low - x_pad, x_high + x_pad, y_low - y_pad, y_high + y_pad
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def sx(x: float) -> float:
+        return LEFT + (x - x_low) / (x_high - x_low) * plot_w
+
+    def sy(y: float) -> float:
+        return TOP + (1 - (y - y_low) / (y_high - y_low)) * plot_h
+
+    parts = [head, '<g class="axes" stroke="#999" stroke-width="1">']
+    parts.append(
+        f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{LEFT + plot_w}" y2="{TOP + plot_h}"/>'
+    )
+    parts.append(f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + plot_h}"/></g>')
+    for tick in _ticks(y_low, y_high):
+        y = sy(tick)
+        parts.append(
+            f'<line x1="{LEFT}" y1="{y:.1f}" x2="{LEFT + plot_w}" y2="{y:.1f}" stroke="#eee"/>'
+            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">'
+            f"{_label(tick)}</text>"
+        )
+    for tick in _ticks(x_low, x_high):
+        x = sx(tick)
+        parts.append(
+            f'<text x="{x:.1f}" y="{TOP + plot_h + 16}" text-anchor="middle" font-size="11">'
+            f"{_label(tick)}</text>"
+        )
+    parts.append(
+        f'<text x="{LEFT + plot_w / 2:.0f}" y="{HEIGHT - 4}" text-anchor="middle" '
+        'font-size="11">global step</text>'
+    )
+    for index, (name, values) in enumerate(series.items()):
+        color = COLORS[index % len(COLORS)]
+        finite = sorted(p for p in values if math.isfinite(p[1]))
+        if len(finite) > 1:
+            path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in finite)
+            parts.append(
+                f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{path}"/>'
+            )
+        for x, y in finite:
+            parts.append(
+                f'<circle class="{css_class}" data-series="{escape(name)}" data-step="{x:g}" '
+                f'data-value="{y!r}" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{color}">'
+                f"<title>{escape(name)} at step {x:g}: {_label(y)}</title></circle>"
+            )
+        parts.append(
+            f'<text x="{LEFT + plot_w - 4}" y="{TOP + 14 * (index + 1)}" text-anchor="end" '
+            f'font-size="11" fill="{color}">{escape(name)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)

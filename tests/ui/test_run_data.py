@@ -1,0 +1,71 @@
+"""What the Experiments page reads from a model dir (local and gs://), without TensorFlow in
+the reader: evaluations, training scalars from TensorBoard event files, checkpoints, exports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from airflow_tfexp.experiment import RunConfig
+from airflow_tfexp.experiment.fs import filesystem, join
+from airflow_tfexp.experiment.results import read_results
+from airflow_tfexp.plugins.charts import line_chart
+from airflow_tfexp.plugins.run_data import read_run_data
+from tests.experiment.tiny_experiment import experiment_fn
+
+
+def test_a_trained_model_dir_reads_back_whole(model_dir):
+    experiment = experiment_fn(
+        RunConfig(model_dir=model_dir), {"train_steps": 40, "log_step_count_steps": 10}
+    )
+    experiment.train()
+    for checkpoint in experiment.checkpoints():
+        experiment.evaluate_checkpoint(checkpoint.checkpoint_path, name="continuous")
+    experiment.export()
+    data = read_run_data(model_dir)
+    assert data.problems == []
+    assert [r["global_step"] for r in data.evaluations["continuous"]] == [0, 20, 40]
+    assert data.evaluations["continuous"] == read_results(model_dir, "continuous")
+    assert data.metric_names == ["loss", "accuracy"]
+    steps = [step for step, _ in data.training["loss"]]
+    assert steps == [10, 20, 30, 40]  # a summary every 10 steps, read without TensorFlow
+    assert [c["global_step"] for c in data.checkpoints] == [0, 20, 40]
+    assert all(c["evaluated_by"] == ["continuous"] for c in data.checkpoints)
+    (export,) = data.exports["latest"]
+    assert "saved_model.pb" in filesystem(export).listdir(export)
+
+
+def test_bad_files_are_problems_not_errors(tmp_path):
+    model_dir = str(tmp_path)
+    path = join(model_dir, "eval_continuous", "results.jsonl")
+    filesystem(path).write_bytes(
+        path, b'{"global_step": 5, "metrics": {"loss": 1.0}}\n[1, 2]\n{broken\n'
+    )
+    filesystem(model_dir).write_bytes(join(model_dir, "run.json"), b"not json")
+    filesystem(model_dir).write_bytes(join(model_dir, "events.out.tfevents.1.host"), b"\xff" * 40)
+    data = read_run_data(model_dir)
+    assert [r["global_step"] for r in data.evaluations["continuous"]] == [5]
+    problems = "\n".join(data.problems)
+    assert "line 2 is not a valid result (not an evaluation record)" in problems
+    assert "line 3 is not a valid result" in problems
+    assert "run.json is not valid JSON" in problems
+    assert "no readable scalar summaries" in problems
+
+
+def test_a_chart_has_one_point_per_value_and_says_when_empty():
+    svg = line_chart("evaluation loss", {"continuous": [(0, 2.0), (20, 1.0), (40, 0.5)]}, "p")
+    assert svg.count('class="p"') == 3
+    assert 'data-step="20" data-value="1.0"' in svg
+    assert "no data yet" in line_chart("evaluation loss", {"continuous": []})
+
+
+def test_the_plugin_and_the_reader_import_no_tensorflow():
+    code = textwrap.dedent("""
+        import sys
+        import airflow_tfexp.plugins.experiments, airflow_tfexp.plugins.run_data
+        print(sorted(m for m in ("tensorflow", "keras") if m in sys.modules))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
