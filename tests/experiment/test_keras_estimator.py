@@ -230,3 +230,25 @@ def test_eval_metrics_are_computed_beside_the_compiled_ones(tmp_path):
     assert eval_result["xent"] > 0
     with pytest.raises(ValueError, match=r"`eval_metrics\['bad'\]`. Received: 42"):
         experiment.estimator.evaluate(tiny.eval_input_fn, metrics={"bad": 42})
+
+
+def test_training_and_evaluation_log_progress_for_the_task_log(tmp_path, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO)
+    est = estimator(tmp_path, log_step_count_steps=10)
+    est.train(tiny.train_input_fn, max_steps=30)
+    lines = [r.getMessage() for r in caplog.records if r.name.endswith("progress")]
+    training = [line for line in lines if line.startswith("training step")]
+    assert [line.split(",")[0] for line in training] == [
+        "training step 10/30",
+        "training step 20/30",
+        "training step 30/30",
+    ]
+    assert all("loss " in line and "steps/s" in line for line in training)
+    assert "ETA " in training[0]  # the remaining steps at the measured rate
+    caplog.clear()
+    est.evaluate(tiny.eval_input_fn)
+    messages = [r.getMessage() for r in caplog.records]
+    final = next(m for m in messages if m.startswith("Evaluation of"))
+    assert "loss" in final and "accuracy" in final and "global_step" in final
