@@ -61,3 +61,6 @@ class TensorBoardLink(BaseOperatorLink):
             dag_id=quote(ti_key.dag_id, safe=""),
             run_id=quote(ti_key.run_id, safe=""),
         )
+
+
+TASK_LINKS = (ExperimentMetricsLink(), ModelDirLink(), TensorBoardLink())
