@@ -44,3 +44,23 @@ def check_optional_callable(name: str, value: Any) -> Any:
             f"Invalid value for `{name}`. Received: {value!r}. Expected a callable or None."
         )
     return value
+
+
+METRIC_MODES = ("min", "max")
+
+
+def check_metric(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(
+            f"Invalid value for `{name}`. Received: {value!r}. Expected a metric name."
+        )
+    return value
+
+
+def check_mode(name: str, value: Any) -> str:
+    """A metric's direction: "min" (smaller is better) or "max"."""
+    if value not in METRIC_MODES:
+        raise ValueError(
+            f"Invalid value for `{name}`. Received: {value!r}. Expected one of {list(METRIC_MODES)}."
+        )
+    return value

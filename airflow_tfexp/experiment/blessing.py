@@ -14,10 +14,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from airflow_tfexp.experiment._validation import check_metric, check_mode
 from airflow_tfexp.experiment.fs import filesystem, join
 
 BLESSING_FILE = "blessing.json"
-MODES = ("min", "max")
 
 
 class BlessingSpec:
@@ -39,14 +39,8 @@ class BlessingSpec:
         threshold: float | None = None,
         bless_without_baseline: bool = True,
     ) -> None:
-        if not isinstance(metric, str) or not metric:
-            raise ValueError(
-                f"Invalid value for `metric`. Received: {metric!r}. Expected a metric name."
-            )
-        if mode not in MODES:
-            raise ValueError(
-                f"Invalid value for `mode`. Received: {mode!r}. Expected one of {MODES}."
-            )
+        check_metric("metric", metric)
+        check_mode("mode", mode)
         if not _is_number(min_delta) or min_delta < 0:
             raise ValueError(
                 f"Invalid value for `min_delta`. Received: {min_delta!r}. Expected a number >= 0."

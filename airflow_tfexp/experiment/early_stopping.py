@@ -12,13 +12,17 @@ import time
 from collections.abc import Mapping
 
 from airflow_tfexp.experiment._files import parse_jsonl
-from airflow_tfexp.experiment._validation import check_int, check_optional_seconds
+from airflow_tfexp.experiment._validation import (
+    check_int,
+    check_metric,
+    check_mode,
+    check_optional_seconds,
+)
 from airflow_tfexp.experiment.fs import filesystem
 from airflow_tfexp.experiment.hooks import TrainingContext, TrainingHook
 from airflow_tfexp.experiment.results import read_results, results_path
 
 log = logging.getLogger(__name__)
-MODES = ("min", "max")
 
 
 class EarlyStoppingHook(TrainingHook):
@@ -43,16 +47,8 @@ class EarlyStoppingHook(TrainingHook):
         model_dir: str | None = None,
         check_interval_secs: float = 1.0,
     ) -> None:
-        if not isinstance(metric, str) or not metric:
-            raise ValueError(
-                f"Invalid value for `metric`. Received: {metric!r}. Expected a metric name."
-            )
-        if mode not in MODES:
-            raise ValueError(
-                f"Invalid value for `mode`. Received: {mode!r}. Expected one of {list(MODES)}."
-            )
-        self.metric = metric
-        self.mode = mode
+        self.metric = check_metric("metric", metric)
+        self.mode = check_mode("mode", mode)
         self.patience = check_int("patience", patience, minimum=1)
         self.min_delta = abs(float(min_delta))
         self.eval_name = eval_name

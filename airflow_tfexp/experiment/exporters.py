@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from airflow_tfexp.experiment._files import read_json, write_json_atomic
-from airflow_tfexp.experiment._validation import check_optional_int
+from airflow_tfexp.experiment._validation import check_mode, check_optional_int
 from airflow_tfexp.experiment.export_dirs import garbage_collect_exports, remove_stale_temp_dirs
 from airflow_tfexp.experiment.fs import join
 from airflow_tfexp.experiment.results import to_jsonable
@@ -38,10 +38,7 @@ def _loss_smaller(
 
 def metric_compare_fn(metric: str, mode: str = "min") -> CompareFn:
     """A `compare_fn` for BestExporter on any metric: lower wins for "min", higher for "max"."""
-    if mode not in ("min", "max"):
-        raise ValueError(
-            f"Invalid value for `mode`. Received: {mode!r}. Expected one of ['min', 'max']."
-        )
+    check_mode("mode", mode)
 
     def compare(
         best_eval_result: Mapping[str, Any], current_eval_result: Mapping[str, Any]

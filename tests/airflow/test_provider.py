@@ -127,7 +127,7 @@ def test_airflow_providers_list_shows_airflow_tfexp():
                 metric="loss",
                 mode="lower",
             ),
-            "Invalid value for `mode`. Received: 'lower'. Expected one of ('min', 'max')",
+            "Invalid value for `mode`. Received: 'lower'. Expected one of ['min', 'max']",
         ),
         (
             lambda: BlessOperator(
