@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip==26.3"
-	$(PY) -m pip install -q -c constraints.txt -e ".[tensorflow-cpu,dev]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[tensorflow-cpu,ray,dev]"
 	touch $(STAMP)
 
 # The digits experiment as a factory-built DAG (dags/experiments/digits.yaml) under dag.test(),

@@ -193,6 +193,9 @@ class ExperimentSpec(_Strict):
     run_config: RunConfigSpec = Field(default_factory=RunConfigSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     compute: dict[Literal["train", "evaluate", "export"], ComputeSpec] = Field(default_factory=dict)
+    # -- scale-out: training spread over workers (launcher ray), see DistributionSpec
+    distribution: dict[str, Any] | None = None
+    ray_conn_id: str = "ray_default"
     # -- retraining: warm start, the blessing gate, publishing
     warm_start_from: str | None = None
     publish_dir: str | None = None
@@ -208,6 +211,15 @@ class ExperimentSpec(_Strict):
     def _model_dir(cls, value: str) -> str:
         parse_model_dir(value, "model_dir")
         return value
+
+    @field_validator("distribution")
+    @classmethod
+    def _distribution(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        from airflow_tfexp.launchers.spec import DistributionSpec
+
+        return DistributionSpec.from_value(value).as_dict()
 
     @field_validator("publish_dir")
     @classmethod
@@ -307,6 +319,11 @@ class ExperimentSpec(_Strict):
         if len(set(names)) != len(names):
             raise ValueError(f"exporters: names must be distinct, got {names}")
         self._check_retraining(names)
+        if self.distribution and self.schedule_mode == "local":
+            raise ValueError(
+                "distribution: schedule_mode local runs train_and_evaluate in one task; use "
+                "train_and_evaluate, per_checkpoint or event_driven to train on several workers"
+            )
         if self.schedule_mode == "event_driven" and (
             "{{" in self.model_dir or "{%" in self.model_dir
         ):

@@ -68,8 +68,15 @@ def _training(spec: ExperimentSpec) -> dict[str, Any]:
     return arguments
 
 
+def _distribution(spec: ExperimentSpec) -> dict[str, Any]:
+    if not spec.distribution:
+        return {}
+    return {"distribution": spec.distribution, "ray_conn_id": spec.ray_conn_id}
+
+
 def _train(spec: ExperimentSpec, common: dict[str, Any]) -> Stage:
-    return Stage("train", "TrainOperator", {**common, **_training(spec), "delay_secs": 0}, "train")
+    arguments = {**common, **_training(spec), **_distribution(spec), "delay_secs": 0}
+    return Stage("train", "TrainOperator", arguments, "train")
 
 
 def _train_and_evaluate(spec: ExperimentSpec, common: dict[str, Any]) -> list[Stage]:

@@ -198,6 +198,21 @@ class KerasEstimator:
         latest = ckpts.latest_checkpoint(self.model_dir)
         return latest.checkpoint_path if latest else None
 
+    def global_step(self) -> int:
+        """The training model's global step (0 before it trained in this process)."""
+        return self._train_state.global_step if self._train_state is not None else 0
+
+    def variables_fingerprint(self) -> str:
+        """A digest of the training model's variables: equal on replicas that agree exactly."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        if self._train_state is not None:
+            for variable in self._train_state.model.variables:
+                digest.update(variable.path.split("/", 1)[-1].encode())
+                digest.update(variable.numpy().tobytes())
+        return digest.hexdigest()
+
     # -- model construction ----------------------------------------------------------------
     @property
     def strategy(self) -> tf.distribute.Strategy:

@@ -88,6 +88,11 @@ class TrainOperator(_Training, ExperimentBaseOperator):
     with nothing to resume, warm starting as `warm_start_from` says; see `_Training`).
 
     :param delay_secs: seconds to wait first; None applies the Experiment's per-worker delay.
+    :param distribution: how training is spread (see `DistributionSpec`): e.g.
+        ``{"strategy": "multi_worker_mirrored", "num_workers": 2, "launcher": "ray"}`` runs the
+        workers on Ray with this task as the driver. Checked at parse time.
+    :param ray_conn_id: the Airflow connection naming the Ray cluster (host and port of its
+        client server, or an `address` extra); without it, an embedded Ray runs for the task.
     :return: ``{"model_dir", "checkpoint_path", "global_step", "completion", "warm_started_from"}``.
     """
 
@@ -99,15 +104,25 @@ class TrainOperator(_Training, ExperimentBaseOperator):
         warm_start_optimizer: bool = False,
         publish_dir: str | None = None,
         record_lineage: bool = True,
+        distribution: dict[str, Any] | None = None,
+        ray_conn_id: str = "ray_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.init_training(warm_start_from, warm_start_optimizer, publish_dir, record_lineage)
         self.delay_secs = check_optional_seconds("delay_secs", delay_secs)
+        self.distribution = None
+        if distribution is not None:  # imported only when used: DAG files parse faster
+            from airflow_tfexp.launchers.spec import DistributionSpec
+
+            self.distribution = DistributionSpec.from_value(distribution).as_dict()
+        self.ray_conn_id = ray_conn_id
 
     def run_step(self, context: Context) -> dict[str, Any]:
         from airflow_tfexp.experiment.coordination import read_completion_marker
 
+        if self.distribution and self.distribution["launcher"] == "ray":
+            return self._train_on_ray(context)
         experiment = self.prepared_experiment(context)
         experiment.train(delay_secs=self.delay_secs)
         self.record(experiment, context)
@@ -116,6 +131,47 @@ class TrainOperator(_Training, ExperimentBaseOperator):
             "completion": read_completion_marker(experiment.model_dir),
             "warm_started_from": getattr(experiment.estimator, "warm_started_from", None),
         }
+
+    def _train_on_ray(self, context: Context) -> dict[str, Any]:
+        """`distribution.launcher: ray`: this task drives a multi-worker job on Ray."""
+        from airflow_tfexp.experiment.coordination import read_completion_marker
+        from airflow_tfexp.experiment.experiment_fn import parse_experiment_fn
+        from airflow_tfexp.launchers.ray_launcher import train_on_ray
+        from airflow_tfexp.launchers.spec import DistributionSpec
+        from airflow_tfexp.operators._retraining import resolve_warm_start
+
+        parse_experiment_fn(self.experiment_fn)
+        parse_model_dir(self.model_dir)
+        params = self.experiment_params(context)
+        warm_start = resolve_warm_start(self.warm_start_from, self.publish_dir, self.log)
+        result = train_on_ray(
+            experiment_fn=self.experiment_fn,
+            model_dir=self.model_dir,
+            params=params,
+            spec=DistributionSpec(**self.distribution),
+            warm_start_from=warm_start,
+            warm_start_optimizer=self.warm_start_optimizer,
+            ray_conn_id=self.ray_conn_id,
+            task_log=self.log,
+        )
+        experiment = self.build_experiment(context)  # to describe what the workers wrote
+        if self.record_lineage:
+            from airflow_tfexp.operators._retraining import record_training_lineage
+
+            record_training_lineage(experiment, context, params, self.warm_start_from, warm_start)
+        return {
+            **checkpoint_summary(experiment),
+            "completion": read_completion_marker(experiment.model_dir),
+            "warm_started_from": warm_start,
+            "workers": result["workers"],
+        }
+
+    def on_kill(self) -> None:
+        """A killed task stops its Ray job: the embedded Ray and its workers go with it."""
+        if self.distribution and self.distribution["launcher"] == "ray":
+            from airflow_tfexp.launchers.ray_launcher import stop_ray
+
+            stop_ray()
 
 
 class EvaluateOperator(ExperimentBaseOperator):

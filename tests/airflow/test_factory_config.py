@@ -171,6 +171,21 @@ BAD = [
         "blessing.exporter: 'final' is not an exporter (one of ['latest', 'best'])",
     ),
     (
+        with_changes(distribution={"strategy": "multi_worker_mirrored", "num_workers": 0}),
+        "distribution: Invalid value for `distribution.num_workers`. Received: 0",
+    ),
+    (
+        with_changes(distribution={"strategy": "multi_worker_mirrored", "num_workers": 2}),
+        "distribution: `distribution.strategy: multi_worker_mirrored` needs `launcher: ray`",
+    ),
+    (
+        with_changes(
+            schedule_mode="local",
+            distribution={"strategy": "multi_worker_mirrored", "num_workers": 2, "launcher": "ray"},
+        ),
+        "distribution: schedule_mode local runs train_and_evaluate in one task",
+    ),
+    (
         with_changes(schedule_mode="event_driven", model_dir="/m/{{ run_id }}"),
         "model_dir: event_driven mode watches one model dir for checkpoints, so it cannot be templated",
     ),

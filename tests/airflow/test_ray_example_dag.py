@@ -1,0 +1,46 @@
+"""The example DAG with `launcher: ray` under dag.test(): two Ray workers train, then the
+checkpoint is evaluated and exported."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_tfexp.experiment.checkpoints import list_checkpoints
+from airflow_tfexp.experiment.export_dirs import list_exports
+from airflow_tfexp.experiment.fs import join
+from tests.airflow.conftest import load_dag, task_instances
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+
+def test_the_ray_example_trains_on_two_workers_then_evaluates_and_exports(airflow_db, tmp_path):
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    model_dir = str(tmp_path / "model")
+    dag = load_dag("tfexp_digits_ray")
+    run = dag.test(
+        run_conf={"model_dir": model_dir, "train_steps": 200, "save_checkpoints_steps": 100}
+    )
+    assert run.state == "success"
+    assert {ti.task_id: ti.state for ti in task_instances(dag, run)} == {
+        "train": "success",
+        "evaluate": "success",
+        "export": "success",
+    }
+    assert [c.global_step for c in list_checkpoints(model_dir)] == [0, 100, 200]
+    with create_session() as session:
+        row = session.scalars(
+            select(XComModel).where(
+                XComModel.dag_id == dag.dag_id,
+                XComModel.run_id == run.run_id,
+                XComModel.task_id == "train",
+                XComModel.key == "return_value",
+            )
+        ).one()
+        result = XComModel.deserialize_value(row)
+    assert [w["task"] for w in result["workers"]] == ["worker-0", "worker-1"]
+    assert {w["global_step"] for w in result["workers"]} == {200}
+    assert len({w["variables_fingerprint"] for w in result["workers"]}) == 1
+    assert list_exports(join(model_dir, "export", "latest"))
