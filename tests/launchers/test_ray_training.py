@@ -39,3 +39,66 @@ def test_two_workers_reach_train_steps_exactly_with_identical_replicas(tmp_path,
     two = experiment_fn(RunConfig(model_dir=model_dir), PARAMS).evaluate(name="compare")["accuracy"]
     print(f"accuracy after 60 steps: 1 worker {one:.4f}, 2 workers {two:.4f}")
     assert abs(one - two) <= 0.1
+
+
+def test_a_killed_worker_is_restarted_by_ray_and_training_resumes_from_the_checkpoint(
+    tmp_path, monkeypatch
+):
+    import os
+    import signal
+    import threading
+    import time
+
+    from airflow_tfexp.launchers.ray_launcher import train_on_ray
+
+    monkeypatch.setenv("PYTHONPATH", ROOT)
+    model_dir = str(tmp_path / "killed")
+    pid_file, step_log = str(tmp_path / "worker.pid"), str(tmp_path / "steps.log")
+    params = {
+        **PARAMS,
+        "train_steps": 100,
+        "step_sleep_secs": 0.05,
+        "pid_file": pid_file,
+        "step_log": step_log,
+    }
+    outcome: dict = {}
+
+    def drive():
+        try:
+            outcome["result"] = train_on_ray(
+                experiment_fn="tests.experiment.tiny_experiment:experiment_fn",
+                model_dir=model_dir,
+                params=params,
+                spec=DistributionSpec(
+                    "multi_worker_mirrored", num_workers=2, max_failures=1, launcher="ray"
+                ),
+            )
+        except Exception as err:  # noqa: BLE001 - reported by the assertion below
+            outcome["error"] = err
+
+    driver = threading.Thread(target=drive)
+    driver.start()
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        steps = (
+            [c.global_step for c in list_checkpoints(model_dir)] if os.path.isdir(model_dir) else []
+        )
+        if steps and max(steps) >= 40 and os.path.exists(pid_file):
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("training never reached step 40")
+    killed_after = max(c.global_step for c in list_checkpoints(model_dir))
+    os.kill(int(open(pid_file).read()), signal.SIGKILL)
+    driver.join(timeout=400)
+    assert "error" not in outcome, outcome.get("error")
+    workers = outcome["result"]["workers"]
+    assert [w["global_step"] for w in workers] == [100, 100]
+    assert workers[0]["variables_fingerprint"] == workers[1]["variables_fingerprint"]
+    trained = [int(line) for line in open(step_log).read().split()]
+    # Each of the 2 workers trained step 1 once: the restarted group resumed from a checkpoint
+    # at or after the one present when the worker was killed, not from scratch.
+    assert trained.count(1) == 2
+    restarted_from = min(s for s in set(trained) if trained.count(s) > 2) - 1
+    assert restarted_from >= killed_after
+    print(f"killed a worker after checkpoint {killed_after}; resumed from step {restarted_from}")
