@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 import uuid
 from typing import Any
 
@@ -63,13 +64,16 @@ def worker_loop(config: dict[str, Any]) -> None:
         experiment.estimator.set_warm_start(
             WarmStartSettings(config["warm_start_from"], config.get("warm_start_optimizer", False))
         )
+    started = time.monotonic()
     experiment.train(delay_secs=0)
+    train_secs = time.monotonic() - started
     estimator = experiment.estimator
     task = f"{run_config.task_type}-{run_config.task_id}"
     summary = {
         "task": task,
         "global_step": estimator.global_step(),
         "variables_fingerprint": estimator.variables_fingerprint(),
+        "train_secs": round(train_secs, 3),
     }
     # Each worker's end state, for the driver (and the task log) to compare.
     path = join(config["model_dir"], ".ray", config["job"], f"{task}.json")

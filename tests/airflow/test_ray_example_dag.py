@@ -13,7 +13,9 @@ from tests.airflow.conftest import load_dag, task_instances
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
-def test_the_ray_example_trains_on_two_workers_then_evaluates_and_exports(airflow_db, tmp_path):
+def test_the_ray_example_trains_on_two_workers_then_evaluates_and_exports(
+    airflow_db, tmp_path, capfd
+):
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
@@ -44,3 +46,9 @@ def test_the_ray_example_trains_on_two_workers_then_evaluates_and_exports(airflo
     assert {w["global_step"] for w in result["workers"]} == {200}
     assert len({w["variables_fingerprint"] for w in result["workers"]}) == 1
     assert list_exports(join(model_dir, "export", "latest"))
+    # Each worker's progress reaches the task's output (Ray forwards worker logs to the driver).
+    output = "".join(capfd.readouterr())
+    assert "RayTrainWorker" in output
+    progress = [line for line in output.splitlines() if "training step 100/200" in line]
+    assert len(progress) >= 2, output[-3000:]  # one line per worker
+    assert all("steps/s" in line for line in progress)
