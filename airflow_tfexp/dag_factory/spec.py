@@ -319,11 +319,7 @@ class ExperimentSpec(_Strict):
         if len(set(names)) != len(names):
             raise ValueError(f"exporters: names must be distinct, got {names}")
         self._check_retraining(names)
-        if self.distribution and self.schedule_mode == "local":
-            raise ValueError(
-                "distribution: schedule_mode local runs train_and_evaluate in one task; use "
-                "train_and_evaluate, per_checkpoint or event_driven to train on several workers"
-            )
+
         if self.schedule_mode == "event_driven" and (
             "{{" in self.model_dir or "{%" in self.model_dir
         ):

@@ -131,7 +131,7 @@ def _local(spec: ExperimentSpec, common: dict[str, Any]) -> list[Stage]:
         Stage(
             "train_and_evaluate",
             "TrainAndEvaluateOperator",
-            {**common, **_training(spec)},
+            {**common, **_training(spec), **_distribution(spec)},
             "train",
         )
     ]

@@ -82,6 +82,59 @@ class _Training:
                 getattr(experiment.estimator, "warm_started_from", None),
             )
 
+    def init_distribution(self, distribution: Any, ray_conn_id: str) -> None:
+        self.distribution = None
+        if distribution is not None:  # imported only when used: DAG files parse faster
+            from airflow_tfexp.launchers.spec import DistributionSpec
+
+            self.distribution = DistributionSpec.from_value(distribution).as_dict()
+        self.ray_conn_id = ray_conn_id
+
+    @property
+    def on_ray(self) -> bool:
+        return bool(self.distribution) and self.distribution["launcher"] == "ray"
+
+    def train_on_ray(self, context: Context) -> tuple[Experiment, dict[str, Any]]:
+        """`distribution.launcher: ray`: this task drives a multi-worker job on Ray; returns
+        the experiment (to describe what the workers wrote) and the step's summary."""
+        from airflow_tfexp.experiment.experiment_fn import parse_experiment_fn
+        from airflow_tfexp.launchers.ray_launcher import train_on_ray
+        from airflow_tfexp.launchers.spec import DistributionSpec
+        from airflow_tfexp.operators._retraining import resolve_warm_start
+
+        parse_experiment_fn(self.experiment_fn)  # type: ignore[attr-defined]
+        parse_model_dir(self.model_dir)  # type: ignore[attr-defined]
+        params = self.experiment_params(context)  # type: ignore[attr-defined]
+        warm_start = resolve_warm_start(self.warm_start_from, self.publish_dir, self.log)  # type: ignore[attr-defined]
+        result = train_on_ray(
+            experiment_fn=self.experiment_fn,  # type: ignore[attr-defined]
+            model_dir=self.model_dir,  # type: ignore[attr-defined]
+            params=params,
+            spec=DistributionSpec(**self.distribution),
+            warm_start_from=warm_start,
+            warm_start_optimizer=self.warm_start_optimizer,
+            ray_conn_id=self.ray_conn_id,
+            task_log=self.log,  # type: ignore[attr-defined]
+        )
+        experiment = self.build_experiment(context)  # type: ignore[attr-defined]
+        if self.record_lineage:
+            from airflow_tfexp.operators._retraining import record_training_lineage
+
+            record_training_lineage(experiment, context, params, self.warm_start_from, warm_start)
+        summary = {
+            **checkpoint_summary(experiment),
+            "warm_started_from": warm_start,
+            "workers": result["workers"],
+        }
+        return experiment, summary
+
+    def on_kill(self) -> None:
+        """A killed task stops its Ray job: the embedded Ray and its workers go with it."""
+        if self.on_ray:
+            from airflow_tfexp.launchers.ray_launcher import stop_ray
+
+            stop_ray()
+
 
 class TrainOperator(_Training, ExperimentBaseOperator):
     """`Experiment.train`: train to `train_steps`, resuming from the latest checkpoint (or,
@@ -111,18 +164,14 @@ class TrainOperator(_Training, ExperimentBaseOperator):
         super().__init__(**kwargs)
         self.init_training(warm_start_from, warm_start_optimizer, publish_dir, record_lineage)
         self.delay_secs = check_optional_seconds("delay_secs", delay_secs)
-        self.distribution = None
-        if distribution is not None:  # imported only when used: DAG files parse faster
-            from airflow_tfexp.launchers.spec import DistributionSpec
-
-            self.distribution = DistributionSpec.from_value(distribution).as_dict()
-        self.ray_conn_id = ray_conn_id
+        self.init_distribution(distribution, ray_conn_id)
 
     def run_step(self, context: Context) -> dict[str, Any]:
         from airflow_tfexp.experiment.coordination import read_completion_marker
 
-        if self.distribution and self.distribution["launcher"] == "ray":
-            return self._train_on_ray(context)
+        if self.on_ray:
+            experiment, summary = self.train_on_ray(context)
+            return {**summary, "completion": read_completion_marker(experiment.model_dir)}
         experiment = self.prepared_experiment(context)
         experiment.train(delay_secs=self.delay_secs)
         self.record(experiment, context)
@@ -131,47 +180,6 @@ class TrainOperator(_Training, ExperimentBaseOperator):
             "completion": read_completion_marker(experiment.model_dir),
             "warm_started_from": getattr(experiment.estimator, "warm_started_from", None),
         }
-
-    def _train_on_ray(self, context: Context) -> dict[str, Any]:
-        """`distribution.launcher: ray`: this task drives a multi-worker job on Ray."""
-        from airflow_tfexp.experiment.coordination import read_completion_marker
-        from airflow_tfexp.experiment.experiment_fn import parse_experiment_fn
-        from airflow_tfexp.launchers.ray_launcher import train_on_ray
-        from airflow_tfexp.launchers.spec import DistributionSpec
-        from airflow_tfexp.operators._retraining import resolve_warm_start
-
-        parse_experiment_fn(self.experiment_fn)
-        parse_model_dir(self.model_dir)
-        params = self.experiment_params(context)
-        warm_start = resolve_warm_start(self.warm_start_from, self.publish_dir, self.log)
-        result = train_on_ray(
-            experiment_fn=self.experiment_fn,
-            model_dir=self.model_dir,
-            params=params,
-            spec=DistributionSpec(**self.distribution),
-            warm_start_from=warm_start,
-            warm_start_optimizer=self.warm_start_optimizer,
-            ray_conn_id=self.ray_conn_id,
-            task_log=self.log,
-        )
-        experiment = self.build_experiment(context)  # to describe what the workers wrote
-        if self.record_lineage:
-            from airflow_tfexp.operators._retraining import record_training_lineage
-
-            record_training_lineage(experiment, context, params, self.warm_start_from, warm_start)
-        return {
-            **checkpoint_summary(experiment),
-            "completion": read_completion_marker(experiment.model_dir),
-            "warm_started_from": warm_start,
-            "workers": result["workers"],
-        }
-
-    def on_kill(self) -> None:
-        """A killed task stops its Ray job: the embedded Ray and its workers go with it."""
-        if self.distribution and self.distribution["launcher"] == "ray":
-            from airflow_tfexp.launchers.ray_launcher import stop_ray
-
-            stop_ray()
 
 
 class EvaluateOperator(ExperimentBaseOperator):
@@ -287,12 +295,27 @@ class TrainAndEvaluateOperator(_Training, ExperimentBaseOperator):
         warm_start_optimizer: bool = False,
         publish_dir: str | None = None,
         record_lineage: bool = True,
+        distribution: dict[str, Any] | None = None,
+        ray_conn_id: str = "ray_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.init_training(warm_start_from, warm_start_optimizer, publish_dir, record_lineage)
+        self.init_distribution(distribution, ray_conn_id)
 
     def run_step(self, context: Context) -> dict[str, Any]:
+        if self.on_ray:
+            # The workers train; this task then evaluates the final checkpoint and exports
+            # (Experiment.train_and_evaluate's last part). In-training evaluations are skipped.
+            experiment, summary = self.train_on_ray(context)
+            self.log.info("Training done on Ray: the final evaluation and export run here.")
+            eval_result = experiment.evaluate(delay_secs=0)
+            export_paths = experiment.export(eval_result=eval_result)
+            return {
+                **summary,
+                "metrics": _jsonable(eval_result),
+                "export_paths": export_paths,
+            }
         experiment = self.prepared_experiment(context)
         eval_result, export_paths = experiment.train_and_evaluate()
         self.record(experiment, context)

@@ -179,11 +179,8 @@ BAD = [
         "distribution: `distribution.strategy: multi_worker_mirrored` needs `launcher: ray`",
     ),
     (
-        with_changes(
-            schedule_mode="local",
-            distribution={"strategy": "multi_worker_mirrored", "num_workers": 2, "launcher": "ray"},
-        ),
-        "distribution: schedule_mode local runs train_and_evaluate in one task",
+        with_changes(distribution={"strategy": "mirrored", "launcher": "ray", "num_ps": 1}),
+        "distribution: `distribution.num_ps` is for strategy parameter_server only",
     ),
     (
         with_changes(schedule_mode="event_driven", model_dir="/m/{{ run_id }}"),

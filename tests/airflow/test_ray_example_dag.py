@@ -52,3 +52,25 @@ def test_the_ray_example_trains_on_two_workers_then_evaluates_and_exports(
     progress = [line for line in output.splitlines() if "training step 100/200" in line]
     assert len(progress) >= 2, output[-3000:]  # one line per worker
     assert all("steps/s" in line for line in progress)
+
+
+def test_a_factory_train_and_evaluate_task_trains_on_ray_then_evaluates_and_exports(
+    airflow_db, tmp_path, monkeypatch
+):
+    from tests.airflow.test_factory_dags import tiny_config, write_factory_dag
+    from tests.e2e.cluster import ROOT
+
+    monkeypatch.setenv("PYTHONPATH", ROOT)  # the Ray workers import the tests' model
+    model_dir = str(tmp_path / "model")
+    config = tiny_config(
+        "local",
+        model_dir,
+        dag_id="tfexp_tiny_local_ray",
+        distribution={"strategy": "multi_worker_mirrored", "num_workers": 2, "launcher": "ray"},
+    )
+    dag = write_factory_dag(config)
+    run = dag.test()
+    assert run.state == "success"
+    assert [c.global_step for c in list_checkpoints(model_dir)] == [0, 20, 40, 60]
+    (export,) = list_exports(join(model_dir, "export", "final"))
+    assert export
