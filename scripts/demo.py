@@ -58,6 +58,7 @@ def report(state: str, model_dir: str, elapsed: float) -> int:
         print(f"export {name:<6} {exports[-1] if exports else '(none)'}")
     print()
     print("See the run in the Airflow UI: make airflow, then open http://localhost:8080")
+    print("(Browse > Experiments, or http://localhost:8080/tfexp/, shows its plots and tables)")
     print(
         f"(user admin; its password is in {os.environ['AIRFLOW_HOME']}/simple_auth_manager_passwords.json.generated)"
     )
