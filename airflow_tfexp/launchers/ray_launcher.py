@@ -110,6 +110,7 @@ def train_on_ray(
         try:
             ray.init(address=address, runtime_env={"env_vars": env})
         except Exception as err:  # noqa: BLE001 - ConnectionError, TimeoutError, RuntimeError...
+            ray.shutdown()  # leave no half-open client behind in this process
             raise ValueError(f"Cannot reach the Ray cluster at {address!r}: {err}") from err
     try:
         if spec.gpus_per_worker:
