@@ -58,22 +58,9 @@ def tiny_config(mode, model_dir, **extra):
 
 @pytest.mark.parametrize("mode", ["per_checkpoint", "local"])
 def test_the_other_schedule_modes(airflow_db, tmp_path, mode):
-    """dag.test() needs the DAG in a file of the DAGs folder: a YAML file and its one-liner."""
-    import os
-
-    import yaml
-
     model_dir = str(tmp_path / "model")
     config = tiny_config(mode, model_dir)
-    base = os.path.join(os.environ["AIRFLOW__CORE__DAGS_FOLDER"], f"tfexp_tiny_{mode}")
-    with open(base + ".yaml", "w") as handle:
-        yaml.safe_dump(config, handle)
-    with open(base + ".py", "w") as handle:
-        handle.write(
-            "from airflow_tfexp.dag_factory import load_experiment_dag\n"
-            "dag = load_experiment_dag(__file__.removesuffix('.py') + '.yaml')\n"
-        )
-    dag = load_dag(config["dag_id"])
+    dag = write_factory_dag(config)
     run = dag.test()
     assert run.state == "success"
     (export,) = list_exports(join(model_dir, "export", "final"))
