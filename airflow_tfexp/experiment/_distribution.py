@@ -30,16 +30,33 @@ def _multi_worker(config: RunConfig) -> tf.distribute.Strategy:
 
 
 def _parameter_server(config: RunConfig) -> tf.distribute.Strategy:
-    raise ValueError(
-        f"TF_CONFIG describes a parameter-server cluster ({config.num_ps_replicas} ps). Training "
-        "with ParameterServerStrategy needs a coordinator and is not supported by "
-        "KerasEstimator.train; run ps tasks with `run_std_server` and train with "
-        "a cluster of chief/worker tasks only (MultiWorkerMirroredStrategy)."
+    if not config.is_chief:
+        raise ValueError(
+            f"TF_CONFIG makes this process {config.task_type}:{config.task_id} of a "
+            f"parameter-server cluster ({config.num_ps_replicas} ps): only the chief trains (it "
+            "coordinates the workers); worker and ps tasks run `Experiment.run_std_server()`."
+        )
+    log.info(
+        "Using ParameterServerStrategy as the coordinator of %d worker(s) and %d ps.",
+        len(config.cluster_spec.get("worker", [])),
+        config.num_ps_replicas,
     )
+    resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+        tf.train.ClusterSpec(config.cluster_spec),
+        task_type=config.task_type,
+        task_id=config.task_id,
+        rpc_layer="grpc",
+    )
+    return tf.distribute.ParameterServerStrategy(resolver)
+
+
+def is_parameter_server(strategy: tf.distribute.Strategy) -> bool:
+    return isinstance(strategy, tf.distribute.ParameterServerStrategy)
 
 
 def select_strategy(config: RunConfig) -> tf.distribute.Strategy:
-    """Default or Mirrored for one process, MultiWorkerMirrored for a worker cluster."""
+    """Default or Mirrored for one process, MultiWorkerMirrored for a worker cluster,
+    ParameterServer for the chief of a cluster with ps tasks."""
     if config.task_type in (None, EVALUATOR) or config.num_worker_replicas <= 1:
         mode = "local"
     elif config.num_ps_replicas:

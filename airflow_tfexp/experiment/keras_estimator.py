@@ -3,7 +3,8 @@
 Training is step-based (not epochs), like the Estimator: the global step is the optimizer's
 iteration count, checkpoints are named by it, and training resumes from the newest complete
 checkpoint. Steps run in a compiled loop of `steps_per_execution` steps (the `model.compile`
-argument), so orchestration costs no per-step Python.
+argument), so orchestration costs no per-step Python. The chief of a parameter-server
+cluster schedules the same loop on the workers (`_step_runners.CoordinatedSteps`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import keras
 import tensorflow as tf
 
 from airflow_tfexp.experiment import checkpoints as ckpts
-from airflow_tfexp.experiment._distribution import select_strategy
+from airflow_tfexp.experiment._distribution import is_parameter_server, select_strategy
 from airflow_tfexp.experiment._eval_metrics import ExtraMetrics
 from airflow_tfexp.experiment._progress import ProgressLogger
+from airflow_tfexp.experiment._step_runners import CoordinatedSteps, LocalSteps
 from airflow_tfexp.experiment._validation import check_optional_int
 from airflow_tfexp.experiment.checkpoint_manager import ProtectingCheckpointManager
 from airflow_tfexp.experiment.errors import CheckpointError
@@ -168,6 +170,7 @@ class KerasEstimator:
         self._warm_start = as_warm_start_settings(warm_start_from)
         self.warm_started_from: str | None = None
         self._strategy: tf.distribute.Strategy | None = None
+        self._coordinator: Any = None
         self._train_state: _ModelState | None = None
         self._eval_state: _ModelState | None = None
         self._summary_writers: dict[str, Any] = {}
@@ -213,6 +216,13 @@ class KerasEstimator:
                 digest.update(variable.numpy().tobytes())
         return digest.hexdigest()
 
+    def variable_devices(self) -> list[str]:
+        """The devices holding the training model's variables (the ps tasks' devices under
+        ParameterServerStrategy)."""
+        if self._train_state is None:
+            return []
+        return sorted({v.value.device for v in self._train_state.model.variables})
+
     # -- model construction ----------------------------------------------------------------
     @property
     def strategy(self) -> tf.distribute.Strategy:
@@ -220,8 +230,27 @@ class KerasEstimator:
             self._strategy = select_strategy(self._config)
         return self._strategy
 
-    def _build_state(self, input_fn: Callable[[], Any] | None, *, seed: bool) -> _ModelState:
-        with self.strategy.scope():
+    @property
+    def _eval_strategy(self) -> tf.distribute.Strategy:
+        # A parameter-server chief evaluates in its own process: only training is coordinated.
+        if is_parameter_server(self.strategy):
+            return tf.distribute.get_strategy()
+        return self.strategy
+
+    def _cluster_coordinator(self) -> Any:
+        if self._coordinator is None:
+            self._coordinator = tf.distribute.coordinator.ClusterCoordinator(self.strategy)
+        return self._coordinator
+
+    def _build_state(
+        self,
+        input_fn: Callable[[], Any] | None,
+        *,
+        seed: bool,
+        strategy: tf.distribute.Strategy | None = None,
+    ) -> _ModelState:
+        strategy = strategy or self.strategy
+        with strategy.scope():
             # Seed once, for the training model: re-seeding when an evaluation model is built
             # mid-training would reset the random streams training is using.
             if seed and self._config.tf_random_seed is not None:
@@ -245,7 +274,7 @@ class KerasEstimator:
                 features, _ = _split_batch(next(iter(_dataset(input_fn()))))
                 model(features, training=False)
             model.optimizer.build(model.trainable_variables)
-        return _ModelState(model, self.strategy)
+        return _ModelState(model, strategy)
 
     def _training_state(self, input_fn: InputFn) -> _ModelState:
         if self._train_state is None:
@@ -304,7 +333,7 @@ class KerasEstimator:
                 "checkpoint. Train first, or pass `checkpoint_path`."
             )
         if self._eval_state is None:
-            self._eval_state = self._build_state(input_fn, seed=False)
+            self._eval_state = self._build_state(input_fn, seed=False, strategy=self._eval_strategy)
         self._eval_state.restore(str(path), partial=True, local_path=self._local_copy(str(path)))
         return self._eval_state
 
@@ -336,8 +365,16 @@ class KerasEstimator:
             return self
         target = max_steps if max_steps is not None else (step + steps if steps else None)
         loop = _TrainingLoop(self, state, hook_list, listener_list, target)
-        loop.run(_dataset(input_fn()))
+        loop.run(self._step_runner(state, input_fn))
         return self
+
+    def _step_runner(self, state: _ModelState, input_fn: InputFn) -> LocalSteps | CoordinatedSteps:
+        steps_per_execution = max(1, int(getattr(state.model, "steps_per_execution", 1) or 1))
+        if is_parameter_server(state.strategy):
+            return CoordinatedSteps(
+                state, self._cluster_coordinator(), input_fn, steps_per_execution, _dataset
+            )
+        return LocalSteps(state, _dataset(input_fn()), steps_per_execution)
 
     # -- evaluate --------------------------------------------------------------------------
     def evaluate(
@@ -436,7 +473,7 @@ class KerasEstimator:
                 f"{export_dir!r} has no `serve` endpoint: not an airflow-tfexp export."
             )
         if self._eval_state is None:
-            self._eval_state = self._build_state(input_fn, seed=False)
+            self._eval_state = self._build_state(input_fn, seed=False, strategy=self._eval_strategy)
         model = self._eval_state.model  # only its compiled loss and metrics are used
         model.reset_metrics()
         loss = keras.metrics.Mean(name="loss")
@@ -529,7 +566,7 @@ class _TrainingLoop:
         self.target = target
         config = estimator.config
         self.config = config
-        self.steps_per_execution = max(1, int(getattr(state.model, "steps_per_execution", 1) or 1))
+        self.max_chunk: int | None = None
         self.last_saved_step = ckpts.latest_checkpoint(estimator.model_dir)
         self.last_saved_step = self.last_saved_step.global_step if self.last_saved_step else None
         self.last_save_time = time.monotonic()
@@ -538,7 +575,6 @@ class _TrainingLoop:
     def _chunk(self, step: int) -> int:
         """Steps to run before the next log, summary, checkpoint or target boundary."""
         bounds = [
-            self.steps_per_execution,
             _to_next(step, self.config.log_step_count_steps),
             _to_next(step, self.config.save_summary_steps),
         ]
@@ -546,10 +582,13 @@ class _TrainingLoop:
             bounds.append(_to_next(step, self.config.save_checkpoints_steps))
         if self.target is not None:
             bounds.append(self.target - step)
+        if self.max_chunk is not None:
+            bounds.append(self.max_chunk)
         return max(1, min(bounds))
 
-    def run(self, dataset: tf.data.Dataset) -> None:
+    def run(self, steps: LocalSteps | CoordinatedSteps) -> None:
         state, model = self.state, self.state.model
+        self.max_chunk = steps.max_chunk
         step = state.global_step
         context = TrainingContext(self.estimator.model_dir, step, self.target, self.config.is_chief)
         self.hooks.begin(context)
@@ -557,13 +596,12 @@ class _TrainingLoop:
         self.progress.start(step)
         if self.last_saved_step is None:
             self._save(step)  # an evaluator can start from step 0, as with the Estimator
-        iterator = iter(state.strategy.experimental_distribute_dataset(dataset))
         model.reset_metrics()
         stop_reason = None
         while stop_reason is None:
             chunk = self._chunk(step)
             self.hooks.before_step(step)
-            done = int(state.train_steps_fn(iterator, tf.constant(chunk, tf.int64)))
+            done = steps.run(chunk)
             step = state.global_step
             ran_out = done < chunk
             reached = self.target is not None and step >= self.target

@@ -1,7 +1,10 @@
-"""Train on Ray: Ray Train's TensorflowTrainer starts the workers, sets each one's TF_CONFIG,
-gives them CPUs or GPUs and restarts them after a failure; every worker runs the engine's step
-loop under MultiWorkerMirroredStrategy, and the chief writes checkpoints and summaries to the
-model dir, so a restarted job resumes from the last checkpoint. The Airflow task is the driver.
+"""Train on Ray, with the Airflow task as the driver.
+
+multi_worker_mirrored: Ray Train's TensorflowTrainer starts the workers, sets each one's
+TF_CONFIG, gives them CPUs or GPUs and restarts them after a failure; every worker runs the
+engine's step loop under MultiWorkerMirroredStrategy, and the chief writes checkpoints and
+summaries to the model dir, so a restarted job resumes from the last checkpoint.
+parameter_server: see `ray_parameter_server`.
 
 Ray is imported only here, inside functions (`pip install airflow-tfexp[ray]`).
 """
@@ -35,25 +38,26 @@ def ray_address(ray_conn_id: str | None, task_log: Any) -> str | None:
             "No Airflow connection %r: starting an embedded Ray for this task.", ray_conn_id
         )
         return None
-    address = (connection.extra_dejson or {}).get("address") or connection.host or ""
-    if not address:
+    address = (connection.extra_dejson or {}).get("address")
+    if address:  # as Ray takes it: "ray://head:10001", "head:6379" (GCS), "auto"
+        return address
+    if not connection.host:
         raise ValueError(
             f"Connection {ray_conn_id!r} names no Ray address (host or extra 'address')."
         )
-    if "://" not in address and address != "auto":
-        address = f"ray://{address}:{connection.port or 10001}"
-    return address
+    if "://" in connection.host:
+        return connection.host
+    return f"ray://{connection.host}:{connection.port or 10001}"
 
 
-def worker_loop(config: dict[str, Any]) -> None:
-    """One Ray Train worker: build the experiment (TF_CONFIG comes from Ray) and train."""
-    import ray.train
-
+def build_worker_experiment(config: dict[str, Any]) -> Any:
+    """The experiment of one Ray worker (its TF_CONFIG already set), warm start applied."""
     from airflow_tfexp.experiment import RunConfig
     from airflow_tfexp.experiment.experiment_fn import build_experiment
-    from airflow_tfexp.experiment.fs import filesystem, join
 
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", force=True)
+    for chatty in ("tensorflow", "absl"):  # per-step strategy and session-config chatter
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     run_config = RunConfig(model_dir=config["model_dir"])
     experiment = build_experiment(
         config["experiment_fn"], run_config, config["params"], "experiment_fn"
@@ -64,19 +68,33 @@ def worker_loop(config: dict[str, Any]) -> None:
         experiment.estimator.set_warm_start(
             WarmStartSettings(config["warm_start_from"], config.get("warm_start_optimizer", False))
         )
+    return experiment
+
+
+def train_and_summarize(experiment: Any) -> dict[str, Any]:
+    """Train to the experiment's train_steps; this worker's end state for the driver."""
     started = time.monotonic()
     experiment.train(delay_secs=0)
-    train_secs = time.monotonic() - started
     estimator = experiment.estimator
-    task = f"{run_config.task_type}-{run_config.task_id}"
-    summary = {
-        "task": task,
+    config = estimator.config
+    return {
+        "task": f"{config.task_type}-{config.task_id}",
+        "pid": os.getpid(),
         "global_step": estimator.global_step(),
         "variables_fingerprint": estimator.variables_fingerprint(),
-        "train_secs": round(train_secs, 3),
+        "train_secs": round(time.monotonic() - started, 3),
     }
+
+
+def worker_loop(config: dict[str, Any]) -> None:
+    """One Ray Train worker: build the experiment (TF_CONFIG comes from Ray) and train."""
+    import ray.train
+
+    from airflow_tfexp.experiment.fs import filesystem, join
+
+    summary = train_and_summarize(build_worker_experiment(config))
     # Each worker's end state, for the driver (and the task log) to compare.
-    path = join(config["model_dir"], ".ray", config["job"], f"{task}.json")
+    path = join(config["model_dir"], ".ray", config["job"], f"{summary['task']}.json")
     filesystem(path).write_bytes(path, json.dumps(summary).encode())
     ray.train.report(summary)
 
@@ -92,18 +110,15 @@ def train_on_ray(
     ray_conn_id: str | None = None,
     task_log: Any = log,
 ) -> dict[str, Any]:
-    """Run `spec.num_workers` workers to completion; raise with the failing worker's error."""
+    """Run the job of `spec` to completion; raise with the failing worker's error."""
     import ray
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
-    from ray.train.tensorflow import TensorflowTrainer
 
     address = ray_address(ray_conn_id, task_log)
     env = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     if os.environ.get("PYTHONPATH"):
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    embedded = address is None
-    if embedded:
-        cpus = max(1, int(spec.num_workers * spec.cpus_per_worker + 0.999)) + 1  # + the controller
+    if address is None:
+        cpus = max(1, int(spec.ray_cpus + 0.999))
         ray.init(num_cpus=cpus, include_dashboard=False, runtime_env={"env_vars": env})
     else:
         task_log.info("Connecting to the Ray cluster at %s.", address)
@@ -113,61 +128,79 @@ def train_on_ray(
             ray.shutdown()  # leave no half-open client behind in this process
             raise ValueError(f"Cannot reach the Ray cluster at {address!r}: {err}") from err
     try:
-        if spec.gpus_per_worker:
-            have = ray.cluster_resources().get("GPU", 0)
-            need = spec.gpus_per_worker * spec.num_workers
-            if have < need:
-                raise ValueError(
-                    f"`distribution.gpus_per_worker: {spec.gpus_per_worker}` x {spec.num_workers} "
-                    f"workers needs {need} GPUs; the Ray cluster has {have:g}."
-                )
-        resources = {"CPU": spec.cpus_per_worker}
-        if spec.gpus_per_worker:
-            resources["GPU"] = spec.gpus_per_worker
-        job = f"tfexp-{uuid.uuid4().hex[:12]}"
-        trainer = TensorflowTrainer(
-            worker_loop,
-            train_loop_config={
-                "job": job,
-                "experiment_fn": experiment_fn,
-                "model_dir": model_dir,
-                "params": params,
-                "warm_start_from": warm_start_from,
-                "warm_start_optimizer": warm_start_optimizer,
-            },
-            scaling_config=ScalingConfig(
-                num_workers=spec.num_workers,
-                use_gpu=bool(spec.gpus_per_worker),
-                resources_per_worker=resources,
-            ),
-            run_config=RunConfig(
-                name=job,
-                failure_config=FailureConfig(max_failures=spec.max_failures),
-            ),
-        )
-        task_log.info(
-            "Training on Ray: %d worker(s) (%s), %s CPU and %d GPU each, up to %d restart(s).",
-            spec.num_workers,
-            spec.strategy,
-            spec.cpus_per_worker,
-            spec.gpus_per_worker,
-            spec.max_failures,
-        )
-        try:
-            trainer.fit()
-        except Exception as err:  # noqa: BLE001 - Ray wraps the worker's error
-            raise RuntimeError(f"Ray training failed: {err}") from err
-        workers = _worker_summaries(model_dir, job)
-        for worker in workers:
-            task_log.info(
-                "%s: global step %s, variables %s",
-                worker["task"],
-                worker["global_step"],
-                worker["variables_fingerprint"][:16],
-            )
-        return {"job": job, "workers": workers}
+        _check_gpus(ray, spec)
+        job_config = {
+            "job": f"tfexp-{uuid.uuid4().hex[:12]}",
+            "experiment_fn": experiment_fn,
+            "model_dir": model_dir,
+            "params": params,
+            "warm_start_from": warm_start_from,
+            "warm_start_optimizer": warm_start_optimizer,
+        }
+        if spec.strategy == "parameter_server":
+            from airflow_tfexp.launchers.ray_parameter_server import fit_parameter_server
+
+            return fit_parameter_server(spec, job_config, task_log)
+        return _fit_multi_worker(spec, job_config, task_log)
     finally:
         ray.shutdown()
+
+
+def _check_gpus(ray: Any, spec: DistributionSpec) -> None:
+    if spec.gpus_per_worker:
+        have = ray.cluster_resources().get("GPU", 0)
+        need = spec.gpus_per_worker * spec.num_workers
+        if have < need:
+            raise ValueError(
+                f"`distribution.gpus_per_worker: {spec.gpus_per_worker}` x {spec.num_workers} "
+                f"workers needs {need} GPUs; the Ray cluster has {have:g}."
+            )
+
+
+def _fit_multi_worker(
+    spec: DistributionSpec, job_config: dict[str, Any], task_log: Any
+) -> dict[str, Any]:
+    """Ray Train's TensorflowTrainer runs `worker_loop` on every worker."""
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.tensorflow import TensorflowTrainer
+
+    resources = {"CPU": spec.cpus_per_worker}
+    if spec.gpus_per_worker:
+        resources["GPU"] = spec.gpus_per_worker
+    job = job_config["job"]
+    trainer = TensorflowTrainer(
+        worker_loop,
+        train_loop_config=job_config,
+        scaling_config=ScalingConfig(
+            num_workers=spec.num_workers,
+            use_gpu=bool(spec.gpus_per_worker),
+            resources_per_worker=resources,
+        ),
+        run_config=RunConfig(
+            name=job, failure_config=FailureConfig(max_failures=spec.max_failures)
+        ),
+    )
+    task_log.info(
+        "Training on Ray: %d worker(s) (%s), %s CPU and %d GPU each, up to %d restart(s).",
+        spec.num_workers,
+        spec.strategy,
+        spec.cpus_per_worker,
+        spec.gpus_per_worker,
+        spec.max_failures,
+    )
+    try:
+        trainer.fit()
+    except Exception as err:  # noqa: BLE001 - Ray wraps the worker's error
+        raise RuntimeError(f"Ray training failed: {err}") from err
+    workers = _worker_summaries(job_config["model_dir"], job)
+    for worker in workers:
+        task_log.info(
+            "%s: global step %s, variables %s",
+            worker["task"],
+            worker["global_step"],
+            worker["variables_fingerprint"][:16],
+        )
+    return {"job": job, "workers": workers}
 
 
 def _worker_summaries(model_dir: str, job: str) -> list[dict[str, Any]]:
@@ -188,4 +221,7 @@ def stop_ray() -> None:
 
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():
+        parameter_server = sys.modules.get("airflow_tfexp.launchers.ray_parameter_server")
+        if parameter_server is not None:  # on a remote cluster, stop the servers right away
+            parameter_server.stop_cluster_tasks()
         ray.shutdown()

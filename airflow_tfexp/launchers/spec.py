@@ -34,9 +34,12 @@ class DistributionSpec:
     """How training is spread: a tf.distribute strategy, how many workers, on what launcher.
 
     :param strategy: "mirrored" (one process, all its GPUs), "multi_worker_mirrored"
-        (data-parallel workers, launcher "ray") or "parameter_server" (not yet available).
-    :param num_workers: workers (>= 1); more than one needs launcher "ray".
-    :param num_ps: parameter servers (parameter_server only).
+        (data-parallel workers, launcher "ray") or "parameter_server" (launcher "ray": a
+        chief coordinates `num_workers` workers that update variables held by `num_ps`
+        parameter servers asynchronously).
+    :param num_workers: workers (>= 1); more than one needs launcher "ray". With
+        parameter_server, the workers besides the coordinating chief.
+    :param num_ps: parameter servers (parameter_server only, >= 1 there).
     :param gpus_per_worker: GPUs each worker gets from Ray (0: CPU training).
     :param cpus_per_worker: CPUs each worker gets from Ray.
     :param max_failures: how often Ray restarts failed workers; training resumes from the last
@@ -83,26 +86,34 @@ class DistributionSpec:
         self._check_combination()
 
     def _check_combination(self) -> None:
-        if self.strategy == "parameter_server":
-            raise ValueError(
-                "`distribution.strategy: parameter_server` is not available yet: the engine trains "
-                "with MultiWorkerMirroredStrategy. Use strategy multi_worker_mirrored on launcher ray."
-            )
         if self.strategy == "mirrored" and self.num_workers != 1:
             raise ValueError(
                 f"`distribution.strategy: mirrored` runs one process (num_workers: 1), got "
                 f"num_workers: {self.num_workers}; use multi_worker_mirrored for several workers."
             )
-        if self.strategy == "multi_worker_mirrored" and self.launcher != "ray":
+        if self.strategy != "mirrored" and self.launcher != "ray":
             raise ValueError(
-                "`distribution.strategy: multi_worker_mirrored` needs `launcher: ray`: Airflow "
+                f"`distribution.strategy: {self.strategy}` needs `launcher: ray`: Airflow "
                 "cannot start several tasks that must run together."
             )
-        if self.num_ps:
+        if self.strategy == "parameter_server" and self.num_ps < 1:
+            raise ValueError(
+                "`distribution.strategy: parameter_server` needs `num_ps` >= 1 (the parameter "
+                f"servers that hold the variables); got num_ps: {self.num_ps}."
+            )
+        if self.strategy != "parameter_server" and self.num_ps:
             raise ValueError(
                 "`distribution.num_ps` is for strategy parameter_server only "
                 f"(strategy is {self.strategy!r})."
             )
+
+    @property
+    def ray_cpus(self) -> float:
+        """CPUs the job takes from Ray: its workers, plus the parameter servers and the
+        coordinating chief (parameter_server) or Ray Train's controller."""
+        if self.strategy == "parameter_server":
+            return (self.num_workers + self.num_ps + 1) * self.cpus_per_worker
+        return self.num_workers * self.cpus_per_worker + 1
 
     @classmethod
     def from_value(cls, value: Any) -> DistributionSpec | None:

@@ -95,8 +95,9 @@ class _Training:
         return bool(self.distribution) and self.distribution["launcher"] == "ray"
 
     def train_on_ray(self, context: Context) -> tuple[Experiment, dict[str, Any]]:
-        """`distribution.launcher: ray`: this task drives a multi-worker job on Ray; returns
-        the experiment (to describe what the workers wrote) and the step's summary."""
+        """`distribution.launcher: ray`: this task drives a multi-worker or parameter-server
+        job on Ray; returns the experiment (to describe what the workers wrote) and the step's
+        summary."""
         from airflow_tfexp.experiment.experiment_fn import parse_experiment_fn
         from airflow_tfexp.launchers.ray_launcher import train_on_ray
         from airflow_tfexp.launchers.spec import DistributionSpec
@@ -126,6 +127,9 @@ class _Training:
             "warm_started_from": warm_start,
             "workers": result["workers"],
         }
+        if "servers" in result:  # parameter_server: the ps and worker servers and how they ended
+            summary["servers"] = result["servers"]
+            summary["stopped_servers"] = result["stopped_servers"]
         return experiment, summary
 
     def on_kill(self) -> None:

@@ -1,5 +1,6 @@
-"""The example DAG with `launcher: ray` under dag.test(): two Ray workers train, then the
-checkpoint is evaluated and exported."""
+"""The example DAGs with `launcher: ray` under dag.test(): two Ray workers train (data-parallel,
+or coordinated by a chief with a parameter server), then the checkpoint is evaluated and
+exported."""
 
 from __future__ import annotations
 
@@ -13,13 +14,26 @@ from tests.airflow.conftest import load_dag, task_instances
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
-def test_the_ray_example_trains_on_two_workers_then_evaluates_and_exports(
-    airflow_db, tmp_path, capfd
-):
+def train_result(dag, run) -> dict:
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
+    with create_session() as session:
+        row = session.scalars(
+            select(XComModel).where(
+                XComModel.dag_id == dag.dag_id,
+                XComModel.run_id == run.run_id,
+                XComModel.task_id == "train",
+                XComModel.key == "return_value",
+            )
+        ).one()
+        return XComModel.deserialize_value(row)
+
+
+def test_the_ray_example_trains_on_two_workers_then_evaluates_and_exports(
+    airflow_db, tmp_path, capfd
+):
     model_dir = str(tmp_path / "model")
     dag = load_dag("tfexp_digits_ray")
     run = dag.test(
@@ -32,16 +46,7 @@ def test_the_ray_example_trains_on_two_workers_then_evaluates_and_exports(
         "export": "success",
     }
     assert [c.global_step for c in list_checkpoints(model_dir)] == [0, 100, 200]
-    with create_session() as session:
-        row = session.scalars(
-            select(XComModel).where(
-                XComModel.dag_id == dag.dag_id,
-                XComModel.run_id == run.run_id,
-                XComModel.task_id == "train",
-                XComModel.key == "return_value",
-            )
-        ).one()
-        result = XComModel.deserialize_value(row)
+    result = train_result(dag, run)
     assert [w["task"] for w in result["workers"]] == ["worker-0", "worker-1"]
     assert {w["global_step"] for w in result["workers"]} == {200}
     assert len({w["variables_fingerprint"] for w in result["workers"]}) == 1
@@ -52,6 +57,32 @@ def test_the_ray_example_trains_on_two_workers_then_evaluates_and_exports(
     progress = [line for line in output.splitlines() if "training step 100/200" in line]
     assert len(progress) >= 2, output[-3000:]  # one line per worker
     assert all("steps/s" in line for line in progress)
+
+
+def test_the_parameter_server_example_trains_then_evaluates_and_exports(
+    airflow_db, tmp_path, capfd
+):
+    model_dir = str(tmp_path / "model")
+    dag = load_dag("tfexp_digits_ray_ps")
+    run = dag.test(
+        run_conf={"model_dir": model_dir, "train_steps": 200, "save_checkpoints_steps": 100}
+    )
+    assert run.state == "success"
+    assert {ti.task_id: ti.state for ti in task_instances(dag, run)} == {
+        "train": "success",
+        "evaluate": "success",
+        "export": "success",
+    }
+    assert [c.global_step for c in list_checkpoints(model_dir)] == [0, 100, 200]
+    result = train_result(dag, run)
+    assert [(w["task"], w["global_step"]) for w in result["workers"]] == [("chief-0", 200)]
+    assert [s["task"] for s in result["servers"]] == ["ps-0", "worker-0", "worker-1"]
+    assert result["stopped_servers"] == []  # each server exited by itself
+    assert list_exports(join(model_dir, "export", "latest"))
+    output = "".join(capfd.readouterr())
+    progress = [line for line in output.splitlines() if "training step 100/200" in line]
+    assert progress and all("ClusterTask" in line and "steps/s" in line for line in progress)
+    assert "ps-0 exited after serving" in output
 
 
 def test_a_factory_train_and_evaluate_task_trains_on_ray_then_evaluates_and_exports(
@@ -66,7 +97,12 @@ def test_a_factory_train_and_evaluate_task_trains_on_ray_then_evaluates_and_expo
         "local",
         model_dir,
         dag_id="tfexp_tiny_local_ray",
-        distribution={"strategy": "multi_worker_mirrored", "num_workers": 2, "launcher": "ray"},
+        distribution={
+            "strategy": "parameter_server",
+            "num_workers": 2,
+            "num_ps": 1,
+            "launcher": "ray",
+        },
     )
     dag = write_factory_dag(config)
     run = dag.test()

@@ -122,3 +122,17 @@ def test_bad_values_name_the_argument(kwargs, name):
 def test_replace_rejects_unknown_arguments():
     with pytest.raises(ValueError, match=r"unknown arguments \['save_every'\]"):
         RunConfig(tf_config="").replace(save_every=3)
+
+
+@pytest.mark.parametrize("task_type", ["worker", "ps"])
+def test_only_the_chief_of_a_parameter_server_cluster_trains(tmp_path, task_type):
+    from airflow_tfexp.experiment._distribution import select_strategy
+
+    config = RunConfig(model_dir=str(tmp_path), tf_config=tf_config(task_type, 0))
+    with pytest.raises(ValueError) as err:
+        select_strategy(config)
+    assert str(err.value) == (
+        f"TF_CONFIG makes this process {task_type}:0 of a parameter-server cluster (1 ps): only "
+        "the chief trains (it coordinates the workers); worker and ps tasks run "
+        "`Experiment.run_std_server()`."
+    )

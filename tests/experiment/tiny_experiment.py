@@ -98,6 +98,25 @@ class StepLog(TrainingHook):
             time.sleep(self.sleep_secs)
 
 
+class FailAt(TrainingHook):
+    """Raises once training reaches `step`: every time, or only the first time when `once_file`
+    is given (the file records that it failed)."""
+
+    def __init__(self, step: int, once_file: str | None = None) -> None:
+        self.step, self.once_file = step, once_file
+
+    def after_step(self, step, logs):
+        import os
+
+        if step < self.step:
+            return
+        if self.once_file:
+            if os.path.exists(self.once_file):
+                return
+            open(self.once_file, "w").close()
+        raise RuntimeError(f"injected failure at step {step}")
+
+
 class SlowSaves(CheckpointSaverListener):
     def __init__(self, secs: float) -> None:
         self.secs = secs
@@ -124,6 +143,8 @@ def experiment_fn(run_config: Any, params: dict[str, Any] | None) -> Experiment:
                 params.get("step_log"), params.get("step_sleep_secs", 0.0), params.get("pid_file")
             )
         )
+    if params.get("fail_at_step"):
+        hooks.append(FailAt(params["fail_at_step"], params.get("fail_once_file")))
     if params.get("early_stopping"):
         hooks.append(EarlyStoppingHook(**params["early_stopping"], check_interval_secs=0))
     listeners = [SlowSaves(params["save_sleep_secs"])] if params.get("save_sleep_secs") else []

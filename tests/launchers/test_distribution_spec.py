@@ -25,8 +25,17 @@ from airflow_tfexp.launchers.spec import DistributionSpec
         ({"cpus_per_worker": 0}, "`distribution.cpus_per_worker`. Received: 0"),
         ({"max_failures": "3"}, "`distribution.max_failures`. Received: '3'"),
         (
-            {"strategy": "parameter_server", "num_ps": 1, "num_workers": 2, "launcher": "ray"},
-            "parameter_server` is not available yet",
+            {"strategy": "parameter_server", "num_ps": 1, "num_workers": 2},
+            "`distribution.strategy: parameter_server` needs `launcher: ray`",
+        ),
+        (
+            {"strategy": "parameter_server", "num_workers": 2, "launcher": "ray"},
+            "parameter_server` needs `num_ps` >= 1 (the parameter servers that hold the "
+            "variables); got num_ps: 0",
+        ),
+        (
+            {"strategy": "parameter_server", "num_ps": -1, "launcher": "ray"},
+            "`distribution.num_ps`. Received: -1. Expected an int >= 0",
         ),
         ({"num_ps": 1}, "`distribution.num_ps` is for strategy parameter_server only"),
         ({"workers": 2}, "Invalid keys in `distribution`: ['workers']"),
@@ -58,3 +67,11 @@ def test_a_good_distribution_round_trips():
         "launcher": "ray",
     }
     assert DistributionSpec.from_value(spec.as_dict()).as_dict() == spec.as_dict()
+    assert spec.ray_cpus == 3  # two workers and Ray Train's controller
+
+
+def test_a_parameter_server_cluster_takes_cpus_for_workers_ps_and_chief():
+    spec = DistributionSpec(
+        "parameter_server", num_workers=2, num_ps=1, cpus_per_worker=2, launcher="ray"
+    )
+    assert (spec.num_workers, spec.num_ps, spec.ray_cpus) == (2, 1, 8)
