@@ -223,5 +223,5 @@ def stop_ray() -> None:
     if ray is not None and ray.is_initialized():
         parameter_server = sys.modules.get("airflow_tfexp.launchers.ray_parameter_server")
         if parameter_server is not None:  # on a remote cluster, stop the servers right away
-            parameter_server.stop_cluster_tasks()
+            parameter_server.stop_cluster_tasks(killed=True)
         ray.shutdown()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import time
 from typing import Any
 
@@ -25,6 +26,7 @@ SERVER_START_TIMEOUT_SECS = 120
 SERVER_EXIT_TIMEOUT_SECS = 60
 # The actors of the running attempt, for `stop_cluster_tasks` when the Airflow task is killed.
 _LIVE_ACTORS: list[Any] = []
+_KILLED = threading.Event()  # the task was killed: no fresh cluster after the failure it causes
 
 
 def _free_port(host: str) -> int:
@@ -175,12 +177,19 @@ class _Attempt:
         return {"servers": sorted(exited, key=lambda s: s["task"]), "stopped_servers": stopped}
 
 
-def stop_cluster_tasks() -> None:
-    """Stop every actor of the running attempt (ps, workers, chief)."""
+def stop_cluster_tasks(killed: bool = False) -> None:
+    """Stop every actor of the running attempt (ps, workers, chief); `killed`: the Airflow
+    task is being killed, so no further attempt starts."""
     import ray
 
+    if killed:
+        _KILLED.set()
     while _LIVE_ACTORS:
-        ray.kill(_LIVE_ACTORS.pop(), no_restart=True)
+        try:
+            actor = _LIVE_ACTORS.pop()
+        except IndexError:  # the task's kill handler emptied it meanwhile
+            return
+        ray.kill(actor, no_restart=True)
 
 
 def fit_parameter_server(
@@ -200,10 +209,13 @@ def fit_parameter_server(
         spec.gpus_per_worker,
         spec.max_failures,
     )
+    _KILLED.clear()
     for attempt in range(1, attempts + 1):
         try:
             return _Attempt(spec, job_config, task_log).run()
         except (ray.exceptions.RayError, RuntimeError) as err:
+            if _KILLED.is_set():
+                raise RuntimeError("Ray training stopped: the Airflow task was killed.") from err
             if attempt == attempts:
                 raise RuntimeError(f"Ray training failed: {err}") from err
             task_log.warning(

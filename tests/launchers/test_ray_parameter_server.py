@@ -145,7 +145,14 @@ def ray_cluster(tmp_path_factory):
     """A separate Ray cluster (`ray start --head`), as a user's would be: it outlives the task,
     so only the launcher can stop the servers it started there."""
     gcs_port, client_port = _free_port(), _free_port()
-    env = {**os.environ, "PYTHONPATH": ROOT, "RAY_USAGE_STATS_ENABLED": "0"}
+    # Without token authentication: whether this process's Ray runs in token mode depends on
+    # whether an embedded Ray started here earlier (Ray 2.60 turns it on for those).
+    env = {
+        **os.environ,
+        "PYTHONPATH": ROOT,
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_AUTH_MODE": "disabled",
+    }
     started = subprocess.run(
         [
             RAY_CLI,
@@ -221,3 +228,52 @@ def test_a_failed_chief_is_retried_on_a_fresh_cluster_then_fails_with_its_error(
         [RAY_CLI, "status", f"--address={ray_cluster['gcs']}"], capture_output=True, timeout=60
     )
     assert status.returncode == 0  # the cluster itself is still running
+
+
+def test_killing_the_airflow_task_stops_every_server_and_starts_no_other(
+    tmp_path, monkeypatch, ray_cluster
+):
+    from airflow_tfexp.launchers.ray_launcher import train_on_ray
+    from airflow_tfexp.operators import TrainOperator
+
+    monkeypatch.setenv("PYTHONPATH", ROOT)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_RAY_DEFAULT",
+        f'{{"conn_type": "generic", "host": "127.0.0.1", "port": {ray_cluster["client_port"]}}}',
+    )
+    model_dir = str(tmp_path / "killed")
+    spec = parameter_server(max_failures=2)  # a kill must not count as a failure to retry
+    task = TrainOperator(
+        task_id="train", experiment_fn=EXPERIMENT, model_dir=model_dir, distribution=spec.as_dict()
+    )
+    outcome: dict = {}
+
+    def execute():  # what the task's execute() runs
+        try:
+            train_on_ray(
+                experiment_fn=EXPERIMENT,
+                model_dir=model_dir,
+                params={**PARAMS, "train_steps": 1_000_000},
+                spec=spec,
+                ray_conn_id="ray_default",
+            )
+        except Exception as err:  # noqa: BLE001 - checked below
+            outcome["error"] = err
+
+    with ProcessWatch() as watch:
+        driver = threading.Thread(target=execute)
+        driver.start()
+        deadline = time.monotonic() + 120
+        while not (os.path.isdir(model_dir) and len(list_checkpoints(model_dir)) >= 2):
+            assert time.monotonic() < deadline, "training never wrote checkpoint 20"
+            time.sleep(0.2)
+        killed_at = time.monotonic()
+        task.on_kill()  # Airflow calls it when the task is killed (SIGTERM)
+        driver.join(timeout=60)
+        assert not driver.is_alive()
+        gone = wait_until_gone(watch.seen, timeout=20)
+        stop_secs = time.monotonic() - killed_at
+    assert str(outcome["error"]) == "Ray training stopped: the Airflow task was killed."
+    assert len(watch.seen) == 4 and gone == set()  # one cluster, not restarted
+    print(f"all 4 cluster tasks gone {stop_secs:.1f} s after on_kill")
+    assert cluster_task_pids() == set()
