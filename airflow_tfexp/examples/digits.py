@@ -29,6 +29,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "eval_throttle_secs": 1,
     "seed": 42,
     "label_noise": 0.0,  # the fraction of training labels replaced at random: a bad day of data
+    "steps_per_execution": 1,  # steps per compiled call (per scheduled closure on a ps cluster)
 }
 
 
@@ -62,6 +63,7 @@ def model_fn(params: dict[str, Any]) -> Any:
         optimizer=keras.optimizers.Adam(params["learning_rate"]),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
+        steps_per_execution=params["steps_per_execution"],
     )
     return model
 
