@@ -1,0 +1,179 @@
+"""Can one triggerer core hold 1,000 checkpoint waits? 1,000 concurrent `CheckpointTrigger`s in
+one event loop, as the triggerer runs them, on local model dirs and on gs:// model dirs (a real
+GCS JSON-API server, gcp-storage-emulator, on this machine).
+
+Per storage kind it prints: CPU seconds this process spent per poll round (all its threads:
+the event loop and the scans it hands to threads), that as a share of one core at a 10 s poll
+interval, storage requests per poll per trigger (counted by each scan, and for gs:// also the
+HTTP requests sent), and the detection latency: a complete checkpoint is written into every
+model dir at a random moment within one poll interval (the triggers all started together, so
+their looks are in step), each one's completion time recorded; latency = its trigger's event -
+that time, p50 and p95, against the poll interval.
+
+    .venv/bin/python bench/trigger_scale.py [--triggers 1000] [--poll-interval 10] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import logging
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def counting_trigger_class() -> Any:
+    from airflow_tfexp.triggers.checkpoint import CheckpointTrigger
+
+    class CountingTrigger(CheckpointTrigger):
+        scans = 0
+        requests = 0
+
+        def _scan(self) -> Any:
+            scan = super()._scan()
+            CountingTrigger.scans += 1
+            CountingTrigger.requests += scan.requests
+            return scan
+
+    return CountingTrigger
+
+
+def count_http_requests() -> list[int]:
+    """Count HTTP requests the GCS client sends (it talks through `requests`)."""
+    import requests
+
+    counter = [0]
+    original = requests.Session.request
+
+    def request(self: Any, *args: Any, **kwargs: Any) -> Any:
+        counter[0] += 1
+        return original(self, *args, **kwargs)
+
+    requests.Session.request = request  # type: ignore[method-assign]
+    return counter
+
+
+def write_checkpoint(model_dir: str, step: int) -> float:
+    """A complete checkpoint as training leaves it (shard, index, then the state file)."""
+    from airflow_tfexp.experiment.fs import filesystem, join
+
+    fs = filesystem(model_dir)
+    fs.write_bytes(join(model_dir, f"ckpt-{step}.data-00000-of-00001"), b"0" * 64)
+    fs.write_bytes(join(model_dir, f"ckpt-{step}.index"), b"index")
+    state = (
+        f'model_checkpoint_path: "ckpt-{step}"\n'
+        f'all_model_checkpoint_paths: "ckpt-0"\nall_model_checkpoint_paths: "ckpt-{step}"\n'
+    )
+    fs.write_bytes(join(model_dir, "checkpoint"), state.encode())
+    return time.time()
+
+
+async def measure(kind: str, model_dirs: list[str], args: argparse.Namespace) -> None:
+    trigger_class = counting_trigger_class()
+    http = count_http_requests() if kind == "gs://" else None
+    triggers = [
+        trigger_class(model_dir, after_step=0, poll_interval=args.poll_interval)
+        for model_dir in model_dirs
+    ]
+    fired: dict[int, float] = {}
+
+    async def wait(index: int, trigger: Any) -> None:
+        async for event in trigger.run():
+            assert event.payload["status"] == "success", event.payload
+            fired[index] = time.time()
+
+    tasks = [asyncio.create_task(wait(i, t)) for i, t in enumerate(triggers)]
+    await asyncio.sleep(args.poll_interval / 2)  # every trigger has made its first look
+    scans0, requests0 = trigger_class.scans, trigger_class.requests
+    http0 = http[0] if http else 0
+    cpu0 = time.process_time()
+    await asyncio.sleep(args.rounds * args.poll_interval)
+    cpu = time.process_time() - cpu0
+    scans = trigger_class.scans - scans0
+    rounds = scans / len(triggers)
+    per_round = cpu / rounds
+    print(
+        f"{kind}: {len(triggers)} triggers, poll {args.poll_interval:g} s: {rounds:.1f} rounds, "
+        f"{per_round:.2f} CPU s per round = {per_round / 10:.0%} of a core at a 10 s poll"
+    )
+    requests_per_scan = (trigger_class.requests - requests0) / scans
+    line = f"  storage requests per poll per trigger: {requests_per_scan:.2f} (counted by the scan)"
+    if http:
+        line += f", {(http[0] - http0) / scans:.2f} HTTP requests sent"
+    print(line)
+
+    loop = asyncio.get_running_loop()
+    offsets = random.Random(7)
+
+    async def write_later(pool: Any, model_dir: str) -> float:
+        await asyncio.sleep(offsets.uniform(0, args.poll_interval))
+        return await loop.run_in_executor(pool, write_checkpoint, model_dir, 10)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        written = await asyncio.gather(*(write_later(pool, d) for d in model_dirs))
+    deadline = time.monotonic() + 3 * args.poll_interval + 60
+    while len(fired) < len(triggers) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    for task in tasks:
+        task.cancel()
+    latencies = sorted(fired[i] - written[i] for i in fired)
+    missed = len(triggers) - len(latencies)
+    p50 = statistics.median(latencies)
+    p95 = latencies[int(0.95 * (len(latencies) - 1))]
+    print(
+        f"  detection latency p50 {p50:.2f} s, p95 {p95:.2f} s, max {latencies[-1]:.2f} s "
+        f"(poll interval {args.poll_interval:g} s){f'; {missed} never fired' if missed else ''}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--triggers", type=int, default=1000)
+    parser.add_argument("--poll-interval", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--skip-gcs", action="store_true")
+    args = parser.parse_args()
+    import structlog
+
+    # A thousand "waiting" and "found" lines would drown the figures.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    from tests.gcs_emulator import BUCKET, Emulator
+
+    scratch = tempfile.mkdtemp(prefix="tfexp-bench-triggers-")
+    try:
+        local_dirs = [os.path.join(scratch, "local", f"m{i}") for i in range(args.triggers)]
+        for model_dir in local_dirs:
+            os.makedirs(model_dir)
+            write_checkpoint(model_dir, 0)
+        asyncio.run(measure("local", local_dirs, args))
+        if args.skip_gcs:
+            return 0
+        emulator = Emulator(os.path.join(scratch, "emulator"))
+        emulator.start()
+        os.environ["STORAGE_EMULATOR_HOST"] = emulator.host
+        try:
+            run = uuid.uuid4().hex[:8]
+            gcs_dirs = [f"gs://{BUCKET}/{run}/m{i}" for i in range(args.triggers)]
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                list(pool.map(lambda d: write_checkpoint(d, 0), gcs_dirs))
+            asyncio.run(measure("gs://", gcs_dirs, args))
+        finally:
+            emulator.stop()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
