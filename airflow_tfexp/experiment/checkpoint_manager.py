@@ -3,7 +3,8 @@
 `keep_checkpoint_max` used to delete checkpoints before a slow evaluator read them (DataLoss).
 Here a checkpoint past the limit is deleted only when no live continuous evaluator needs it
 (see `coordination.protection_check`); it stays in the manager's list and is reconsidered at
-the next save.
+the next save. A save that fails (a full disk) leaves no partial files and raises a
+`CheckpointError` that names the checkpoint still intact.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import shutil
 from collections.abc import Callable
+from typing import Any
 
 import tensorflow as tf
 
 from airflow_tfexp.experiment.checkpoints import checkpoint_step
 from airflow_tfexp.experiment.coordination import protection_check
+from airflow_tfexp.experiment.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,37 @@ class ProtectingCheckpointManager(tf.train.CheckpointManager):
         super().__init__(checkpoint, directory=directory, max_to_keep=max_to_keep)
         self._protect = protect
         self._on_delete = on_delete  # e.g. delete the uploaded copy of a gs:// model dir
+
+    def save(self, checkpoint_number: Any = None, **kwargs: Any) -> str:
+        intact = self.latest_checkpoint
+        try:
+            return super().save(checkpoint_number=checkpoint_number, **kwargs)
+        except (tf.errors.OpError, OSError) as err:
+            step = checkpoint_number if checkpoint_number is not None else "the next step"
+            self._remove_partial(checkpoint_number)
+            detail = getattr(err, "message", None) or str(err)
+            full = "No space left on device" in detail
+            raise CheckpointError(
+                f"Could not write the checkpoint for step {step} in {self.directory}"
+                f"{' (the disk is full)' if full else ''}: {detail.strip()}. Nothing was lost: "
+                + (
+                    f"{intact} is intact and training resumes from it"
+                    if intact
+                    else "there was no earlier checkpoint, training restarts from step 0"
+                )
+                + (" once there is room." if full else " once the problem is fixed.")
+            ) from err
+
+    def _remove_partial(self, checkpoint_number: Any) -> None:
+        """Remove what a failed save left: its temporary directory, and shards without an index."""
+        if checkpoint_number is None:
+            return
+        prefix = os.path.join(self.directory, f"ckpt-{checkpoint_number}")
+        for temp in glob.glob(glob.escape(prefix) + "_temp*"):
+            shutil.rmtree(temp, ignore_errors=True)
+        if not os.path.exists(prefix + ".index"):
+            for shard in glob.glob(glob.escape(prefix) + ".data-?????-of-?????"):
+                _delete(shard)
 
     # Overrides the parent's private sweep (TensorFlow 2.21): the only place deletion happens.
     def _sweep(self) -> None:

@@ -1,0 +1,81 @@
+"""A full disk while checkpointing (a 2 MiB tmpfs model dir): a clear error, no partial
+checkpoint, the previous checkpoint intact, and training resumes from it once there is room."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from airflow_tfexp.experiment import RunConfig
+from airflow_tfexp.experiment.checkpoints import list_checkpoints
+from airflow_tfexp.experiment.errors import CheckpointError
+from tests.experiment.tiny_experiment import data, experiment_fn
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.strip()}")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+def tiny_data_input():
+    import tensorflow as tf
+
+    x, _ = data(seed=5)
+    return tf.data.Dataset.from_tensor_slices(x[:8]).batch(4)
+
+
+def fill(path) -> None:
+    """Take every free byte of the file system `path` is on."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as err:
+        assert err.errno == 28  # ENOSPC
+    finally:
+        os.close(fd)
+
+
+def test_a_full_disk_is_a_clear_error_and_the_previous_checkpoint_stays_loadable(small_disk):
+    model_dir = str(small_disk / "model")
+    params = {"train_steps": 40, "save_checkpoints_steps": 20, "keep_checkpoint_max": None}
+    experiment_fn(RunConfig(model_dir=model_dir), params).train()
+    assert [c.global_step for c in list_checkpoints(model_dir)] == [0, 20, 40]
+
+    filler = small_disk / "filler"
+    fill(filler)
+    more = {**params, "train_steps": 80}
+    with pytest.raises(CheckpointError) as err:
+        experiment_fn(RunConfig(model_dir=model_dir), more).train()
+    message = str(err.value)
+    assert message.startswith(
+        f"Could not write the checkpoint for step 60 in {model_dir} (the disk is full): "
+    )
+    assert message.endswith(
+        f"Nothing was lost: {model_dir}/ckpt-40 is intact and training resumes from it once "
+        "there is room."
+    )
+    # No trace of the failed save; the previous checkpoint restores.
+    assert [c.global_step for c in list_checkpoints(model_dir)] == [0, 20, 40]
+    assert not [n for n in os.listdir(model_dir) if n.startswith("ckpt-60")]
+    estimator = experiment_fn(RunConfig(model_dir=model_dir), more).estimator
+    predictions = list(estimator.predict(tiny_data_input, checkpoint_path=f"{model_dir}/ckpt-40"))
+    assert len(predictions) == 8 and all(p.shape == (3,) for p in predictions)
+
+    filler.unlink()  # room again: the same run resumes from step 40 and finishes
+    experiment_fn(RunConfig(model_dir=model_dir), more).train()
+    assert [c.global_step for c in list_checkpoints(model_dir)] == [0, 20, 40, 60, 80]
