@@ -382,9 +382,15 @@ def _did_you_mean(location: tuple, model: type[BaseModel]) -> str:
     return f'; did you mean "{close[0]}"?' if close else f"; known keys: {sorted(known)}"
 
 
+def _path_part(part: Any) -> str:
+    text = str(part)
+    return text if text.replace("_", "a").replace("-", "a").isalnum() else repr(part)
+
+
 def _describe(error: dict[str, Any]) -> str:
     location = tuple(p for p in error["loc"] if p != "[key]")  # a dict key error names the key
-    path = ".".join(str(p) for p in location) or "(config)"
+    # A key that is not a plain name (" ", "a.b", "") is shown quoted, so the path stays readable.
+    path = ".".join(_path_part(p) for p in location) or "(config)"
     kind, value = error["type"], error.get("input")
     if kind == "extra_forbidden":
         return f"{path}: unknown key{_did_you_mean(location, ExperimentSpec)}"
