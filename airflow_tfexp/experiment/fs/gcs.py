@@ -2,7 +2,7 @@
 
 Credentials are Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS or the
 metadata server); the Airflow operators point ADC at their `gcp_conn_id` connection's key.
-Transient errors (429, 5xx, dropped connections) are retried with exponential backoff.
+Transient errors (429, 5xx, dropped connections, timeouts) are retried with exponential backoff.
 """
 
 from __future__ import annotations
@@ -41,7 +41,10 @@ def _retry() -> Any:
     def predicate(err: Exception) -> bool:
         import requests
 
-        retried = isinstance(err, transient) or isinstance(err, requests.exceptions.ConnectionError)
+        # Timeouts too: an overloaded server that answers late is as transient as a dropped one.
+        retried = isinstance(err, transient) or isinstance(
+            err, requests.exceptions.ConnectionError | requests.exceptions.Timeout
+        )
         if retried:
             log.warning("Transient storage error, retrying with backoff: %s", err)
         return retried
