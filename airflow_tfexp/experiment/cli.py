@@ -32,6 +32,7 @@ SCHEDULES = (
     "local_run",
     "test",
     "run_std_server",
+    "export",  # the latest (or --schedule-args' checkpoint_path) through the export strategies
 )
 _DEFAULT_SCHEDULES = {
     None: "train_and_evaluate",
@@ -57,6 +58,8 @@ def summarize(schedule: str, value: Any, experiment: Experiment) -> dict[str, An
         summary["export_paths"] = list(export_results or [])
     elif isinstance(value, dict):
         summary["metrics"] = to_jsonable(value)
+    elif isinstance(value, list):  # export: one path (or None) per export strategy
+        summary["export_paths"] = value
     latest = experiment.latest_checkpoint()
     summary["latest_checkpoint"] = latest.as_dict() if latest else None
     return summary
