@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 MIN_POLL_SECS = 0.5
+# A deferred task resumed within seconds can be failed by Airflow (apache/airflow#72716: the
+# scheduler applies the deferral's exit to the resumed try): the trigger waits this long first.
+DEFER_SETTLE_SECS = 10.0
 
 
 class ContinuousEvalOperator(ExperimentBaseOperator):
@@ -41,6 +45,13 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
     :param reschedule: when not deferrable, run one pass per try and free the worker slot in
         between (the task is rescheduled after the throttle, like a sensor in reschedule mode;
         this also works where no triggerer runs, e.g. under `dag.test()`).
+    :param keep_worker_secs: deferrable only: after a pass, keep looking in the worker this long
+        for the next checkpoint before deferring (0: defer at once). Checkpoints that come often
+        are then evaluated without a resume each (a new process, TensorFlow imported again), and
+        the task defers only when training goes quiet.
+    :param defer_settle_secs: once deferred, the trigger's first look waits this long, so the
+        task is never resumed before the scheduler processed its deferral (apache/airflow#72716
+        fails a task resumed that fast).
     :return: ``{"model_dir", "checkpoint_path", "global_step", "metrics", "evaluated_steps",
         "passes", "finished"}``: the last evaluation, and the steps this task evaluated over how
         many passes (carried across deferrals in the defer kwargs; `dag.test()` does not carry
@@ -58,10 +69,14 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
         name: str = "continuous",
         deferrable: bool | None = None,
         reschedule: bool = False,
+        keep_worker_secs: float = 30.0,
+        defer_settle_secs: float = DEFER_SETTLE_SECS,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.reschedule = reschedule
+        self.keep_worker_secs = check_optional_seconds("keep_worker_secs", keep_worker_secs)
+        self.defer_settle_secs = check_optional_seconds("defer_settle_secs", defer_settle_secs)
         self.throttle_delay_secs = check_optional_seconds(
             "throttle_delay_secs", throttle_delay_secs
         )
@@ -103,26 +118,32 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
         self, context: Context, *, first: bool, evaluated: list[int], passes: int
     ) -> dict[str, Any]:
         experiment = self.build_experiment(context)
-        outcome = experiment.continuous_eval_pass(
-            name=self.name,
-            every_checkpoint=self.every_checkpoint,
-            evaluate_checkpoint_only_once=self.evaluate_checkpoint_only_once,
-            first=first,
-        )
-        evaluated += [r["global_step"] for r in outcome.results]
-        passes += 1
-        if outcome.finished:
-            return self._result(
-                experiment, outcome.last_result, evaluated, passes, outcome.finished
+        poll = max(MIN_POLL_SECS, self._throttle(experiment))
+        while True:
+            outcome = experiment.continuous_eval_pass(
+                name=self.name,
+                every_checkpoint=self.every_checkpoint,
+                evaluate_checkpoint_only_once=self.evaluate_checkpoint_only_once,
+                first=first,
             )
+            first = False
+            evaluated += [r["global_step"] for r in outcome.results]
+            passes += 1
+            if outcome.finished:
+                return self._result(
+                    experiment, outcome.last_result, evaluated, passes, outcome.finished
+                )
+            after = outcome.watermark if self.evaluate_checkpoint_only_once else None
+            if not self._next_checkpoint_in_worker(context, after, poll):
+                break
         from airflow_tfexp.triggers.checkpoint import CheckpointTrigger
 
-        poll = max(MIN_POLL_SECS, self._throttle(experiment))
-        after = outcome.watermark if self.evaluate_checkpoint_only_once else None
         self.log.info(
-            "Evaluated %d checkpoint(s) in this pass; deferring until a checkpoint newer than step %s "
-            "appears or training completes (looking every %s s).",
+            "Evaluated %d checkpoint(s) in this pass and nothing newer came for %s s; deferring "
+            "until a checkpoint newer than step %s appears or training completes (looking every "
+            "%s s).",
             len(outcome.results),
+            self.keep_worker_secs,
             after,
             poll,
         )
@@ -133,11 +154,28 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
                 poll_interval=poll,
                 completed_after=run_start_timestamp(context),
                 gcp_conn_id=self.gcp_conn_id,
+                not_before=time.time() + (self.defer_settle_secs or 0),
             ),
             method_name="execute_complete",
             kwargs={"evaluated": evaluated, "passes": passes},
             timeout=self.execution_timeout or timedelta(days=7),
         )
+
+    def _next_checkpoint_in_worker(self, context: Context, after: int | None, poll: float) -> bool:
+        """Look every `poll` s, for up to `keep_worker_secs`, for what the trigger would report."""
+        from airflow_tfexp.experiment.model_dir_scan import checkpoints_to_report, scan_model_dir
+
+        deadline = time.monotonic() + (self.keep_worker_secs or 0)
+        while time.monotonic() + poll <= deadline:
+            time.sleep(poll)
+            scan = scan_model_dir(self.model_dir, None)
+            if checkpoints_to_report(
+                scan,
+                after if after is not None else -1,
+                completed_after=run_start_timestamp(context),
+            ):
+                return True
+        return False
 
     def _pass_then_reschedule(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowRescheduleException

@@ -40,6 +40,9 @@ class CheckpointTrigger(BaseTrigger):
         run's marker in a reused model dir).
     :param gcp_conn_id: the connection whose credentials reach a gs:// model dir (None, or no
         such connection: the triggerer's Application Default Credentials).
+    :param not_before: a Unix time before which the trigger does not look (a task that deferred
+        a moment ago must not be resumed before the scheduler has processed its deferral:
+        apache/airflow#72716 fails a task resumed that fast).
     """
 
     def __init__(
@@ -51,8 +54,10 @@ class CheckpointTrigger(BaseTrigger):
         wait_for_training_complete: bool = False,
         completed_after: float | None = None,
         gcp_conn_id: str | None = None,
+        not_before: float | None = None,
     ) -> None:
         super().__init__()
+        self.not_before = not_before
         self.gcp_conn_id = gcp_conn_id
         self.model_dir = model_dir
         self.after_step = after_step
@@ -72,6 +77,7 @@ class CheckpointTrigger(BaseTrigger):
                 "wait_for_training_complete": self.wait_for_training_complete,
                 "completed_after": self.completed_after,
                 "gcp_conn_id": self.gcp_conn_id,
+                "not_before": self.not_before,
             },
         )
 
@@ -97,6 +103,12 @@ class CheckpointTrigger(BaseTrigger):
         yield TriggerEvent(event)
 
     async def _wait_for_event(self) -> dict[str, Any]:
+        settle = (self.not_before or 0) - time.time()
+        if settle > 0:
+            self.log.info(
+                "Not looking for %.1f s: the deferral must settle in the scheduler first.", settle
+            )
+            await asyncio.sleep(settle)
         started, looks = self._get_time(), 0
         while True:
             scan = await asyncio.to_thread(self._scan)  # storage calls never block the loop

@@ -22,6 +22,7 @@ def test_serialize_mirrors_the_constructor():
         wait_for_training_complete=True,
         completed_after=12.5,
         gcp_conn_id="gcp",
+        not_before=99.5,
     )
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_tfexp.triggers.checkpoint.CheckpointTrigger"
@@ -33,6 +34,7 @@ def test_serialize_mirrors_the_constructor():
         "wait_for_training_complete": True,
         "completed_after": 12.5,
         "gcp_conn_id": "gcp",
+        "not_before": 99.5,
     }
     assert CheckpointTrigger(**kwargs).serialize() == (classpath, kwargs)
 
@@ -74,6 +76,18 @@ def test_fires_with_the_new_checkpoints_in_step_order_once_they_are_complete(mod
         "checkpoint_path": join(model_dir, "ckpt-20"),
         "global_step": 20,
     }
+
+
+def test_not_before_holds_back_the_first_look(model_dir):
+    import time
+
+    write_checkpoint(model_dir, 0)
+    write_checkpoint(model_dir, 10)  # already there: without not_before it fires at once
+    asked = time.time()
+    trigger = CheckpointTrigger(model_dir, after_step=0, poll_interval=0.1, not_before=asked + 1.5)
+    payload = asyncio.run(first_event(trigger))
+    assert time.time() - asked >= 1.5
+    assert [c["global_step"] for c in payload["checkpoints"]] == [10]
 
 
 def test_uses_the_evaluators_watermark_without_after_step(model_dir):

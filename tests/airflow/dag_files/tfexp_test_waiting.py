@@ -80,6 +80,24 @@ with DAG(
     )
 
 
+with DAG(
+    "tfexp_test_continuous_eval_deferring",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    params=PARAMS,
+):
+    # Defers after every pass (no waiting in the worker), each resume held back 0.5 s.
+    start_background_training() >> ContinuousEvalOperator(
+        task_id="continuous_eval",
+        experiment_fn=TINY,
+        model_dir=MODEL_DIR,
+        every_checkpoint=True,
+        throttle_delay_secs=0.2,
+        keep_worker_secs=0,
+        defer_settle_secs=0.5,
+    )
+
+
 with DAG("tfexp_test_std_server", schedule=None, start_date=datetime(2026, 1, 1), params=PARAMS):
     # The ps task serves until the chief (trained in the background after it) completes.
     (
