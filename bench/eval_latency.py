@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import shutil
 import statistics
@@ -102,13 +103,23 @@ def event_driven(cluster: Any, model_dir: str, args: Any) -> list[float]:
     started: dict[int, float] = {}
     runs = cluster.api("GET", f"/dags/{evaluation_dag}/dagRuns?limit=100")["dag_runs"]
     for run in runs:
-        for ti in cluster.task_instances(evaluation_dag, run["dag_run_id"]):
+        run_id = run["dag_run_id"]
+        # The run's checkpoints (what `evaluate` is mapped over), in map-index order.
+        paths = cluster.api(
+            "GET",
+            f"/dags/{evaluation_dag}/dagRuns/{run_id}/taskInstances/checkpoints/xcomEntries/"
+            "return_value?deserialize=true",
+        )["value"]
+        if isinstance(paths, str):
+            paths = json.loads(paths)
+        for ti in cluster.task_instances(evaluation_dag, run_id):
             if ti["task_id"] != "evaluate" or not ti.get("start_date"):
                 continue
-            path = (ti.get("rendered_fields") or {}).get("checkpoint_path") or ""
-            step = int(path.rsplit("-", 1)[-1]) if "ckpt-" in path else None
-            if step is not None:
-                started[step] = min(started.get(step, float("inf")), parse_time(ti["start_date"]))
+            entry = paths[ti["map_index"]]  # {"checkpoint_path", "global_step"}
+            step = int(entry["global_step"])
+            started[step] = min(started.get(step, float("inf")), parse_time(ti["start_date"]))
+    if not started:
+        raise RuntimeError(f"no evaluation task start found in {len(runs)} runs")
     return [started[s] - completed[s] for s in sorted(started) if s in completed]
 
 

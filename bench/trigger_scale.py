@@ -66,17 +66,11 @@ def count_http_requests() -> list[int]:
 
 
 def write_checkpoint(model_dir: str, step: int) -> float:
-    """A complete checkpoint as training leaves it (shard, index, then the state file)."""
-    from airflow_tfexp.experiment.fs import filesystem, join
+    """A complete checkpoint as training leaves it (shard, index, then the state file); returns
+    when it was complete."""
+    from tests.experiment.fakes import write_checkpoint as write
 
-    fs = filesystem(model_dir)
-    fs.write_bytes(join(model_dir, f"ckpt-{step}.data-00000-of-00001"), b"0" * 64)
-    fs.write_bytes(join(model_dir, f"ckpt-{step}.index"), b"index")
-    state = (
-        f'model_checkpoint_path: "ckpt-{step}"\n'
-        f'all_model_checkpoint_paths: "ckpt-0"\nall_model_checkpoint_paths: "ckpt-{step}"\n'
-    )
-    fs.write_bytes(join(model_dir, "checkpoint"), state.encode())
+    write(model_dir, step)
     return time.time()
 
 

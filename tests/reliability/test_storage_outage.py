@@ -16,6 +16,7 @@ from airflow_tfexp.experiment.checkpoints import list_checkpoints
 from airflow_tfexp.experiment.coordination import read_completion_marker
 from airflow_tfexp.experiment.fs import filesystem, join
 from tests.experiment import tiny_experiment as tiny
+from tests.experiment.fakes import write_checkpoint
 from tests.experiment.processes import start_cli, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -24,16 +25,6 @@ OUTAGE_SECS = 10
 
 def gcs_dir(name: str) -> str:
     return f"gs://tfexp-test/{name}-{uuid.uuid4().hex[:8]}"
-
-
-def write_checkpoint(model_dir: str, step: int) -> None:
-    """A complete checkpoint as training leaves it: shard, index, then the state file."""
-    fs = filesystem(model_dir)
-    fs.write_bytes(join(model_dir, f"ckpt-{step}.data-00000-of-00001"), b"0" * 64)
-    fs.write_bytes(join(model_dir, f"ckpt-{step}.index"), b"index")
-    fs.write_bytes(
-        join(model_dir, "checkpoint"), f'model_checkpoint_path: "ckpt-{step}"\n'.encode()
-    )
 
 
 def test_storage_outage_mid_training_is_retried_and_never_exposes_a_partial_checkpoint(
