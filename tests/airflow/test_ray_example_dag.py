@@ -31,11 +31,10 @@ def train_result(dag, run) -> dict:
         return XComModel.deserialize_value(row)
 
 
-def test_the_ray_example_trains_on_two_workers_then_evaluates_and_exports(
-    airflow_db, tmp_path, capfd
-):
-    model_dir = str(tmp_path / "model")
-    dag = load_dag("tfexp_digits_ray")
+def run_example(dag_id: str, model_dir: str) -> dict:
+    """Run an example under dag.test(): train (200 steps) -> evaluate -> export all succeed,
+    checkpoints at 0, 100 and 200; returns the train task's result."""
+    dag = load_dag(dag_id)
     run = dag.test(
         run_conf={"model_dir": model_dir, "train_steps": 200, "save_checkpoints_steps": 100}
     )
@@ -46,7 +45,14 @@ def test_the_ray_example_trains_on_two_workers_then_evaluates_and_exports(
         "export": "success",
     }
     assert [c.global_step for c in list_checkpoints(model_dir)] == [0, 100, 200]
-    result = train_result(dag, run)
+    return train_result(dag, run)
+
+
+def test_the_ray_example_trains_on_two_workers_then_evaluates_and_exports(
+    airflow_db, tmp_path, capfd
+):
+    model_dir = str(tmp_path / "model")
+    result = run_example("tfexp_digits_ray", model_dir)
     assert [w["task"] for w in result["workers"]] == ["worker-0", "worker-1"]
     assert {w["global_step"] for w in result["workers"]} == {200}
     assert len({w["variables_fingerprint"] for w in result["workers"]}) == 1
@@ -63,18 +69,7 @@ def test_the_parameter_server_example_trains_then_evaluates_and_exports(
     airflow_db, tmp_path, capfd
 ):
     model_dir = str(tmp_path / "model")
-    dag = load_dag("tfexp_digits_ray_ps")
-    run = dag.test(
-        run_conf={"model_dir": model_dir, "train_steps": 200, "save_checkpoints_steps": 100}
-    )
-    assert run.state == "success"
-    assert {ti.task_id: ti.state for ti in task_instances(dag, run)} == {
-        "train": "success",
-        "evaluate": "success",
-        "export": "success",
-    }
-    assert [c.global_step for c in list_checkpoints(model_dir)] == [0, 100, 200]
-    result = train_result(dag, run)
+    result = run_example("tfexp_digits_ray_ps", model_dir)
     assert [(w["task"], w["global_step"]) for w in result["workers"]] == [("chief-0", 200)]
     assert [s["task"] for s in result["servers"]] == ["ps-0", "worker-0", "worker-1"]
     assert result["stopped_servers"] == []  # each server exited by itself
