@@ -174,17 +174,23 @@ def ray_cluster(tmp_path_factory):
     subprocess.run([RAY_CLI, "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
-def test_a_failed_chief_is_retried_on_a_fresh_cluster_then_fails_with_its_error(
-    tmp_path, monkeypatch, ray_cluster
-):
-    from airflow_tfexp.launchers.ray_launcher import train_on_ray
-
-    monkeypatch.setenv("PYTHONPATH", ROOT)
-    # As a user points at a KubeRay head: host and port of its Ray client server.
+@pytest.fixture
+def on_ray_cluster(monkeypatch, ray_cluster):
+    """The `ray_default` connection points at the cluster as a user points at a KubeRay head:
+    host and port of its Ray client server."""
+    monkeypatch.setenv("PYTHONPATH", ROOT)  # the actors import the tests' experiment
     monkeypatch.setenv(
         "AIRFLOW_CONN_RAY_DEFAULT",
         f'{{"conn_type": "generic", "host": "127.0.0.1", "port": {ray_cluster["client_port"]}}}',
     )
+    return ray_cluster
+
+
+def test_a_failed_chief_is_retried_on_a_fresh_cluster_then_fails_with_its_error(
+    tmp_path, on_ray_cluster
+):
+    from airflow_tfexp.launchers.ray_launcher import train_on_ray
+
     # Fails once at step 40 (checkpoints 0 and 20 written); the second cluster resumes.
     model_dir = str(tmp_path / "retried")
     step_log = str(tmp_path / "steps.log")
@@ -225,22 +231,15 @@ def test_a_failed_chief_is_retried_on_a_fresh_cluster_then_fails_with_its_error(
     assert wait_until_gone(watch.seen) == set()
     assert cluster_task_pids() == set()
     status = subprocess.run(
-        [RAY_CLI, "status", f"--address={ray_cluster['gcs']}"], capture_output=True, timeout=60
+        [RAY_CLI, "status", f"--address={on_ray_cluster['gcs']}"], capture_output=True, timeout=60
     )
     assert status.returncode == 0  # the cluster itself is still running
 
 
-def test_killing_the_airflow_task_stops_every_server_and_starts_no_other(
-    tmp_path, monkeypatch, ray_cluster
-):
+def test_killing_the_airflow_task_stops_every_server_and_starts_no_other(tmp_path, on_ray_cluster):
     from airflow_tfexp.launchers.ray_launcher import train_on_ray
     from airflow_tfexp.operators import TrainOperator
 
-    monkeypatch.setenv("PYTHONPATH", ROOT)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_RAY_DEFAULT",
-        f'{{"conn_type": "generic", "host": "127.0.0.1", "port": {ray_cluster["client_port"]}}}',
-    )
     model_dir = str(tmp_path / "killed")
     spec = parameter_server(max_failures=2)  # a kill must not count as a failure to retry
     task = TrainOperator(
