@@ -121,12 +121,7 @@ def train_on_ray(
         cpus = max(1, int(spec.ray_cpus + 0.999))
         ray.init(num_cpus=cpus, include_dashboard=False, runtime_env={"env_vars": env})
     else:
-        task_log.info("Connecting to the Ray cluster at %s.", address)
-        try:
-            ray.init(address=address, runtime_env={"env_vars": env})
-        except Exception as err:  # noqa: BLE001 - ConnectionError, TimeoutError, RuntimeError...
-            ray.shutdown()  # leave no half-open client behind in this process
-            raise ValueError(f"Cannot reach the Ray cluster at {address!r}: {err}") from err
+        _connect(ray, address, env, task_log)
     try:
         _check_gpus(ray, spec)
         job_config = {
@@ -144,6 +139,34 @@ def train_on_ray(
         return _fit_multi_worker(spec, job_config, task_log)
     finally:
         ray.shutdown()
+
+
+CONNECT_ATTEMPTS = 3
+
+
+def _connect(ray: Any, address: str, env: dict[str, str], task_log: Any) -> None:
+    """`ray.init` on a cluster. A Ray client server that answers but fails to start this
+    client's session ("Initialization failure from server", seen on a head that has just come
+    up) is asked again; anything else, or the last failure, is a clear error."""
+    for attempt in range(1, CONNECT_ATTEMPTS + 1):
+        task_log.info("Connecting to the Ray cluster at %s.", address)
+        try:
+            ray.init(address=address, runtime_env={"env_vars": env})
+            return
+        except Exception as err:  # noqa: BLE001 - ConnectionError, TimeoutError, RuntimeError...
+            ray.shutdown()  # leave no half-open client behind in this process
+            if isinstance(err, ConnectionAbortedError) and attempt < CONNECT_ATTEMPTS:
+                task_log.warning(
+                    "The Ray cluster at %s could not start a client session (attempt %d of %d), "
+                    "asking again in 2 s: %s",
+                    address,
+                    attempt,
+                    CONNECT_ATTEMPTS,
+                    str(err).strip().splitlines()[-1],
+                )
+                time.sleep(2)
+                continue
+            raise ValueError(f"Cannot reach the Ray cluster at {address!r}: {err}") from err
 
 
 def _check_gpus(ray: Any, spec: DistributionSpec) -> None:
