@@ -41,7 +41,7 @@ STEPS_PER_CHECKPOINT = 20
 
 
 def complete_times(model_dir: str) -> dict[int, float]:
-    from airflow_tfexp.experiment.checkpoints import list_checkpoints
+    from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints
 
     return {
         c.global_step: os.path.getmtime(c.checkpoint_path + ".index")
@@ -85,7 +85,7 @@ def parse_time(value: str) -> float:
 
 
 def event_driven(cluster: Any, model_dir: str, args: Any) -> list[float]:
-    from airflow_tfexp.experiment.results import read_results
+    from airflow_tfexp.experiment.evaluation.results import read_results
 
     evaluation_dag = "bench_events_evaluate"
     cluster.wait_for(lambda: cluster._dag_exists(evaluation_dag), 180, "the evaluation DAG")
@@ -124,7 +124,7 @@ def event_driven(cluster: Any, model_dir: str, args: Any) -> list[float]:
 
 
 def train_and_evaluate(cluster: Any, model_dir: str, args: Any) -> list[float]:
-    from airflow_tfexp.experiment.results import read_results
+    from airflow_tfexp.experiment.evaluation.results import read_results
 
     run = cluster.trigger("bench_continuous", {}, timeout=900)
     assert run["state"] == "success", cluster.log("scheduler")[-3000:]

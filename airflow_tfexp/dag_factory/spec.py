@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from airflow_tfexp.dag_factory.errors import ExperimentConfigError
 from airflow_tfexp.experiment.experiment_fn import parse_experiment_fn
-from airflow_tfexp.experiment.locations import parse_model_dir
+from airflow_tfexp.experiment.storage.locations import parse_model_dir
 
 SCHEDULE_MODES = ("train_and_evaluate", "per_checkpoint", "local", "event_driven")
 LATEST_BLESSED = "latest_blessed"

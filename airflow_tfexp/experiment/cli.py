@@ -17,9 +17,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from airflow_tfexp.experiment.evaluation.results import to_jsonable
 from airflow_tfexp.experiment.experiment import Experiment
 from airflow_tfexp.experiment.experiment_fn import build_experiment
-from airflow_tfexp.experiment.results import to_jsonable
 from airflow_tfexp.experiment.run_config import CHIEF, EVALUATOR, MASTER, PS, WORKER, RunConfig
 
 SCHEDULES = (

@@ -51,7 +51,7 @@ def gcp_credentials(gcp_conn_id: str, model_dir: str, log: logging.Logger | Any)
     if not str(model_dir).startswith("gs://"):
         yield
         return
-    from airflow_tfexp.experiment.fs.gcs import reset_clients
+    from airflow_tfexp.experiment.storage.gcs import reset_clients
 
     if os.environ.get("STORAGE_EMULATOR_HOST"):
         log.info(

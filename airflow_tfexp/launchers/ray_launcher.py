@@ -63,7 +63,7 @@ def build_worker_experiment(config: dict[str, Any]) -> Any:
         config["experiment_fn"], run_config, config["params"], "experiment_fn"
     )
     if config.get("warm_start_from"):
-        from airflow_tfexp.experiment.warm_start import WarmStartSettings
+        from airflow_tfexp.experiment.retraining.warm_start import WarmStartSettings
 
         experiment.estimator.set_warm_start(
             WarmStartSettings(config["warm_start_from"], config.get("warm_start_optimizer", False))
@@ -90,7 +90,7 @@ def worker_loop(config: dict[str, Any]) -> None:
     """One Ray Train worker: build the experiment (TF_CONFIG comes from Ray) and train."""
     import ray.train
 
-    from airflow_tfexp.experiment.fs import filesystem, join
+    from airflow_tfexp.experiment.storage.fs import filesystem, join
 
     summary = train_and_summarize(build_worker_experiment(config))
     # Each worker's end state, for the driver (and the task log) to compare.
@@ -227,7 +227,7 @@ def _fit_multi_worker(
 
 
 def _worker_summaries(model_dir: str, job: str) -> list[dict[str, Any]]:
-    from airflow_tfexp.experiment.fs import filesystem, join
+    from airflow_tfexp.experiment.storage.fs import filesystem, join
 
     directory = join(model_dir, ".ray", job)
     fs = filesystem(directory)

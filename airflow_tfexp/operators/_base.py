@@ -12,7 +12,7 @@ from airflow.sdk import BaseOperator
 
 from airflow_tfexp._config import DEFAULT_GCP_CONN_ID
 from airflow_tfexp.experiment.experiment_fn import parse_experiment_fn
-from airflow_tfexp.experiment.locations import parse_model_dir
+from airflow_tfexp.experiment.storage.locations import parse_model_dir
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -172,7 +172,7 @@ def checkpoint_summary(
     experiment: Experiment, checkpoint_path: str | None = None
 ) -> dict[str, Any]:
     """The XCom-friendly description of a checkpoint (the latest by default)."""
-    from airflow_tfexp.experiment.checkpoints import checkpoint_step
+    from airflow_tfexp.experiment.storage.checkpoints import checkpoint_step
 
     if checkpoint_path is None:
         latest = experiment.latest_checkpoint()

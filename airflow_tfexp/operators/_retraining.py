@@ -41,7 +41,7 @@ def resolve_warm_start(
         return None
     if warm_start_from != LATEST_BLESSED:
         return warm_start_from
-    from airflow_tfexp.experiment.publishing import latest_published
+    from airflow_tfexp.experiment.retraining.publishing import latest_published
 
     pointer = latest_published(publish_dir or "")
     if pointer is None:
@@ -90,7 +90,7 @@ def record_training_lineage(
     warm_started_from: str | None,
 ) -> None:
     """The sections of `run.json` the training step knows."""
-    from airflow_tfexp.experiment.lineage import update_lineage
+    from airflow_tfexp.experiment.retraining.lineage import update_lineage
 
     run = context.get("dag_run")
     update_lineage(

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_tfexp.experiment.locations import parse_model_dir
+from airflow_tfexp.experiment.storage.locations import parse_model_dir
 from airflow_tfexp.operators._base import is_templated
 
 if TYPE_CHECKING:
@@ -68,8 +68,8 @@ class TriggeringCheckpointsOperator(BaseOperator):
         )
         if self.name is None:
             return from_events
-        from airflow_tfexp.experiment.model_dir_scan import scan_model_dir
-        from airflow_tfexp.experiment.results import evaluated_steps
+        from airflow_tfexp.experiment.evaluation.model_dir_scan import scan_model_dir
+        from airflow_tfexp.experiment.evaluation.results import evaluated_steps
 
         done = evaluated_steps(self.model_dir, self.name)
         wanted = {c["global_step"]: c for c in from_events}

@@ -163,7 +163,7 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
 
     def _next_checkpoint_in_worker(self, context: Context, after: int | None, poll: float) -> bool:
         """Look every `poll` s, for up to `keep_worker_secs`, for what the trigger would report."""
-        from airflow_tfexp.experiment.model_dir_scan import checkpoints_to_report, scan_model_dir
+        from airflow_tfexp.experiment.evaluation.model_dir_scan import checkpoints_to_report, scan_model_dir
 
         deadline = time.monotonic() + (self.keep_worker_secs or 0)
         while time.monotonic() + poll <= deadline:
@@ -222,13 +222,13 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
 
 def outcome_is_first(experiment: Any, name: str) -> bool:
     """Whether no evaluation is recorded yet (the predicate is then asked with None first)."""
-    from airflow_tfexp.experiment.results import evaluated_steps
+    from airflow_tfexp.experiment.evaluation.results import evaluated_steps
 
     return not evaluated_steps(experiment.model_dir, name)
 
 
 def _jsonable(metrics: Any) -> dict[str, Any]:
-    from airflow_tfexp.experiment.results import (
+    from airflow_tfexp.experiment.evaluation.results import (
         to_jsonable,
     )  # loaded when a task runs, not at parse
 

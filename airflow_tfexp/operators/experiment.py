@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_tfexp.experiment._validation import check_optional_seconds
-from airflow_tfexp.experiment.locations import parse_model_dir
+from airflow_tfexp.experiment.storage.locations import parse_model_dir
 from airflow_tfexp.operators._base import ExperimentBaseOperator, checkpoint_summary, is_templated
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ class _Training:
         experiment = self.build_experiment(context)  # type: ignore[attr-defined]
         source = resolve_warm_start(self.warm_start_from, self.publish_dir, self.log)  # type: ignore[attr-defined]
         if source is not None:
-            from airflow_tfexp.experiment.warm_start import WarmStartSettings
+            from airflow_tfexp.experiment.retraining.warm_start import WarmStartSettings
 
             set_warm_start = getattr(experiment.estimator, "set_warm_start", None)
             if set_warm_start is None:
@@ -171,7 +171,7 @@ class TrainOperator(_Training, ExperimentBaseOperator):
         self.init_distribution(distribution, ray_conn_id)
 
     def run_step(self, context: Context) -> dict[str, Any]:
-        from airflow_tfexp.experiment.coordination import read_completion_marker
+        from airflow_tfexp.experiment.evaluation.coordination import read_completion_marker
 
         if self.on_ray:
             experiment, summary = self.train_on_ray(context)
@@ -214,8 +214,8 @@ class EvaluateOperator(ExperimentBaseOperator):
         self.name = name
 
     def run_step(self, context: Context) -> dict[str, Any]:
-        from airflow_tfexp.experiment.checkpoints import checkpoint_step
-        from airflow_tfexp.experiment.results import read_results
+        from airflow_tfexp.experiment.storage.checkpoints import checkpoint_step
+        from airflow_tfexp.experiment.evaluation.results import read_results
 
         checkpoint_path = self.checkpoint_path
         if isinstance(checkpoint_path, dict):  # an item of CheckpointSensor's output
@@ -350,7 +350,7 @@ class StdServerOperator(ExperimentBaseOperator):
     """
 
     def run_step(self, context: Context) -> dict[str, Any]:
-        from airflow_tfexp.experiment.coordination import read_completion_marker
+        from airflow_tfexp.experiment.evaluation.coordination import read_completion_marker
 
         experiment = self.build_experiment(context)
         experiment.run_std_server()
@@ -361,7 +361,7 @@ class StdServerOperator(ExperimentBaseOperator):
 
 
 def _jsonable(metrics: Any) -> dict[str, Any]:
-    from airflow_tfexp.experiment.results import (
+    from airflow_tfexp.experiment.evaluation.results import (
         to_jsonable,
     )  # loaded when a task runs, not at parse
 

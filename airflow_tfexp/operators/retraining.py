@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_tfexp._config import DEFAULT_GCP_CONN_ID
-from airflow_tfexp.experiment.locations import parse_model_dir
+from airflow_tfexp.experiment.storage.locations import parse_model_dir
 from airflow_tfexp.operators._base import ExperimentBaseOperator, is_templated
 
 if TYPE_CHECKING:
@@ -25,8 +25,8 @@ def publish_asset(publish_dir: str) -> Any:
 
 def _candidate_export(model_dir: str, exporter_name: str | None) -> str:
     """The newest export under `model_dir/export/<exporter>/` (the only exporter, if unnamed)."""
-    from airflow_tfexp.experiment.export_dirs import list_exports
-    from airflow_tfexp.experiment.fs import filesystem, join
+    from airflow_tfexp.experiment.export.export_dirs import list_exports
+    from airflow_tfexp.experiment.storage.fs import filesystem, join
 
     base = join(model_dir, "export")
     names = sorted(filesystem(base).listdir(base))
@@ -88,7 +88,7 @@ class BlessOperator(ExperimentBaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        from airflow_tfexp.experiment.blessing import BlessingSpec
+        from airflow_tfexp.experiment.retraining.blessing import BlessingSpec
 
         if not is_templated(publish_dir):
             parse_model_dir(publish_dir, "publish_dir")
@@ -98,10 +98,10 @@ class BlessOperator(ExperimentBaseOperator):
         self.exporter_name = exporter_name
 
     def run_step(self, context: Context) -> dict[str, Any]:
-        from airflow_tfexp.experiment.blessing import decide, read_blessing, write_blessing
-        from airflow_tfexp.experiment.lineage import update_lineage
-        from airflow_tfexp.experiment.publishing import latest_published
-        from airflow_tfexp.experiment.results import read_all_results
+        from airflow_tfexp.experiment.retraining.blessing import decide, read_blessing, write_blessing
+        from airflow_tfexp.experiment.retraining.lineage import update_lineage
+        from airflow_tfexp.experiment.retraining.publishing import latest_published
+        from airflow_tfexp.experiment.evaluation.results import read_all_results
 
         candidate = self.candidate_export or _candidate_export(self.model_dir, self.exporter_name)
         recorded = read_blessing(self.model_dir)
@@ -196,9 +196,9 @@ class PublishOperator(BaseOperator):
     def _publish(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from airflow_tfexp.experiment.blessing import read_blessing
-        from airflow_tfexp.experiment.lineage import update_lineage
-        from airflow_tfexp.experiment.publishing import publish_export
+        from airflow_tfexp.experiment.retraining.blessing import read_blessing
+        from airflow_tfexp.experiment.retraining.lineage import update_lineage
+        from airflow_tfexp.experiment.retraining.publishing import publish_export
 
         blessing = read_blessing(self.model_dir)
         if blessing is None:

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from airflow_tfexp.experiment.fs import filesystem, join
+from airflow_tfexp.experiment.storage.fs import filesystem, join
 
 EVENT_FILE_PREFIX = "events.out.tfevents."
 
@@ -51,7 +51,7 @@ def _attempt(data: RunData, what: str, read: Callable[[], None]) -> None:
 
 
 def _evaluations(data: RunData, names: list[str]) -> None:
-    from airflow_tfexp.experiment.results import RESULTS_FILE
+    from airflow_tfexp.experiment.evaluation.results import RESULTS_FILE
 
     for directory in sorted(n for n in names if n == "eval" or n.startswith("eval_")):
         path = join(data.model_dir, directory, RESULTS_FILE)
@@ -89,7 +89,7 @@ def _training(data: RunData, names: list[str]) -> None:
 
 
 def _checkpoints(data: RunData) -> None:
-    from airflow_tfexp.experiment.checkpoints import list_checkpoints
+    from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints
 
     evaluated: dict[int, list[str]] = {}
     for evaluator, records in data.evaluations.items():
@@ -106,7 +106,7 @@ def _checkpoints(data: RunData) -> None:
 
 
 def _exports(data: RunData, names: list[str]) -> None:
-    from airflow_tfexp.experiment.export_dirs import list_exports
+    from airflow_tfexp.experiment.export.export_dirs import list_exports
 
     if "export" not in names:
         return

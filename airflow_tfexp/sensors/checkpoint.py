@@ -10,7 +10,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_tfexp._config import DEFAULT_GCP_CONN_ID, default_deferrable
-from airflow_tfexp.experiment.locations import parse_model_dir
+from airflow_tfexp.experiment.storage.locations import parse_model_dir
 from airflow_tfexp.operators._base import is_templated, run_start_timestamp
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ class CheckpointSensor(BaseSensorOperator):
         self.deferrable = default_deferrable() if deferrable is None else deferrable
 
     def _check(self, context: Context) -> dict[str, Any] | None:
-        from airflow_tfexp.experiment.model_dir_scan import checkpoints_to_report, scan_model_dir
+        from airflow_tfexp.experiment.evaluation.model_dir_scan import checkpoints_to_report, scan_model_dir
         from airflow_tfexp.hooks.gcp_credentials import gcp_credentials
 
         with gcp_credentials(self.gcp_conn_id, self.model_dir, self.log):

@@ -9,8 +9,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_tfexp.experiment.fs.gcs import using_credentials
-from airflow_tfexp.experiment.model_dir_scan import (
+from airflow_tfexp.experiment.storage.gcs import using_credentials
+from airflow_tfexp.experiment.evaluation.model_dir_scan import (
     CheckpointEventStatus,
     ModelDirScan,
     checkpoints_to_report,

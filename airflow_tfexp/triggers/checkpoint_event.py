@@ -26,8 +26,8 @@ from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from airflow_tfexp.experiment.fs.gcs import using_credentials
-from airflow_tfexp.experiment.model_dir_scan import ModelDirScan, scan_model_dir
+from airflow_tfexp.experiment.storage.gcs import using_credentials
+from airflow_tfexp.experiment.evaluation.model_dir_scan import ModelDirScan, scan_model_dir
 from airflow_tfexp.hooks.gcp_credentials import aload_gcp_credentials
 
 WATERMARK_KEY = "tfexp_checkpoint_watermark"
@@ -75,7 +75,7 @@ class CheckpointEventTrigger(BaseEventTrigger):
         return scan_model_dir(self.model_dir, self.name)
 
     def _heartbeat(self, evaluating_step: int | None = None) -> None:
-        from airflow_tfexp.experiment.coordination import EvaluatorRegistration
+        from airflow_tfexp.experiment.evaluation.coordination import EvaluatorRegistration
 
         EvaluatorRegistration(self.model_dir, self.name, every_checkpoint=True).heartbeat(
             evaluating_step

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from airflow_tfexp.experiment.coordination import protection_reason
-from airflow_tfexp.experiment.results import record_result
+from airflow_tfexp.experiment.evaluation.coordination import protection_reason
+from airflow_tfexp.experiment.evaluation.results import record_result
 from airflow_tfexp.operators.checkpoint_events import checkpoints_from_events
 from airflow_tfexp.triggers.checkpoint_event import WATERMARK_KEY, CheckpointEventTrigger
 from tests.experiment.fakes import write_checkpoint

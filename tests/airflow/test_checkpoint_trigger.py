@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from airflow_tfexp.experiment.coordination import write_completion_marker
-from airflow_tfexp.experiment.fs import join
-from airflow_tfexp.experiment.results import record_result
+from airflow_tfexp.experiment.evaluation.coordination import write_completion_marker
+from airflow_tfexp.experiment.storage.fs import join
+from airflow_tfexp.experiment.evaluation.results import record_result
 from airflow_tfexp.triggers.checkpoint import CheckpointTrigger
 from tests.experiment.fakes import update_state, write_checkpoint, write_file
 
@@ -153,7 +153,7 @@ def test_a_storage_error_becomes_an_error_event():
 
 
 def test_one_look_costs_a_constant_number_of_reads_however_many_checkpoints(model_dir):
-    from airflow_tfexp.experiment.model_dir_scan import scan_model_dir
+    from airflow_tfexp.experiment.evaluation.model_dir_scan import scan_model_dir
 
     write_checkpoint(model_dir, 0)
     few = scan_model_dir(model_dir, "continuous").requests
@@ -195,8 +195,8 @@ def test_the_trigger_never_blocks_the_event_loop(tmp_path, after_step):
 
 def test_one_look_at_a_gcs_model_dir_with_50_checkpoints_costs_4_http_requests(gcs_emulator):
     """Counted on the wire: every HTTP request the storage client sends to the server."""
-    from airflow_tfexp.experiment.fs.gcs import gcs_filesystem
-    from airflow_tfexp.experiment.model_dir_scan import scan_model_dir
+    from airflow_tfexp.experiment.storage.gcs import gcs_filesystem
+    from airflow_tfexp.experiment.evaluation.model_dir_scan import scan_model_dir
 
     model_dir = "gs://tfexp-test/fifty-checkpoints"
     for step in range(0, 500, 10):

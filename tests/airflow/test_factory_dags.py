@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from airflow_tfexp.dag_factory import build_experiment_dag
-from airflow_tfexp.experiment.checkpoints import list_checkpoints
-from airflow_tfexp.experiment.coordination import read_completion_marker
-from airflow_tfexp.experiment.export_dirs import list_exports
-from airflow_tfexp.experiment.fs import join
-from airflow_tfexp.experiment.results import read_results
+from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints
+from airflow_tfexp.experiment.evaluation.coordination import read_completion_marker
+from airflow_tfexp.experiment.export.export_dirs import list_exports
+from airflow_tfexp.experiment.storage.fs import join
+from airflow_tfexp.experiment.evaluation.results import read_results
 from tests.airflow.conftest import load_dag, task_instances
 
 pytestmark = pytest.mark.slow
@@ -103,8 +103,8 @@ def write_factory_dag(config):
 
 
 def test_a_factory_retraining_dag_warm_starts_blesses_and_publishes(airflow_db, tmp_path):
-    from airflow_tfexp.experiment.lineage import read_lineage
-    from airflow_tfexp.experiment.publishing import latest_published
+    from airflow_tfexp.experiment.retraining.lineage import read_lineage
+    from airflow_tfexp.experiment.retraining.publishing import latest_published
 
     publish_dir = str(tmp_path / "published")
     config = tiny_config(

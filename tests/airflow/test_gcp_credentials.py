@@ -65,7 +65,7 @@ def test_missing_credentials_are_a_clear_error(tmp_path):
         if k not in ("STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS")
     }
     env.update(HOME=str(tmp_path), CLOUDSDK_CONFIG=str(tmp_path / "gcloud"))
-    code = "from airflow_tfexp.experiment.fs import filesystem; filesystem('gs://some-bucket/m').listdir('gs://some-bucket/m')"
+    code = "from airflow_tfexp.experiment.storage.fs import filesystem; filesystem('gs://some-bucket/m').listdir('gs://some-bucket/m')"
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
     )
@@ -96,7 +96,7 @@ def test_a_trigger_gets_its_own_credentials_from_the_connection(monkeypatch):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from airflow_tfexp.experiment.fs.gcs import gcs_filesystem, using_credentials
+    from airflow_tfexp.experiment.storage.gcs import gcs_filesystem, using_credentials
     from airflow_tfexp.hooks.gcp_credentials import aload_gcp_credentials
 
     pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(

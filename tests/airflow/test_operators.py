@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from airflow_tfexp.experiment.export_dirs import list_exports
-from airflow_tfexp.experiment.fs import dirname, filesystem, join
+from airflow_tfexp.experiment.export.export_dirs import list_exports
+from airflow_tfexp.experiment.storage.fs import dirname, filesystem, join
 from airflow_tfexp.operators import (
     ContinuousEvalOperator,
     EvaluateOperator,

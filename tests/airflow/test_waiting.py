@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
-from airflow_tfexp.experiment.coordination import read_completion_marker
-from airflow_tfexp.experiment.results import read_results
+from airflow_tfexp.experiment.evaluation.coordination import read_completion_marker
+from airflow_tfexp.experiment.evaluation.results import read_results
 from tests.airflow.conftest import load_dag, task_instances
 from tests.experiment.processes import wait_until
 

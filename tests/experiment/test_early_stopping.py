@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from airflow_tfexp.experiment import EarlyStoppingHook, TrainingContext
-from airflow_tfexp.experiment.results import record_result
+from airflow_tfexp.experiment.evaluation.results import record_result
 
 
 def evaluator_writes(model_dir, step, loss):

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from airflow_tfexp.experiment import BestExporter, FinalExporter, LatestExporter, metric_compare_fn
-from airflow_tfexp.experiment.export_dirs import list_exports
+from airflow_tfexp.experiment.export.export_dirs import list_exports
 from tests.experiment.fakes import FakeEstimator
 
 

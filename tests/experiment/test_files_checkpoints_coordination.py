@@ -5,17 +5,17 @@ from __future__ import annotations
 import os
 import time
 
-from airflow_tfexp.experiment._files import append_jsonl, read_jsonl
-from airflow_tfexp.experiment.checkpoints import (
+from airflow_tfexp.experiment.storage.files import append_jsonl, read_jsonl
+from airflow_tfexp.experiment.storage.checkpoints import (
     CheckpointInfo,
     complete_checkpoints,
     is_complete,
     list_checkpoints,
     select_pending,
 )
-from airflow_tfexp.experiment.coordination import EvaluatorRegistration, protection_reason
-from airflow_tfexp.experiment.export_dirs import ExportTarget, garbage_collect_exports, list_exports
-from airflow_tfexp.experiment.results import record_result
+from airflow_tfexp.experiment.evaluation.coordination import EvaluatorRegistration, protection_reason
+from airflow_tfexp.experiment.export.export_dirs import ExportTarget, garbage_collect_exports, list_exports
+from airflow_tfexp.experiment.evaluation.results import record_result
 from tests.experiment.fakes import write_checkpoint
 
 

@@ -8,8 +8,8 @@ import uuid
 import pytest
 
 from airflow_tfexp.experiment import RunConfig
-from airflow_tfexp.experiment.checkpoints import list_checkpoints
-from airflow_tfexp.experiment.fs import filesystem
+from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints
+from airflow_tfexp.experiment.storage.fs import filesystem
 from tests.experiment import tiny_experiment as tiny
 
 pytestmark = pytest.mark.slow

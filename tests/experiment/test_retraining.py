@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from airflow_tfexp.experiment import RunConfig
-from airflow_tfexp.experiment.blessing import BlessingSpec, decide, read_blessing, write_blessing
-from airflow_tfexp.experiment.fs import filesystem, join
-from airflow_tfexp.experiment.lineage import read_lineage, update_lineage
-from airflow_tfexp.experiment.publishing import latest_published, publish_export
-from airflow_tfexp.experiment.warm_start import WarmStartError
+from airflow_tfexp.experiment.retraining.blessing import BlessingSpec, decide, read_blessing, write_blessing
+from airflow_tfexp.experiment.storage.fs import filesystem, join
+from airflow_tfexp.experiment.retraining.lineage import read_lineage, update_lineage
+from airflow_tfexp.experiment.retraining.publishing import latest_published, publish_export
+from airflow_tfexp.experiment.retraining.warm_start import WarmStartError
 from tests.experiment.tiny_experiment import experiment_fn
 
 

@@ -126,7 +126,7 @@ def test_replace_rejects_unknown_arguments():
 
 @pytest.mark.parametrize("task_type", ["worker", "ps"])
 def test_only_the_chief_of_a_parameter_server_cluster_trains(tmp_path, task_type):
-    from airflow_tfexp.experiment._distribution import select_strategy
+    from airflow_tfexp.experiment.estimator.distribution import select_strategy
 
     config = RunConfig(model_dir=str(tmp_path), tf_config=tf_config(task_type, 0))
     with pytest.raises(ValueError) as err:

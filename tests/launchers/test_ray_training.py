@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from airflow_tfexp.experiment import RunConfig
-from airflow_tfexp.experiment.checkpoints import list_checkpoints
+from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints
 from airflow_tfexp.launchers.spec import DistributionSpec
 from tests.e2e.cluster import ROOT
 from tests.experiment.tiny_experiment import experiment_fn

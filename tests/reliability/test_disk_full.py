@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from airflow_tfexp.experiment import RunConfig
-from airflow_tfexp.experiment.checkpoints import list_checkpoints
+from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints
 from airflow_tfexp.experiment.errors import CheckpointError
 from tests.experiment.tiny_experiment import data, experiment_fn
 

@@ -12,9 +12,9 @@ import uuid
 import pytest
 
 from airflow_tfexp.experiment import RunConfig
-from airflow_tfexp.experiment.checkpoints import list_checkpoints
-from airflow_tfexp.experiment.coordination import read_completion_marker
-from airflow_tfexp.experiment.fs import filesystem, join
+from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints
+from airflow_tfexp.experiment.evaluation.coordination import read_completion_marker
+from airflow_tfexp.experiment.storage.fs import filesystem, join
 from tests.experiment import tiny_experiment as tiny
 from tests.experiment.fakes import write_checkpoint
 from tests.experiment.processes import start_cli, wait_until
@@ -92,7 +92,7 @@ def test_a_storage_outage_while_sensing_is_retried_and_the_trigger_fires_once_it
     retries: list[str] = []
     handler = logging.Handler()
     handler.emit = lambda record: retries.append(record.getMessage())  # type: ignore[method-assign]
-    logging.getLogger("airflow_tfexp.experiment.fs.gcs").addHandler(handler)
+    logging.getLogger("airflow_tfexp.experiment.storage.gcs").addHandler(handler)
 
     model_dir = gcs_dir("sensing")
     write_checkpoint(model_dir, 0)
@@ -113,7 +113,7 @@ def test_a_storage_outage_while_sensing_is_retried_and_the_trigger_fires_once_it
     try:
         payload = asyncio.run(sense())
     finally:
-        logging.getLogger("airflow_tfexp.experiment.fs.gcs").removeHandler(handler)
+        logging.getLogger("airflow_tfexp.experiment.storage.gcs").removeHandler(handler)
     assert payload["status"] == "success", payload
     assert [c["global_step"] for c in payload["checkpoints"]] == [20]
     assert any(m.startswith("Transient storage error, retrying with backoff") for m in retries)

@@ -19,7 +19,7 @@ from urllib.parse import quote
 import pytest
 import yaml
 
-from airflow_tfexp.experiment.results import read_results
+from airflow_tfexp.experiment.evaluation.results import read_results
 from tests.e2e.cluster import ROOT, AirflowCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]

@@ -11,16 +11,16 @@ import logging
 import time
 from collections.abc import Mapping
 
-from airflow_tfexp.experiment._files import parse_jsonl
 from airflow_tfexp.experiment._validation import (
     check_int,
     check_metric,
     check_mode,
     check_optional_seconds,
 )
-from airflow_tfexp.experiment.fs import filesystem
+from airflow_tfexp.experiment.evaluation.results import read_results, results_path
 from airflow_tfexp.experiment.hooks import TrainingContext, TrainingHook
-from airflow_tfexp.experiment.results import read_results, results_path
+from airflow_tfexp.experiment.storage.files import parse_jsonl
+from airflow_tfexp.experiment.storage.fs import filesystem
 
 log = logging.getLogger(__name__)
 

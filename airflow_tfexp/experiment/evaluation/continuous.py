@@ -12,16 +12,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from airflow_tfexp.experiment import coordination
-from airflow_tfexp.experiment.checkpoints import CheckpointInfo, is_complete, select_pending
-from airflow_tfexp.experiment.results import evaluated_steps, read_results
+from airflow_tfexp.experiment._clock import Clock
+from airflow_tfexp.experiment.evaluation import coordination
+from airflow_tfexp.experiment.evaluation.evaluator import CheckpointEvaluator
+from airflow_tfexp.experiment.evaluation.results import evaluated_steps, read_results
+from airflow_tfexp.experiment.storage.checkpoints import CheckpointInfo, is_complete, select_pending
 
-if TYPE_CHECKING:
-    from airflow_tfexp.experiment.experiment import Experiment
-
-log = logging.getLogger("airflow_tfexp.experiment.experiment")
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -39,9 +38,11 @@ class ContinuousEvaluation:
 
     def __init__(
         self,
-        experiment: Experiment,
+        evaluator: CheckpointEvaluator,
         input_fn: Callable[[], Any],
         *,
+        eval_steps: int | None,
+        train_steps: int | None,
         name: str,
         every_checkpoint: bool,
         only_once: bool,
@@ -49,15 +50,17 @@ class ContinuousEvaluation:
         export: bool,
         throttle_secs: float,
     ) -> None:
-        self.experiment = experiment
+        self.evaluator = evaluator
         self.input_fn = input_fn
+        self.eval_steps = eval_steps
+        self.train_steps = train_steps
         self.name = name
         self.every_checkpoint = every_checkpoint
         self.only_once = only_once
         self.predicate = predicate
         self.export = export
         self.throttle_secs = throttle_secs
-        model_dir = experiment.model_dir
+        model_dir = evaluator.model_dir
         self.registration = coordination.EvaluatorRegistration(
             model_dir,
             name,
@@ -89,10 +92,10 @@ class ContinuousEvaluation:
         return True
 
     def run_pass(self) -> EvaluationPass:
-        experiment, name = self.experiment, self.name
+        name = self.name
         self.registration.heartbeat()
-        marker = coordination.read_completion_marker(experiment.model_dir)
-        checkpoints = experiment.checkpoints()
+        marker = coordination.read_completion_marker(self.evaluator.model_dir)
+        checkpoints = self.evaluator.checkpoints()
         pending = select_pending(
             checkpoints,
             self.evaluated,
@@ -122,14 +125,13 @@ class ContinuousEvaluation:
     def _evaluate(
         self, checkpoint: CheckpointInfo, marker: Mapping[str, Any] | None
     ) -> dict[str, Any]:
-        experiment = self.experiment
-        result = experiment._call_evaluate(
-            self.input_fn, name=self.name, checkpoint=checkpoint, steps=experiment.eval_steps
+        result = self.evaluator.evaluate(
+            self.input_fn, name=self.name, checkpoint=checkpoint, steps=self.eval_steps
         )
         self.evaluated.add(checkpoint.global_step)
         if self.export:
             final = self._is_final_step(checkpoint.global_step, marker)
-            experiment._maybe_export(result, checkpoint, final)
+            self.evaluator.export(result, checkpoint, final)
         return result
 
     def _outcome(self, results: list[dict[str, Any]], finished: str | None) -> EvaluationPass:
@@ -148,7 +150,7 @@ class ContinuousEvaluation:
             log.info(
                 "Continuous evaluation %r: no checkpoint in %s yet.",
                 self.name,
-                self.experiment.model_dir,
+                self.evaluator.model_dir,
             )
         elif self.evaluated:
             log.info(
@@ -160,7 +162,7 @@ class ContinuousEvaluation:
             log.info("Continuous evaluation %r: no new checkpoint.", self.name)
 
     def _is_final_step(self, step: int, marker: Mapping[str, Any] | None) -> bool:
-        train_steps = self.experiment.train_steps
+        train_steps = self.train_steps
         if train_steps is not None and step >= train_steps:
             return True
         return marker is not None and step >= marker["global_step"]
@@ -168,7 +170,7 @@ class ContinuousEvaluation:
     def _final_step_evaluated(self, marker: Mapping[str, Any] | None) -> str | None:
         if not self.evaluated:
             return None
-        top, train_steps = max(self.evaluated), self.experiment.train_steps
+        top, train_steps = max(self.evaluated), self.train_steps
         if train_steps is not None and top >= train_steps:
             return f"evaluated step {top} >= train_steps={train_steps}"
         if marker is not None and top >= marker["global_step"]:
@@ -176,3 +178,33 @@ class ContinuousEvaluation:
                 f"evaluated the final checkpoint (step {marker['global_step']}: {marker['reason']})"
             )
         return None
+
+
+def evaluate_continuously(
+    evaluation: ContinuousEvaluation, delay_secs: float | None, clock: Clock
+) -> dict[str, Any] | None:
+    """`Experiment.continuous_eval`'s loop: wait `delay_secs`, then run passes at most one per
+    `throttle_secs` until one says evaluation is over; returns the last result."""
+    if delay_secs:
+        log.info("Waiting %.3g s before continuous evaluation %r.", delay_secs, evaluation.name)
+        clock.sleep(delay_secs)
+    if not evaluation.start():
+        return None
+    try:
+        while True:
+            started = clock.time()
+            outcome = evaluation.run_pass()
+            if outcome.finished:
+                return outcome.last_result
+            remaining = evaluation.throttle_secs - (clock.time() - started)
+            if remaining > 0:
+                log.info(
+                    "Continuous evaluation %r: throttled for %.3g s "
+                    "(continuous_eval_throttle_secs=%s).",
+                    evaluation.name,
+                    remaining,
+                    evaluation.throttle_secs,
+                )
+                clock.sleep(remaining)
+    finally:
+        evaluation.registration.withdraw()

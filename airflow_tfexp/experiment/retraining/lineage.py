@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from airflow_tfexp.experiment.fs import filesystem, join
+from airflow_tfexp.experiment.storage.fs import filesystem, join
 
 LINEAGE_FILE = "run.json"
 

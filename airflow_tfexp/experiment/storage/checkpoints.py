@@ -15,7 +15,8 @@ import dataclasses
 import re
 from collections.abc import Iterable
 
-from airflow_tfexp.experiment.fs import basename, dirname, filesystem, join
+from airflow_tfexp.experiment.errors import CheckpointError
+from airflow_tfexp.experiment.storage.fs import basename, dirname, filesystem, join
 
 CHECKPOINT_PREFIX = "ckpt"
 _INDEX = re.compile(rf"^{CHECKPOINT_PREFIX}-(\d+)\.index$")
@@ -107,6 +108,15 @@ def is_complete(checkpoint_path: str) -> bool:
         # A prefix not named by this engine: its index and at least one data shard.
         return f"{base}.index" in names and any(n.startswith(f"{base}.data-") for n in names)
     return step in complete_checkpoints(names, read_state(directory, names))
+
+
+def complete_checkpoint(checkpoint_path: str) -> CheckpointInfo:
+    """The checkpoint at this prefix, or CheckpointError when it is missing or incomplete
+    (a prefix not named `ckpt-<step>` gets step -1)."""
+    if not is_complete(checkpoint_path):
+        raise CheckpointError(f"Checkpoint {checkpoint_path} is missing or incomplete.")
+    step = checkpoint_step(checkpoint_path)
+    return CheckpointInfo(step if step is not None else -1, checkpoint_path)
 
 
 def select_pending(

@@ -17,10 +17,10 @@ import logging
 import os
 import time
 
-from airflow_tfexp.experiment.checkpoints import STATE_FILE
-from airflow_tfexp.experiment.export_dirs import SAVED_MODEL_FILE
-from airflow_tfexp.experiment.fs import basename, filesystem
-from airflow_tfexp.experiment.fs.gcs import GcsFileSystem, split
+from airflow_tfexp.experiment.export.export_dirs import SAVED_MODEL_FILE
+from airflow_tfexp.experiment.storage.checkpoints import STATE_FILE
+from airflow_tfexp.experiment.storage.fs import basename, filesystem
+from airflow_tfexp.experiment.storage.gcs import GcsFileSystem, split
 
 log = logging.getLogger(__name__)
 STAGING_ENV = "TFEXP_STAGING_DIR"

@@ -137,16 +137,16 @@ class WarmStartSource:
 def warm_start_source(path: str) -> WarmStartSource:
     """An export dir, a model dir (its latest checkpoint) or a checkpoint prefix; gs:// paths
     are downloaded to the staging dir first."""
-    from airflow_tfexp.experiment import checkpoints as ckpts
-    from airflow_tfexp.experiment.export_dirs import SAVED_MODEL_FILE
-    from airflow_tfexp.experiment.fs import dirname, filesystem, is_gcs, join
+    from airflow_tfexp.experiment.export.export_dirs import SAVED_MODEL_FILE
+    from airflow_tfexp.experiment.storage import checkpoints as ckpts
+    from airflow_tfexp.experiment.storage.fs import dirname, filesystem, is_gcs, join
 
     path = path.rstrip("/")
     fs = filesystem(path)
     if SAVED_MODEL_FILE in fs.listdir(path):
         local = path
         if is_gcs(path):
-            from airflow_tfexp.experiment.gcs_staging import GcsStaging
+            from airflow_tfexp.experiment.storage.gcs_staging import GcsStaging
 
             local = GcsStaging(dirname(path)).fetch_export(path)
         return WarmStartSource(path, local, is_export=True)
@@ -160,7 +160,7 @@ def warm_start_source(path: str) -> WarmStartSource:
         )
     local = prefix
     if is_gcs(prefix):
-        from airflow_tfexp.experiment.gcs_staging import GcsStaging
+        from airflow_tfexp.experiment.storage.gcs_staging import GcsStaging
 
         local = GcsStaging(dirname(prefix)).fetch_checkpoint(prefix)
     return WarmStartSource(prefix, local, is_export=False)

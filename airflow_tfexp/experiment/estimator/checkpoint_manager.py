@@ -18,9 +18,9 @@ from typing import Any
 
 import tensorflow as tf
 
-from airflow_tfexp.experiment.checkpoints import checkpoint_step
-from airflow_tfexp.experiment.coordination import protection_check
 from airflow_tfexp.experiment.errors import CheckpointError
+from airflow_tfexp.experiment.evaluation.coordination import protection_check
+from airflow_tfexp.experiment.storage.checkpoints import checkpoint_step
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from airflow_tfexp.experiment._validation import check_metric, check_mode
-from airflow_tfexp.experiment.fs import filesystem, join
+from airflow_tfexp.experiment.storage.fs import filesystem, join
 
 BLESSING_FILE = "blessing.json"
 

@@ -15,8 +15,8 @@ import shutil
 import time
 from typing import Any
 
-from airflow_tfexp.experiment.export_dirs import SAVED_MODEL_FILE
-from airflow_tfexp.experiment.fs import filesystem, is_gcs, join
+from airflow_tfexp.experiment.export.export_dirs import SAVED_MODEL_FILE
+from airflow_tfexp.experiment.storage.fs import filesystem, is_gcs, join
 
 log = logging.getLogger(__name__)
 POINTER_FILE = "LATEST"

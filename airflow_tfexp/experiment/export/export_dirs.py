@@ -13,7 +13,7 @@ import re
 import shutil
 import time
 
-from airflow_tfexp.experiment.fs import filesystem, is_gcs, join
+from airflow_tfexp.experiment.storage.fs import filesystem, is_gcs, join
 
 log = logging.getLogger(__name__)
 _EXPORT_NAME = re.compile(r"^\d{10}$")

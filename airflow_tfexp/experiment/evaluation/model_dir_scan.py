@@ -12,15 +12,15 @@ import dataclasses
 import enum
 from typing import Any
 
-from airflow_tfexp.experiment._files import read_json
-from airflow_tfexp.experiment.checkpoints import (
+from airflow_tfexp.experiment.evaluation.coordination import COMPLETION_MARKER
+from airflow_tfexp.experiment.evaluation.results import evaluated_steps
+from airflow_tfexp.experiment.storage.checkpoints import (
     CheckpointInfo,
     checkpoints_from_listing,
     read_state,
 )
-from airflow_tfexp.experiment.coordination import COMPLETION_MARKER
-from airflow_tfexp.experiment.fs import filesystem, join
-from airflow_tfexp.experiment.results import evaluated_steps
+from airflow_tfexp.experiment.storage.files import read_json
+from airflow_tfexp.experiment.storage.fs import filesystem, join
 
 
 class CheckpointEventStatus(enum.StrEnum):

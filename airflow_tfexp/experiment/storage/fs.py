@@ -11,7 +11,7 @@ import os
 import posixpath
 from typing import Protocol
 
-from airflow_tfexp.experiment.locations import parse_model_dir
+from airflow_tfexp.experiment.storage.locations import parse_model_dir
 
 
 class FileSystem(Protocol):
@@ -52,10 +52,10 @@ def dirname(path: str) -> str:
 
 def filesystem(path: str) -> FileSystem:
     if is_gcs(path):
-        from airflow_tfexp.experiment.fs.gcs import gcs_filesystem
+        from airflow_tfexp.experiment.storage.gcs import gcs_filesystem
 
         parse_model_dir(path, "path")
         return gcs_filesystem()
-    from airflow_tfexp.experiment.fs.local import LOCAL
+    from airflow_tfexp.experiment.storage.local import LOCAL
 
     return LOCAL

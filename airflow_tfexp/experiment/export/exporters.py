@@ -11,11 +11,14 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from airflow_tfexp.experiment._files import read_json, write_json_atomic
 from airflow_tfexp.experiment._validation import check_mode, check_optional_int
-from airflow_tfexp.experiment.export_dirs import garbage_collect_exports, remove_stale_temp_dirs
-from airflow_tfexp.experiment.fs import join
-from airflow_tfexp.experiment.results import to_jsonable
+from airflow_tfexp.experiment.evaluation.results import to_jsonable
+from airflow_tfexp.experiment.export.export_dirs import (
+    garbage_collect_exports,
+    remove_stale_temp_dirs,
+)
+from airflow_tfexp.experiment.storage.files import read_json, write_json_atomic
+from airflow_tfexp.experiment.storage.fs import join
 
 log = logging.getLogger(__name__)
 BEST_RESULT_FILE = "best_eval_result.json"

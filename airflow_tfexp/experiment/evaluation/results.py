@@ -11,8 +11,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from airflow_tfexp.experiment._files import append_jsonl, read_jsonl
-from airflow_tfexp.experiment.fs import filesystem, join
+from airflow_tfexp.experiment.storage.files import append_jsonl, read_jsonl
+from airflow_tfexp.experiment.storage.fs import filesystem, join
 
 RESULTS_FILE = "results.jsonl"
 

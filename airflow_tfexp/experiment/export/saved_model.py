@@ -11,8 +11,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from airflow_tfexp.experiment.export_dirs import ExportTarget
-from airflow_tfexp.experiment.warm_start import VARIABLES_INDEX, variables_index
+from airflow_tfexp.experiment.export.export_dirs import ExportTarget
+from airflow_tfexp.experiment.retraining.warm_start import VARIABLES_INDEX, variables_index
 
 log = logging.getLogger(__name__)
 METADATA_FILE = os.path.join("assets.extra", "export_metadata.json")

@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from airflow_tfexp.experiment._files import read_json, write_json_atomic
-from airflow_tfexp.experiment.fs import filesystem, join
-from airflow_tfexp.experiment.results import eval_dir, evaluated_steps
+from airflow_tfexp.experiment.evaluation.results import eval_dir, evaluated_steps
+from airflow_tfexp.experiment.storage.files import read_json, write_json_atomic
+from airflow_tfexp.experiment.storage.fs import filesystem, join
 
 COMPLETION_MARKER = "training_complete.json"
 REGISTRATION_FILE = "evaluator.json"
@@ -27,6 +27,15 @@ MIN_STALE_SECS = 900.0
 
 def completion_marker_path(model_dir: str) -> str:
     return join(model_dir, COMPLETION_MARKER)
+
+
+def completion_reason(global_step: int, train_steps: int | None) -> str:
+    """Why training ended at `global_step`, for the completion marker and the log."""
+    if train_steps is not None and global_step >= train_steps:
+        return f"train_steps={train_steps} reached"
+    if train_steps is None:
+        return "the training input ran out or a hook stopped training (train_steps=None)"
+    return f"stopped before train_steps={train_steps}: the input ran out or a hook stopped training"
 
 
 def write_completion_marker(model_dir: str, global_step: int, reason: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from airflow_tfexp.experiment.fs import filesystem
+from airflow_tfexp.experiment.storage.fs import filesystem
 
 
 def write_json_atomic(path: str, data: Any) -> None:

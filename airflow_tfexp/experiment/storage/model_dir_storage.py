@@ -1,0 +1,107 @@
+"""ModelDirStorage: the one seam between TensorFlow's local files and where a model dir lives.
+
+TensorFlow only ever reads and writes local paths (`local_dir`). For a local model dir those
+are the model dir itself and every method is the identity; for a gs:// model dir they are a
+staging copy, and this object moves files with google-cloud-storage (see `gcs_staging` for the
+order that keeps readers from ever seeing half a checkpoint or export).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+
+from airflow_tfexp.experiment.storage.fs import dirname, is_gcs
+from airflow_tfexp.experiment.storage.gcs_staging import GcsStaging
+
+
+class ModelDirStorage:
+    """A local model dir: TensorFlow works on it directly."""
+
+    def __init__(self, model_dir: str) -> None:
+        self.model_dir = model_dir
+        self.local_dir = model_dir
+
+    def prepare_training(self) -> None:
+        """Before a chief trains: make the local checkpoint state the model dir's."""
+
+    def local_checkpoint(self, checkpoint_path: str) -> str:
+        """A local path TensorFlow can restore `checkpoint_path` from."""
+        return checkpoint_path
+
+    def push_checkpoint(self, local_prefix: str) -> str:
+        """A checkpoint TensorFlow just saved, made visible to readers; returns its path."""
+        return local_prefix
+
+    def checkpoint_deleter(self) -> Callable[[str], None] | None:
+        """What else to delete when garbage collection deletes a local checkpoint."""
+        return None
+
+    def push_summaries(self) -> None:
+        """Summaries (TensorBoard event files) written locally, made visible to readers."""
+
+    def local_export(self, export_dir: str) -> str:
+        """A local copy of a finished export (any location) that TensorFlow can load."""
+        if is_gcs(export_dir):
+            return GcsStaging(dirname(export_dir.rstrip("/"))).fetch_export(export_dir)
+        return export_dir
+
+    def local_export_base(self, export_dir_base: str) -> str:
+        """Where TensorFlow writes an export meant for `export_dir_base`."""
+        return export_dir_base
+
+    def publish_export(self, local_export_dir: str, export_dir_base: str) -> str:
+        """A finished local export, made visible under `export_dir_base`; returns its path."""
+        return local_export_dir
+
+
+class StagedModelDirStorage(ModelDirStorage):
+    """A gs:// model dir, mirrored through a local staging dir."""
+
+    def __init__(self, model_dir: str, staging_root: str | None = None) -> None:
+        super().__init__(model_dir)
+        self.staging = GcsStaging(model_dir, staging_root)
+        self.local_dir = self.staging.local
+
+    def prepare_training(self) -> None:
+        # the bucket's state names checkpoints written from other machines: garbage
+        # collection must know them
+        self.staging.pull_state()
+
+    def local_checkpoint(self, checkpoint_path: str) -> str:
+        if is_gcs(checkpoint_path):
+            return self.staging.fetch_checkpoint(checkpoint_path)
+        return checkpoint_path
+
+    def push_checkpoint(self, local_prefix: str) -> str:
+        path = self.staging.push_checkpoint(local_prefix)
+        self.staging.push_changed()
+        return path
+
+    def checkpoint_deleter(self) -> Callable[[str], None] | None:
+        return self.staging.delete_checkpoint
+
+    def push_summaries(self) -> None:
+        self.staging.push_changed()
+
+    def local_export(self, export_dir: str) -> str:
+        if is_gcs(export_dir):
+            return self.staging.fetch_export(export_dir)
+        return export_dir
+
+    def local_export_base(self, export_dir_base: str) -> str:
+        if is_gcs(export_dir_base):
+            return self.staging.local_path(export_dir_base)
+        return export_dir_base
+
+    def publish_export(self, local_export_dir: str, export_dir_base: str) -> str:
+        if not is_gcs(export_dir_base):
+            return local_export_dir
+        path = self.staging.publish_export(local_export_dir, export_dir_base)
+        shutil.rmtree(local_export_dir, ignore_errors=True)
+        return path
+
+
+def model_dir_storage(model_dir: str) -> ModelDirStorage:
+    """The storage of a model dir: staged when it is on GCS."""
+    return StagedModelDirStorage(model_dir) if is_gcs(model_dir) else ModelDirStorage(model_dir)
