@@ -5,8 +5,6 @@ from __future__ import annotations
 from airflow.sdk import conf
 
 SECTION = "tfexp"
-# The connection operators, sensors and triggers read GCS credentials from, as in the google provider.
-DEFAULT_GCP_CONN_ID = "google_cloud_default"
 
 
 def default_deferrable() -> bool:

@@ -8,6 +8,9 @@ from urllib.parse import quote
 
 from airflow.sdk import BaseOperatorLink
 
+from airflow_tfexp._airflow import is_templated
+from airflow_tfexp.experiment.storage.fs import is_gcs
+
 if TYPE_CHECKING:
     from airflow.models.taskinstancekey import TaskInstanceKey
     from airflow.sdk import BaseOperator
@@ -39,7 +42,7 @@ class ModelDirLink(BaseOperatorLink):
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         model_dir = str(getattr(operator, "model_dir", "") or "")
-        if model_dir.startswith("gs://") and "{{" not in model_dir:
+        if is_gcs(model_dir) and not is_templated(model_dir):
             return f"https://console.cloud.google.com/storage/browser/{model_dir[len('gs://') :]}"
         return _run_page(ti_key)
 

@@ -10,6 +10,7 @@ import dataclasses
 import datetime
 from typing import Any
 
+from airflow_tfexp._airflow import asset_uri
 from airflow_tfexp.dag_factory.spec import AssetSchedule, ComputeSpec, ExperimentSpec
 from airflow_tfexp.dag_factory.stages import evaluation_stages, plan_stages
 
@@ -27,10 +28,6 @@ def _schedule_to_json(schedule: Any) -> Any:
     if isinstance(schedule, AssetSchedule):
         return {"assets": list(schedule.assets)}
     return schedule
-
-
-def checkpoint_asset_uri(model_dir: str) -> str:
-    return model_dir.rstrip("/") if model_dir.startswith("gs://") else f"file://{model_dir}"
 
 
 def _doc(spec: ExperimentSpec, stages: list[Any]) -> str:
@@ -67,7 +64,7 @@ def _evaluation_dag(spec: ExperimentSpec) -> dict[str, Any]:
     stages = evaluation_stages(spec)
     watched = {
         "name": f"{spec.dag_id}_checkpoints",
-        "uri": checkpoint_asset_uri(spec.model_dir),
+        "uri": asset_uri(spec.model_dir),
         "model_dir": spec.model_dir,
         "evaluator": spec.evaluation.name,
         "poll_interval": spec.evaluation.poll_interval,

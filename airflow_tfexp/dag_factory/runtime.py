@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from airflow_tfexp.dag_factory.spec import EXPERIMENT_ARGUMENTS
-from airflow_tfexp.dag_factory.stages import SPEC_PARAM
+from airflow_tfexp.names import SPEC_PARAM
 
 
 def _bind_params(fn: Any, params: dict[str, Any]) -> Any:

@@ -14,23 +14,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from airflow_tfexp.dag_factory.errors import ExperimentConfigError
+from airflow_tfexp.experiment.arguments import FACTORY_DEFAULTS, MINIMUM
 from airflow_tfexp.experiment.experiment_fn import parse_experiment_fn
 from airflow_tfexp.experiment.storage.locations import parse_model_dir
+from airflow_tfexp.names import DEFAULT_RAY_CONN_ID, LATEST_BLESSED, NO_WARM_START
 
-SCHEDULE_MODES = ("train_and_evaluate", "per_checkpoint", "local", "event_driven")
-LATEST_BLESSED = "latest_blessed"
-# The seed Experiment's constructor arguments a config may set directly.
-EXPERIMENT_ARGUMENTS = (
-    "train_steps",
-    "eval_steps",
-    "min_eval_frequency",
-    "eval_delay_secs",
-    "continuous_eval_throttle_secs",
-    "delay_workers_by_global_step",
-    "train_steps_per_iteration",
-    "checkpoint_and_export",
-)
-STAGES = ("train", "evaluate", "export")
+# The seed Experiment's constructor arguments a config may set directly (defaults and bounds
+# are the engine's, see experiment/arguments.py).
+EXPERIMENT_ARGUMENTS = tuple(FACTORY_DEFAULTS)
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
 _PRESETS = (
     "@once",
@@ -46,7 +37,9 @@ _PRESETS = (
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    """Unknown keys are errors; a validated spec never changes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _dotted_path(value: Any) -> str:
@@ -54,7 +47,6 @@ def _dotted_path(value: Any) -> str:
     return value
 
 
-DottedPath = Annotated[str, Field(description='"package.module:function"')]
 Seconds = Annotated[float, Field(ge=0)]
 
 
@@ -181,21 +173,25 @@ class ExperimentSpec(_Strict):
     eval_input_fn: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     # -- the Experiment's own arguments (names and defaults of the seed)
-    train_steps: int | None = Field(None, ge=1)
-    eval_steps: int | None = Field(100, ge=1)
-    min_eval_frequency: int | None = Field(None, ge=0)
-    eval_delay_secs: Seconds = 0
-    continuous_eval_throttle_secs: Seconds = 60
-    delay_workers_by_global_step: bool = False
-    train_steps_per_iteration: int | None = Field(None, ge=1)
-    checkpoint_and_export: bool = False
+    train_steps: int | None = Field(FACTORY_DEFAULTS["train_steps"], ge=MINIMUM["train_steps"])
+    eval_steps: int | None = Field(FACTORY_DEFAULTS["eval_steps"], ge=MINIMUM["eval_steps"])
+    min_eval_frequency: int | None = Field(
+        FACTORY_DEFAULTS["min_eval_frequency"], ge=MINIMUM["min_eval_frequency"]
+    )
+    eval_delay_secs: Seconds = FACTORY_DEFAULTS["eval_delay_secs"]
+    continuous_eval_throttle_secs: Seconds = FACTORY_DEFAULTS["continuous_eval_throttle_secs"]
+    delay_workers_by_global_step: bool = FACTORY_DEFAULTS["delay_workers_by_global_step"]
+    train_steps_per_iteration: int | None = Field(
+        FACTORY_DEFAULTS["train_steps_per_iteration"], ge=MINIMUM["train_steps_per_iteration"]
+    )
+    checkpoint_and_export: bool = FACTORY_DEFAULTS["checkpoint_and_export"]
     exporters: list[ExporterSpec] = Field(default_factory=list)
     run_config: RunConfigSpec = Field(default_factory=RunConfigSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     compute: dict[Literal["train", "evaluate", "export"], ComputeSpec] = Field(default_factory=dict)
     # -- scale-out: training spread over workers (launcher ray), see DistributionSpec
     distribution: dict[str, Any] | None = None
-    ray_conn_id: str = "ray_default"
+    ray_conn_id: str = DEFAULT_RAY_CONN_ID
     # -- retraining: warm start, the blessing gate, publishing
     warm_start_from: str | None = None
     publish_dir: str | None = None
@@ -231,13 +227,13 @@ class ExperimentSpec(_Strict):
     @field_validator("warm_start_from")
     @classmethod
     def _warm_start_from(cls, value: str | None) -> str | None:
-        if value is None or value in (LATEST_BLESSED, "none"):
-            return None if value == "none" else value
+        if value is None or value in (LATEST_BLESSED, NO_WARM_START):
+            return None if value == NO_WARM_START else value
         try:
             parse_model_dir(value, "warm_start_from")
         except ValueError:
             raise ValueError(
-                f'expected "{LATEST_BLESSED}", "none", or a checkpoint, model dir or export path'
+                f'expected "{LATEST_BLESSED}", "{NO_WARM_START}", or a checkpoint, model dir or export path'
             ) from None
         return value
 

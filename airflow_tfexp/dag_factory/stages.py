@@ -10,9 +10,9 @@ import json
 from typing import Any
 
 from airflow_tfexp.dag_factory.spec import ExperimentSpec
+from airflow_tfexp.names import SPEC_PARAM
 
 RUNTIME_EXPERIMENT_FN = "airflow_tfexp.dag_factory.runtime:experiment_from_spec"
-SPEC_PARAM = "tfexp_spec"
 
 
 @dataclasses.dataclass(frozen=True)

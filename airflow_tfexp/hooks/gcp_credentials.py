@@ -18,7 +18,8 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
-from airflow_tfexp._config import DEFAULT_GCP_CONN_ID  # noqa: F401 - re-exported
+from airflow_tfexp._airflow import scoped_environment
+from airflow_tfexp.experiment.storage.fs import is_gcs
 
 _FIELDS = {
     "keyfile_dict": ("keyfile_dict", "extra__google_cloud_platform__keyfile_dict"),
@@ -32,23 +33,9 @@ def _extra(extras: dict[str, Any], field: str) -> Any:
 
 
 @contextlib.contextmanager
-def _environment(changes: dict[str, str]) -> Iterator[None]:
-    previous = {key: os.environ.get(key) for key in changes}
-    os.environ.update(changes)
-    try:
-        yield
-    finally:
-        for key, value in previous.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-@contextlib.contextmanager
 def gcp_credentials(gcp_conn_id: str, model_dir: str, log: logging.Logger | Any) -> Iterator[None]:
     """Make the connection's credentials the process's ADC while a gs:// model dir is used."""
-    if not str(model_dir).startswith("gs://"):
+    if not is_gcs(str(model_dir)):
         yield
         return
     from airflow_tfexp.experiment.storage.gcs import reset_clients
@@ -93,7 +80,7 @@ def gcp_credentials(gcp_conn_id: str, model_dir: str, log: logging.Logger | Any)
     log.info("Reaching %s with Airflow connection %r: %s.", model_dir, gcp_conn_id, source)
     reset_clients()  # clients are built with the credentials in force
     try:
-        with _environment(changes):
+        with scoped_environment(changes):
             yield
     finally:
         reset_clients()

@@ -50,47 +50,12 @@ def ray_address(ray_conn_id: str | None, task_log: Any) -> str | None:
     return f"ray://{connection.host}:{connection.port or 10001}"
 
 
-def build_worker_experiment(config: dict[str, Any]) -> Any:
-    """The experiment of one Ray worker (its TF_CONFIG already set), warm start applied."""
-    from airflow_tfexp.experiment import RunConfig
-    from airflow_tfexp.experiment.experiment_fn import build_experiment
-
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", force=True)
-    for chatty in ("tensorflow", "absl"):  # per-step strategy and session-config chatter
-        logging.getLogger(chatty).setLevel(logging.WARNING)
-    run_config = RunConfig(model_dir=config["model_dir"])
-    experiment = build_experiment(
-        config["experiment_fn"], run_config, config["params"], "experiment_fn"
-    )
-    if config.get("warm_start_from"):
-        from airflow_tfexp.experiment.retraining.warm_start import WarmStartSettings
-
-        experiment.estimator.set_warm_start(
-            WarmStartSettings(config["warm_start_from"], config.get("warm_start_optimizer", False))
-        )
-    return experiment
-
-
-def train_and_summarize(experiment: Any) -> dict[str, Any]:
-    """Train to the experiment's train_steps; this worker's end state for the driver."""
-    started = time.monotonic()
-    experiment.train(delay_secs=0)
-    estimator = experiment.estimator
-    config = estimator.config
-    return {
-        "task": f"{config.task_type}-{config.task_id}",
-        "pid": os.getpid(),
-        "global_step": estimator.global_step(),
-        "variables_fingerprint": estimator.variables_fingerprint(),
-        "train_secs": round(time.monotonic() - started, 3),
-    }
-
-
 def worker_loop(config: dict[str, Any]) -> None:
     """One Ray Train worker: build the experiment (TF_CONFIG comes from Ray) and train."""
     import ray.train
 
     from airflow_tfexp.experiment.storage.fs import filesystem, join
+    from airflow_tfexp.launchers.ray_worker import build_worker_experiment, train_and_summarize
 
     summary = train_and_summarize(build_worker_experiment(config))
     # Each worker's end state, for the driver (and the task log) to compare.

@@ -56,7 +56,7 @@ class ClusterTask:
             return probe.connect_ex((self.host, self.port)) == 0
 
     def _experiment(self, config: dict[str, Any]) -> Any:
-        from airflow_tfexp.launchers.ray_launcher import build_worker_experiment
+        from airflow_tfexp.launchers.ray_worker import build_worker_experiment
 
         os.environ["TF_CONFIG"] = json.dumps(
             {"cluster": config["cluster"], "task": {"type": self.task_type, "index": self.task_id}}
@@ -75,7 +75,7 @@ class ClusterTask:
 
     def train(self, config: dict[str, Any]) -> dict[str, Any]:
         """chief: coordinate training to the experiment's train_steps."""
-        from airflow_tfexp.launchers.ray_launcher import train_and_summarize
+        from airflow_tfexp.launchers.ray_worker import train_and_summarize
 
         experiment = self._experiment(config)
         summary = train_and_summarize(experiment)

@@ -9,7 +9,6 @@ from typing import Any
 
 STRATEGIES = ("mirrored", "multi_worker_mirrored", "parameter_server")
 LAUNCHERS = ("local", "ray")
-DEFAULT_RAY_CONN_ID = "ray_default"
 _FIELDS = (
     "strategy",
     "num_workers",

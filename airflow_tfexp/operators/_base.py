@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_tfexp._config import DEFAULT_GCP_CONN_ID
+from airflow_tfexp._airflow import asset_events, is_templated, scoped_environment
 from airflow_tfexp.experiment.experiment_fn import parse_experiment_fn
 from airflow_tfexp.experiment.storage.locations import parse_model_dir
+from airflow_tfexp.names import ASSET_EVENTS_PARAM, DEFAULT_GCP_CONN_ID, PROVIDER_PARAM_PREFIX
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_tfexp.experiment import Experiment
-
-
-ASSET_EVENTS_PARAM = "tfexp_asset_events"
 
 
 class _TaskLinks:
@@ -31,11 +28,6 @@ class _TaskLinks:
         from airflow_tfexp.links import TASK_LINKS
 
         return TASK_LINKS
-
-
-def is_templated(value: Any) -> bool:
-    """Whether a value is a Jinja template, checked when rendered instead of at parse time."""
-    return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
 class ExperimentBaseOperator(BaseOperator):
@@ -102,12 +94,10 @@ class ExperimentBaseOperator(BaseOperator):
 
         params = {
             # the provider's own params (tfexp_*: a factory spec, asset events) are data
-            key: value if key.startswith("tfexp_") else render(value)
+            key: value if key.startswith(PROVIDER_PARAM_PREFIX) else render(value)
             for key, value in dict(context.get("params") or {}).items()
         }
         if context.get("triggering_asset_events"):  # the data that triggered a retraining run
-            from airflow_tfexp.operators._retraining import asset_events
-
             params.setdefault(ASSET_EVENTS_PARAM, asset_events(context))
         return params
 
@@ -137,24 +127,22 @@ class ExperimentBaseOperator(BaseOperator):
         if not self.tf_config:
             yield
             return
-        previous = os.environ.get("TF_CONFIG")
         value = self.tf_config if isinstance(self.tf_config, str) else json.dumps(self.tf_config)
-        os.environ["TF_CONFIG"] = value
-        try:
+        with scoped_environment({"TF_CONFIG": value}):
             yield
-        finally:
-            if previous is None:
-                os.environ.pop("TF_CONFIG", None)
-            else:
-                os.environ["TF_CONFIG"] = previous
+
+    def check_rendered(self) -> None:
+        """Check `experiment_fn` and `model_dir` again once templates are rendered (a template
+        was not checked at parse time)."""
+        parse_experiment_fn(self.experiment_fn)
+        parse_model_dir(self.model_dir)
 
     def build_experiment(self, context: Context) -> Experiment:
         """Import and call experiment_fn; a failure shows its traceback in the task log."""
         from airflow_tfexp.experiment import RunConfig
         from airflow_tfexp.experiment.experiment_fn import build_experiment
 
-        parse_experiment_fn(self.experiment_fn)  # rendered now: check again
-        parse_model_dir(self.model_dir)
+        self.check_rendered()
         run_config = RunConfig(model_dir=self.model_dir)
         self.log.info(
             "Building %s in %s (task %s:%s).",
@@ -182,9 +170,3 @@ def checkpoint_summary(
         "checkpoint_path": checkpoint_path,
         "global_step": checkpoint_step(checkpoint_path) if checkpoint_path else None,
     }
-
-
-def run_start_timestamp(context: Context) -> float | None:
-    """When this DAG run started (Unix time): older completion markers are an earlier run's."""
-    start = getattr(context.get("dag_run"), "start_date", None)
-    return start.timestamp() if start else None

@@ -1,20 +1,16 @@
-"""What training operators add for retraining: the warm-start source, the triggering data
-events, and the run's lineage record. No TensorFlow here (the engine imports it)."""
+"""What training operators add for retraining: the warm-start source and the run's lineage
+record. No TensorFlow here (the engine imports it)."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
-from airflow_tfexp.operators._base import is_templated
+from airflow_tfexp._airflow import asset_events, is_templated
+from airflow_tfexp.names import LATEST_BLESSED, NO_WARM_START, SPEC_PARAM
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-    from airflow_tfexp.experiment import Experiment
-
-LATEST_BLESSED = "latest_blessed"
-NO_WARM_START = "none"
-SPEC_PARAM = "tfexp_spec"  # the factory's validated config, carried as a DAG param
 
 
 def check_warm_start(warm_start_from: str | None, publish_dir: str | None) -> None:
@@ -55,35 +51,8 @@ def resolve_warm_start(
     return pointer["path"]
 
 
-def asset_events(context: Context) -> list[dict[str, Any]]:
-    """The asset events that triggered this run, as plain JSON (newest last)."""
-    events = []
-    for asset, refs in dict(context.get("triggering_asset_events") or {}).items():
-        for ref in refs:
-            events.append(
-                {
-                    "uri": getattr(getattr(ref, "asset", None), "uri", None)
-                    or getattr(asset, "uri", str(asset)),
-                    "extra": dict(getattr(ref, "extra", None) or {}),
-                    "timestamp": str(getattr(ref, "timestamp", "")),
-                    "source_dag_id": getattr(ref, "source_dag_id", None),
-                    "source_run_id": getattr(ref, "source_run_id", None),
-                }
-            )
-    return sorted(events, key=lambda e: e["timestamp"])
-
-
-def _spec(value: Any) -> Any:
-    """The factory's runtime spec, carried as a JSON string."""
-    if isinstance(value, str):
-        import json
-
-        return json.loads(value)
-    return value
-
-
 def record_training_lineage(
-    experiment: Experiment,
+    model_dir: str,
     context: Context,
     params: dict[str, Any],
     requested_warm_start: str | None,
@@ -93,17 +62,15 @@ def record_training_lineage(
     from airflow_tfexp.experiment.retraining.lineage import update_lineage
 
     run = context.get("dag_run")
+    spec = params.get(SPEC_PARAM)  # the factory's runtime spec, carried as a JSON string
     update_lineage(
-        experiment.model_dir,
+        model_dir,
         {
             "dag_id": getattr(run, "dag_id", None),
             "run_id": getattr(run, "run_id", None),
-            "config": _spec(params.get(SPEC_PARAM)),
+            "config": json.loads(spec) if isinstance(spec, str) else spec,
             "params": {k: v for k, v in params.items() if k != SPEC_PARAM},
             "data_events": asset_events(context),
-            "warm_start": {
-                "requested": requested_warm_start,
-                "source": warm_started_from,
-            },
+            "warm_start": {"requested": requested_warm_start, "source": warm_started_from},
         },
     )

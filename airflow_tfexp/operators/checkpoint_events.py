@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_tfexp._airflow import is_templated
 from airflow_tfexp.experiment.storage.locations import parse_model_dir
-from airflow_tfexp.operators._base import is_templated
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

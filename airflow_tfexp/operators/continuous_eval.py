@@ -7,23 +7,20 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowException
-
-from airflow_tfexp._config import default_deferrable
-from airflow_tfexp.experiment._validation import check_optional_seconds
-from airflow_tfexp.operators._base import (
-    ExperimentBaseOperator,
-    checkpoint_summary,
+from airflow_tfexp._airflow import (
+    DEFER_SETTLE_SECS,
+    jsonable,
+    raise_on_error_event,
     run_start_timestamp,
 )
+from airflow_tfexp._config import default_deferrable
+from airflow_tfexp.experiment._validation import check_optional_seconds
+from airflow_tfexp.operators._base import ExperimentBaseOperator, checkpoint_summary
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 MIN_POLL_SECS = 0.5
-# A deferred task resumed within seconds can be failed by Airflow (apache/airflow#72716: the
-# scheduler applies the deferral's exit to the resumed try): the trigger waits this long first.
-DEFER_SETTLE_SECS = 10.0
 
 
 class ContinuousEvalOperator(ExperimentBaseOperator):
@@ -107,10 +104,7 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
         evaluated: list[int] | None = None,
         passes: int = 0,
     ) -> dict[str, Any]:
-        if event.get("status") == "error":
-            raise AirflowException(
-                f"{self.task_id}: waiting for checkpoints in {self.model_dir} failed: {event.get('message')}"
-            )
+        raise_on_error_event(self.task_id, self.model_dir, event)
         with self.step_environment():
             return self._pass(context, first=False, evaluated=list(evaluated or []), passes=passes)
 
@@ -136,8 +130,6 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
             after = outcome.watermark if self.evaluate_checkpoint_only_once else None
             if not self._next_checkpoint_in_worker(context, after, poll):
                 break
-        from airflow_tfexp.triggers.checkpoint import CheckpointTrigger
-
         self.log.info(
             "Evaluated %d checkpoint(s) in this pass and nothing newer came for %s s; deferring "
             "until a checkpoint newer than step %s appears or training completes (looking every "
@@ -147,23 +139,26 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
             after,
             poll,
         )
-        self.defer(
-            trigger=CheckpointTrigger(
-                model_dir=self.model_dir,
-                after_step=after if after is not None else -1,
-                poll_interval=poll,
-                completed_after=run_start_timestamp(context),
-                gcp_conn_id=self.gcp_conn_id,
-                not_before=time.time() + (self.defer_settle_secs or 0),
-            ),
-            method_name="execute_complete",
+        from airflow_tfexp.triggers.checkpoint import defer_for_checkpoints
+
+        defer_for_checkpoints(
+            self,
+            model_dir=self.model_dir,
+            after_step=after if after is not None else -1,
+            poll_interval=poll,
+            completed_after=run_start_timestamp(context),
+            gcp_conn_id=self.gcp_conn_id,
+            settle_secs=self.defer_settle_secs or 0,
             kwargs={"evaluated": evaluated, "passes": passes},
             timeout=self.execution_timeout or timedelta(days=7),
         )
 
     def _next_checkpoint_in_worker(self, context: Context, after: int | None, poll: float) -> bool:
         """Look every `poll` s, for up to `keep_worker_secs`, for what the trigger would report."""
-        from airflow_tfexp.experiment.evaluation.model_dir_scan import checkpoints_to_report, scan_model_dir
+        from airflow_tfexp.experiment.evaluation.model_dir_scan import (
+            checkpoints_to_report,
+            scan_model_dir,
+        )
 
         deadline = time.monotonic() + (self.keep_worker_secs or 0)
         while time.monotonic() + poll <= deadline:
@@ -213,7 +208,7 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
         return {
             **checkpoint_summary(experiment, path),
             "global_step": step,
-            "metrics": _jsonable(last) if last else None,
+            "metrics": jsonable(last) if last else None,
             "evaluated_steps": evaluated,
             "passes": passes,
             "finished": finished,
@@ -225,11 +220,3 @@ def outcome_is_first(experiment: Any, name: str) -> bool:
     from airflow_tfexp.experiment.evaluation.results import evaluated_steps
 
     return not evaluated_steps(experiment.model_dir, name)
-
-
-def _jsonable(metrics: Any) -> dict[str, Any]:
-    from airflow_tfexp.experiment.evaluation.results import (
-        to_jsonable,
-    )  # loaded when a task runs, not at parse
-
-    return to_jsonable(metrics)

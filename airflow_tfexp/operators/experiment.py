@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_tfexp._airflow import is_templated, jsonable
 from airflow_tfexp.experiment._validation import check_optional_seconds
 from airflow_tfexp.experiment.storage.locations import parse_model_dir
-from airflow_tfexp.operators._base import ExperimentBaseOperator, checkpoint_summary, is_templated
+from airflow_tfexp.names import DEFAULT_RAY_CONN_ID
+from airflow_tfexp.operators._base import ExperimentBaseOperator, checkpoint_summary
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -15,10 +17,9 @@ if TYPE_CHECKING:
     from airflow_tfexp.experiment import Experiment
 
 
-class _Training:
-    """What a training step adds (mixed into an ExperimentBaseOperator): warm starting a fresh
-    model and recording the run's lineage. A mixin, not an operator layer: every operator class
-    that defines `__init__` costs Airflow a deep copy of the DAG's params when a task is built.
+class _TrainingOperator(ExperimentBaseOperator):
+    """What a training step adds: warm starting a fresh model, spreading training over Ray
+    workers, and recording the run's lineage.
 
     :param warm_start_from: where a model with no checkpoint yet starts from (templated):
         "latest_blessed" (the model published in `publish_dir`, if any), a checkpoint, model
@@ -26,6 +27,11 @@ class _Training:
     :param warm_start_optimizer: also restore the optimizer's state (checkpoints only).
     :param publish_dir: where blessed models are published (for "latest_blessed").
     :param record_lineage: write `model_dir/run.json` (params, triggering data events, warm start).
+    :param distribution: how training is spread (see `DistributionSpec`): e.g.
+        ``{"strategy": "multi_worker_mirrored", "num_workers": 2, "launcher": "ray"}`` runs the
+        workers on Ray with this task as the driver. Checked at parse time.
+    :param ray_conn_id: the Airflow connection naming the Ray cluster (host and port of its
+        client server, or an `address` extra); without it, an embedded Ray runs for the task.
     """
 
     template_fields: Sequence[str] = (
@@ -34,13 +40,18 @@ class _Training:
         "publish_dir",
     )
 
-    def init_training(
+    def __init__(
         self,
-        warm_start_from: str | None,
-        warm_start_optimizer: bool,
-        publish_dir: str | None,
-        record_lineage: bool,
+        *,
+        warm_start_from: str | None = None,
+        warm_start_optimizer: bool = False,
+        publish_dir: str | None = None,
+        record_lineage: bool = True,
+        distribution: dict[str, Any] | None = None,
+        ray_conn_id: str = DEFAULT_RAY_CONN_ID,
+        **kwargs: Any,
     ) -> None:
+        super().__init__(**kwargs)
         if warm_start_from is not None:  # imported only when used: DAG files parse faster
             from airflow_tfexp.operators._retraining import check_warm_start
 
@@ -51,40 +62,8 @@ class _Training:
         self.warm_start_optimizer = warm_start_optimizer
         self.publish_dir = publish_dir
         self.record_lineage = record_lineage
-
-    def prepared_experiment(self, context: Context) -> Experiment:
-        """The experiment, its estimator told where to warm start from (if anywhere)."""
-        from airflow_tfexp.operators._retraining import resolve_warm_start
-
-        experiment = self.build_experiment(context)  # type: ignore[attr-defined]
-        source = resolve_warm_start(self.warm_start_from, self.publish_dir, self.log)  # type: ignore[attr-defined]
-        if source is not None:
-            from airflow_tfexp.experiment.retraining.warm_start import WarmStartSettings
-
-            set_warm_start = getattr(experiment.estimator, "set_warm_start", None)
-            if set_warm_start is None:
-                raise ValueError(
-                    f"`warm_start_from` needs an estimator that can warm start (KerasEstimator); "
-                    f"{type(experiment.estimator).__name__} cannot."
-                )
-            set_warm_start(WarmStartSettings(source, self.warm_start_optimizer))
-        return experiment
-
-    def record(self, experiment: Experiment, context: Context) -> None:
-        if self.record_lineage:
-            from airflow_tfexp.operators._retraining import record_training_lineage
-
-            record_training_lineage(
-                experiment,
-                context,
-                self.experiment_params(context),  # type: ignore[attr-defined]
-                self.warm_start_from,
-                getattr(experiment.estimator, "warm_started_from", None),
-            )
-
-    def init_distribution(self, distribution: Any, ray_conn_id: str) -> None:
         self.distribution = None
-        if distribution is not None:  # imported only when used: DAG files parse faster
+        if distribution is not None:
             from airflow_tfexp.launchers.spec import DistributionSpec
 
             self.distribution = DistributionSpec.from_value(distribution).as_dict()
@@ -94,43 +73,66 @@ class _Training:
     def on_ray(self) -> bool:
         return bool(self.distribution) and self.distribution["launcher"] == "ray"
 
-    def train_on_ray(self, context: Context) -> tuple[Experiment, dict[str, Any]]:
-        """`distribution.launcher: ray`: this task drives a multi-worker or parameter-server
-        job on Ray; returns the experiment (to describe what the workers wrote) and the step's
-        summary."""
-        from airflow_tfexp.experiment.experiment_fn import parse_experiment_fn
+    def train_here_or_on_ray(self, context: Context, train: Callable[[Experiment], Any]) -> Any:
+        """Resolve the warm-start source once, then train: `train(experiment)` in this process,
+        or the Ray job (`distribution.launcher: ray`) with this task as its driver; either
+        way, record the lineage with the source training actually used. Returns the step's
+        summary and what `train` returned (None on Ray)."""
+        from airflow_tfexp.operators._retraining import record_training_lineage, resolve_warm_start
+
+        params = self.experiment_params(context)
+        source = resolve_warm_start(self.warm_start_from, self.publish_dir, self.log)
+        if self.on_ray:
+            summary, outcome = self._train_on_ray(context, params, source), None
+        else:
+            from airflow_tfexp.experiment.retraining.warm_start import apply_warm_start
+
+            experiment = self.build_experiment(context)
+            apply_warm_start(experiment, source, self.warm_start_optimizer)
+            outcome = train(experiment)
+            summary = {
+                **checkpoint_summary(experiment),
+                "warm_started_from": getattr(experiment.estimator, "warm_started_from", None),
+            }
+        if self.record_lineage:
+            record_training_lineage(
+                self.model_dir, context, params, self.warm_start_from, summary["warm_started_from"]
+            )
+        return summary, outcome
+
+    def _train_on_ray(
+        self, context: Context, params: dict[str, Any], source: str | None
+    ) -> dict[str, Any]:
+        """The Ray job; its summary comes from what the chief (the first worker) reported."""
+        from airflow_tfexp.experiment.storage.checkpoints import checkpoint_step
         from airflow_tfexp.launchers.ray_launcher import train_on_ray
         from airflow_tfexp.launchers.spec import DistributionSpec
-        from airflow_tfexp.operators._retraining import resolve_warm_start
 
-        parse_experiment_fn(self.experiment_fn)  # type: ignore[attr-defined]
-        parse_model_dir(self.model_dir)  # type: ignore[attr-defined]
-        params = self.experiment_params(context)  # type: ignore[attr-defined]
-        warm_start = resolve_warm_start(self.warm_start_from, self.publish_dir, self.log)  # type: ignore[attr-defined]
+        self.check_rendered()
         result = train_on_ray(
-            experiment_fn=self.experiment_fn,  # type: ignore[attr-defined]
-            model_dir=self.model_dir,  # type: ignore[attr-defined]
+            experiment_fn=self.experiment_fn,
+            model_dir=self.model_dir,
             params=params,
             spec=DistributionSpec(**self.distribution),
-            warm_start_from=warm_start,
+            warm_start_from=source,
             warm_start_optimizer=self.warm_start_optimizer,
             ray_conn_id=self.ray_conn_id,
-            task_log=self.log,  # type: ignore[attr-defined]
+            task_log=self.log,
         )
-        experiment = self.build_experiment(context)  # type: ignore[attr-defined]
-        if self.record_lineage:
-            from airflow_tfexp.operators._retraining import record_training_lineage
-
-            record_training_lineage(experiment, context, params, self.warm_start_from, warm_start)
+        chief = result["workers"][0]
         summary = {
-            **checkpoint_summary(experiment),
-            "warm_started_from": warm_start,
+            "model_dir": self.model_dir,
+            "checkpoint_path": chief["checkpoint_path"],
+            "global_step": checkpoint_step(chief["checkpoint_path"])
+            if chief["checkpoint_path"]
+            else None,
+            "warm_started_from": chief["warm_started_from"],
             "workers": result["workers"],
         }
         if "servers" in result:  # parameter_server: the ps and worker servers and how they ended
             summary["servers"] = result["servers"]
             summary["stopped_servers"] = result["stopped_servers"]
-        return experiment, summary
+        return summary
 
     def on_kill(self) -> None:
         """A killed task stops its Ray job: the embedded Ray and its workers go with it."""
@@ -140,50 +142,27 @@ class _Training:
             stop_ray()
 
 
-class TrainOperator(_Training, ExperimentBaseOperator):
+class TrainOperator(_TrainingOperator):
     """`Experiment.train`: train to `train_steps`, resuming from the latest checkpoint (or,
-    with nothing to resume, warm starting as `warm_start_from` says; see `_Training`).
+    with nothing to resume, warm starting as `warm_start_from` says; see `_TrainingOperator`
+    for warm start, distribution and lineage).
 
     :param delay_secs: seconds to wait first; None applies the Experiment's per-worker delay.
-    :param distribution: how training is spread (see `DistributionSpec`): e.g.
-        ``{"strategy": "multi_worker_mirrored", "num_workers": 2, "launcher": "ray"}`` runs the
-        workers on Ray with this task as the driver. Checked at parse time.
-    :param ray_conn_id: the Airflow connection naming the Ray cluster (host and port of its
-        client server, or an `address` extra); without it, an embedded Ray runs for the task.
-    :return: ``{"model_dir", "checkpoint_path", "global_step", "completion", "warm_started_from"}``.
+    :return: ``{"model_dir", "checkpoint_path", "global_step", "completion", "warm_started_from"}``
+        (and, on Ray, the workers' and servers' summaries).
     """
 
-    def __init__(
-        self,
-        *,
-        delay_secs: float | None = None,
-        warm_start_from: str | None = None,
-        warm_start_optimizer: bool = False,
-        publish_dir: str | None = None,
-        record_lineage: bool = True,
-        distribution: dict[str, Any] | None = None,
-        ray_conn_id: str = "ray_default",
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, delay_secs: float | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.init_training(warm_start_from, warm_start_optimizer, publish_dir, record_lineage)
         self.delay_secs = check_optional_seconds("delay_secs", delay_secs)
-        self.init_distribution(distribution, ray_conn_id)
 
     def run_step(self, context: Context) -> dict[str, Any]:
         from airflow_tfexp.experiment.evaluation.coordination import read_completion_marker
 
-        if self.on_ray:
-            experiment, summary = self.train_on_ray(context)
-            return {**summary, "completion": read_completion_marker(experiment.model_dir)}
-        experiment = self.prepared_experiment(context)
-        experiment.train(delay_secs=self.delay_secs)
-        self.record(experiment, context)
-        return {
-            **checkpoint_summary(experiment),
-            "completion": read_completion_marker(experiment.model_dir),
-            "warm_started_from": getattr(experiment.estimator, "warm_started_from", None),
-        }
+        summary, _ = self.train_here_or_on_ray(
+            context, lambda experiment: experiment.train(delay_secs=self.delay_secs)
+        )
+        return {**summary, "completion": read_completion_marker(self.model_dir)}
 
 
 class EvaluateOperator(ExperimentBaseOperator):
@@ -214,8 +193,8 @@ class EvaluateOperator(ExperimentBaseOperator):
         self.name = name
 
     def run_step(self, context: Context) -> dict[str, Any]:
-        from airflow_tfexp.experiment.storage.checkpoints import checkpoint_step
         from airflow_tfexp.experiment.evaluation.results import read_results
+        from airflow_tfexp.experiment.storage.checkpoints import checkpoint_step
 
         checkpoint_path = self.checkpoint_path
         if isinstance(checkpoint_path, dict):  # an item of CheckpointSensor's output
@@ -244,7 +223,7 @@ class EvaluateOperator(ExperimentBaseOperator):
             metrics, reused = experiment.evaluate_checkpoint(checkpoint_path, name=self.name), False
         return {
             **checkpoint_summary(experiment, checkpoint_path),
-            "metrics": _jsonable(metrics),
+            "metrics": jsonable(metrics),
             "name": self.name,
             "reused": reused,
         }
@@ -285,49 +264,26 @@ class ExportOperator(ExperimentBaseOperator):
         }
 
 
-class TrainAndEvaluateOperator(_Training, ExperimentBaseOperator):
+class TrainAndEvaluateOperator(_TrainingOperator):
     """`Experiment.train_and_evaluate` in one task: train with in-training evaluation, then a
-    final evaluation and export (warm starting as `warm_start_from` says; see `_Training`).
+    final evaluation and export (warm starting as `warm_start_from` says; see
+    `_TrainingOperator`). On Ray the workers train; this task then evaluates the final
+    checkpoint and exports (in-training evaluations are skipped).
 
     :return: ``{"model_dir", "checkpoint_path", "global_step", "metrics", "export_paths"}``.
     """
 
-    def __init__(
-        self,
-        *,
-        warm_start_from: str | None = None,
-        warm_start_optimizer: bool = False,
-        publish_dir: str | None = None,
-        record_lineage: bool = True,
-        distribution: dict[str, Any] | None = None,
-        ray_conn_id: str = "ray_default",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.init_training(warm_start_from, warm_start_optimizer, publish_dir, record_lineage)
-        self.init_distribution(distribution, ray_conn_id)
-
     def run_step(self, context: Context) -> dict[str, Any]:
-        if self.on_ray:
-            # The workers train; this task then evaluates the final checkpoint and exports
-            # (Experiment.train_and_evaluate's last part). In-training evaluations are skipped.
-            experiment, summary = self.train_on_ray(context)
+        summary, outcome = self.train_here_or_on_ray(
+            context, lambda experiment: experiment.train_and_evaluate()
+        )
+        if outcome is None:  # trained on Ray: the final evaluation and export run here
             self.log.info("Training done on Ray: the final evaluation and export run here.")
+            experiment = self.build_experiment(context)
             eval_result = experiment.evaluate(delay_secs=0)
-            export_paths = experiment.export(eval_result=eval_result)
-            return {
-                **summary,
-                "metrics": _jsonable(eval_result),
-                "export_paths": export_paths,
-            }
-        experiment = self.prepared_experiment(context)
-        eval_result, export_paths = experiment.train_and_evaluate()
-        self.record(experiment, context)
-        return {
-            **checkpoint_summary(experiment),
-            "metrics": _jsonable(eval_result),
-            "export_paths": export_paths,
-        }
+            outcome = eval_result, experiment.export(eval_result=eval_result)
+        eval_result, export_paths = outcome
+        return {**summary, "metrics": jsonable(eval_result), "export_paths": export_paths}
 
 
 class ExperimentTestOperator(ExperimentBaseOperator):
@@ -339,7 +295,7 @@ class ExperimentTestOperator(ExperimentBaseOperator):
     def run_step(self, context: Context) -> dict[str, Any]:
         experiment = self.build_experiment(context)
         metrics = experiment.test()
-        return {**checkpoint_summary(experiment), "metrics": _jsonable(metrics)}
+        return {**checkpoint_summary(experiment), "metrics": jsonable(metrics)}
 
 
 class StdServerOperator(ExperimentBaseOperator):
@@ -358,11 +314,3 @@ class StdServerOperator(ExperimentBaseOperator):
             **checkpoint_summary(experiment),
             "completion": read_completion_marker(experiment.model_dir),
         }
-
-
-def _jsonable(metrics: Any) -> dict[str, Any]:
-    from airflow_tfexp.experiment.evaluation.results import (
-        to_jsonable,
-    )  # loaded when a task runs, not at parse
-
-    return to_jsonable(metrics)

@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_tfexp._config import DEFAULT_GCP_CONN_ID
+from airflow_tfexp._airflow import asset_uri, is_templated
+from airflow_tfexp.experiment.storage.fs import is_gcs
 from airflow_tfexp.experiment.storage.locations import parse_model_dir
-from airflow_tfexp.operators._base import ExperimentBaseOperator, is_templated
+from airflow_tfexp.names import DEFAULT_GCP_CONN_ID
+from airflow_tfexp.operators._base import ExperimentBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -19,8 +21,7 @@ def publish_asset(publish_dir: str) -> Any:
     """The asset a publish updates: downstream DAGs (a deploy) schedule on it."""
     from airflow.sdk import Asset
 
-    uri = publish_dir if publish_dir.startswith("gs://") else f"file://{publish_dir}"
-    return Asset(uri=uri.rstrip("/"))
+    return Asset(uri=asset_uri(publish_dir))
 
 
 def _candidate_export(model_dir: str, exporter_name: str | None) -> str:
@@ -98,10 +99,14 @@ class BlessOperator(ExperimentBaseOperator):
         self.exporter_name = exporter_name
 
     def run_step(self, context: Context) -> dict[str, Any]:
-        from airflow_tfexp.experiment.retraining.blessing import decide, read_blessing, write_blessing
+        from airflow_tfexp.experiment.evaluation.results import read_all_results
+        from airflow_tfexp.experiment.retraining.blessing import (
+            decide,
+            read_blessing,
+            write_blessing,
+        )
         from airflow_tfexp.experiment.retraining.lineage import update_lineage
         from airflow_tfexp.experiment.retraining.publishing import latest_published
-        from airflow_tfexp.experiment.evaluation.results import read_all_results
 
         candidate = self.candidate_export or _candidate_export(self.model_dir, self.exporter_name)
         recorded = read_blessing(self.model_dir)
@@ -189,7 +194,7 @@ class PublishOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_tfexp.hooks.gcp_credentials import gcp_credentials
 
-        remote = next((d for d in (self.publish_dir, self.model_dir) if d.startswith("gs://")), "")
+        remote = next((d for d in (self.publish_dir, self.model_dir) if is_gcs(d)), "")
         with gcp_credentials(self.gcp_conn_id, remote, self.log):
             return self._publish(context)
 

@@ -7,11 +7,17 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.exceptions import AirflowException
 
-from airflow_tfexp._config import DEFAULT_GCP_CONN_ID, default_deferrable
+from airflow_tfexp._airflow import (
+    DEFER_SETTLE_SECS,
+    is_templated,
+    raise_on_error_event,
+    run_start_timestamp,
+)
+from airflow_tfexp._config import default_deferrable
+from airflow_tfexp.experiment._validation import check_optional_seconds
 from airflow_tfexp.experiment.storage.locations import parse_model_dir
-from airflow_tfexp.operators._base import is_templated, run_start_timestamp
+from airflow_tfexp.names import DEFAULT_GCP_CONN_ID
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -32,6 +38,9 @@ class CheckpointSensor(BaseSensorOperator):
         checkpoint newer than the watermark (keep them with `keep_checkpoint_max=None`).
     :param deferrable: wait in the triggerer (default from `[tfexp] default_deferrable`).
     :param gcp_conn_id: the connection whose credentials reach a gs:// model dir.
+    :param defer_settle_secs: once deferred, the trigger's first look waits this long, so the
+        task is never resumed before the scheduler processed its deferral (apache/airflow#72716
+        fails a task resumed that fast).
     """
 
     template_fields: Sequence[str] = ("model_dir", "after_step", "name")
@@ -46,10 +55,12 @@ class CheckpointSensor(BaseSensorOperator):
         wait_for_training_complete: bool = False,
         deferrable: bool | None = None,
         gcp_conn_id: str = DEFAULT_GCP_CONN_ID,
+        defer_settle_secs: float = DEFER_SETTLE_SECS,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.gcp_conn_id = gcp_conn_id
+        self.defer_settle_secs = check_optional_seconds("defer_settle_secs", defer_settle_secs)
         if not is_templated(model_dir):
             parse_model_dir(model_dir)
         if after_step is not None and not is_templated(after_step):
@@ -61,7 +72,10 @@ class CheckpointSensor(BaseSensorOperator):
         self.deferrable = default_deferrable() if deferrable is None else deferrable
 
     def _check(self, context: Context) -> dict[str, Any] | None:
-        from airflow_tfexp.experiment.evaluation.model_dir_scan import checkpoints_to_report, scan_model_dir
+        from airflow_tfexp.experiment.evaluation.model_dir_scan import (
+            checkpoints_to_report,
+            scan_model_dir,
+        )
         from airflow_tfexp.hooks.gcp_credentials import gcp_credentials
 
         with gcp_credentials(self.gcp_conn_id, self.model_dir, self.log):
@@ -87,27 +101,23 @@ class CheckpointSensor(BaseSensorOperator):
         event = self._check(context)
         if event is not None:
             return self._finish(event)
-        from airflow_tfexp.triggers.checkpoint import CheckpointTrigger
+        from airflow_tfexp.triggers.checkpoint import defer_for_checkpoints
 
-        self.defer(
-            trigger=CheckpointTrigger(
-                model_dir=self.model_dir,
-                after_step=_as_step(self.after_step),
-                name=self.name,
-                poll_interval=float(self.poke_interval),
-                wait_for_training_complete=self.wait_for_training_complete,
-                completed_after=run_start_timestamp(context),
-                gcp_conn_id=self.gcp_conn_id,
-            ),
-            method_name="execute_complete",
+        defer_for_checkpoints(
+            self,
+            model_dir=self.model_dir,
+            after_step=_as_step(self.after_step),
+            name=self.name,
+            poll_interval=float(self.poke_interval),
+            wait_for_training_complete=self.wait_for_training_complete,
+            completed_after=run_start_timestamp(context),
+            gcp_conn_id=self.gcp_conn_id,
+            settle_secs=self.defer_settle_secs or 0,
             timeout=timedelta(seconds=self.timeout),
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> list[dict[str, Any]]:
-        if event.get("status") == "error":
-            raise AirflowException(
-                f"{self.task_id}: waiting for checkpoints in {self.model_dir} failed: {event.get('message')}"
-            )
+        raise_on_error_event(self.task_id, self.model_dir, event)
         return self._finish(event)
 
     def _finish(self, event: dict[str, Any]) -> list[dict[str, Any]]:

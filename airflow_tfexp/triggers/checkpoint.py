@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_tfexp.experiment.storage.gcs import using_credentials
+from airflow_tfexp._airflow import DEFER_SETTLE_SECS
 from airflow_tfexp.experiment.evaluation.model_dir_scan import (
     CheckpointEventStatus,
     ModelDirScan,
@@ -17,7 +18,12 @@ from airflow_tfexp.experiment.evaluation.model_dir_scan import (
     scan_model_dir,
     watermark,
 )
+from airflow_tfexp.experiment.storage.fs import is_gcs
+from airflow_tfexp.experiment.storage.gcs import using_credentials
 from airflow_tfexp.hooks.gcp_credentials import aload_gcp_credentials
+
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator
 
 
 class CheckpointTrigger(BaseTrigger):
@@ -91,7 +97,7 @@ class CheckpointTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
             credentials = None
-            if self.model_dir.startswith("gs://"):
+            if is_gcs(self.model_dir):
                 credentials = await aload_gcp_credentials(self.gcp_conn_id, self.log)
             with using_credentials(credentials):
                 event = await self._wait_for_event()
@@ -139,3 +145,37 @@ class CheckpointTrigger(BaseTrigger):
                     self.poll_interval,
                 )
             await asyncio.sleep(self.poll_interval)
+
+
+def defer_for_checkpoints(
+    operator: BaseOperator,
+    *,
+    model_dir: str,
+    after_step: int | None,
+    poll_interval: float,
+    completed_after: float | None,
+    gcp_conn_id: str | None,
+    timeout: timedelta,
+    name: str | None = None,
+    wait_for_training_complete: bool = False,
+    settle_secs: float = DEFER_SETTLE_SECS,
+    kwargs: dict[str, Any] | None = None,
+) -> None:
+    """Defer `operator` to a CheckpointTrigger that resumes it at `execute_complete`. Every
+    deferral goes through here, so the trigger's first look always waits `settle_secs`: a task
+    resumed within seconds of deferring is failed by Airflow (apache/airflow#72716)."""
+    operator.defer(
+        trigger=CheckpointTrigger(
+            model_dir=model_dir,
+            after_step=after_step,
+            name=name,
+            poll_interval=poll_interval,
+            wait_for_training_complete=wait_for_training_complete,
+            completed_after=completed_after,
+            gcp_conn_id=gcp_conn_id,
+            not_before=time.time() + settle_secs if settle_secs else None,
+        ),
+        method_name="execute_complete",
+        kwargs=kwargs,
+        timeout=timeout,
+    )

@@ -26,8 +26,9 @@ from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from airflow_tfexp.experiment.storage.gcs import using_credentials
 from airflow_tfexp.experiment.evaluation.model_dir_scan import ModelDirScan, scan_model_dir
+from airflow_tfexp.experiment.storage.fs import is_gcs
+from airflow_tfexp.experiment.storage.gcs import using_credentials
 from airflow_tfexp.hooks.gcp_credentials import aload_gcp_credentials
 
 WATERMARK_KEY = "tfexp_checkpoint_watermark"
@@ -105,7 +106,7 @@ class CheckpointEventTrigger(BaseEventTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         credentials = None
-        if self.model_dir.startswith("gs://"):
+        if is_gcs(self.model_dir):
             credentials = await aload_gcp_credentials(self.gcp_conn_id, self.log)
         stored = await self._stored_watermark()
         emitted = stored if stored is not None else -1

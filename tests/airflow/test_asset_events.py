@@ -10,8 +10,8 @@ from airflow.sdk.api.datamodels._generated import (
     AssetReferenceAssetEventDagRun,
 )
 
+from airflow_tfexp.names import ASSET_EVENTS_PARAM
 from airflow_tfexp.operators import TrainOperator
-from airflow_tfexp.operators._base import ASSET_EVENTS_PARAM
 
 
 def reference(uri: str, minute: int, **extra) -> AssetEventDagRunReference:

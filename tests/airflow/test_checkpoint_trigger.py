@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from airflow_tfexp.experiment.evaluation.coordination import write_completion_marker
-from airflow_tfexp.experiment.storage.fs import join
 from airflow_tfexp.experiment.evaluation.results import record_result
+from airflow_tfexp.experiment.storage.fs import join
 from airflow_tfexp.triggers.checkpoint import CheckpointTrigger
 from tests.experiment.fakes import update_state, write_checkpoint, write_file
 
@@ -195,8 +195,8 @@ def test_the_trigger_never_blocks_the_event_loop(tmp_path, after_step):
 
 def test_one_look_at_a_gcs_model_dir_with_50_checkpoints_costs_4_http_requests(gcs_emulator):
     """Counted on the wire: every HTTP request the storage client sends to the server."""
-    from airflow_tfexp.experiment.storage.gcs import gcs_filesystem
     from airflow_tfexp.experiment.evaluation.model_dir_scan import scan_model_dir
+    from airflow_tfexp.experiment.storage.gcs import gcs_filesystem
 
     model_dir = "gs://tfexp-test/fifty-checkpoints"
     for step in range(0, 500, 10):

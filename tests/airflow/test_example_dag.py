@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints
-from airflow_tfexp.experiment.export.export_dirs import list_exports
-from airflow_tfexp.experiment.storage.fs import filesystem, join
 from airflow_tfexp.experiment.evaluation.results import read_results
+from airflow_tfexp.experiment.export.export_dirs import list_exports
+from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints
+from airflow_tfexp.experiment.storage.fs import filesystem, join
 from tests.airflow.conftest import load_dag
 
 pytestmark = pytest.mark.slow

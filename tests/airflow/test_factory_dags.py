@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from airflow_tfexp.dag_factory import build_experiment_dag
-from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints
 from airflow_tfexp.experiment.evaluation.coordination import read_completion_marker
-from airflow_tfexp.experiment.export.export_dirs import list_exports
-from airflow_tfexp.experiment.storage.fs import join
 from airflow_tfexp.experiment.evaluation.results import read_results
+from airflow_tfexp.experiment.export.export_dirs import list_exports
+from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints
+from airflow_tfexp.experiment.storage.fs import join
 from tests.airflow.conftest import load_dag, task_instances
 
 pytestmark = pytest.mark.slow

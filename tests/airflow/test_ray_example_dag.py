@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints
 from airflow_tfexp.experiment.export.export_dirs import list_exports
+from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints
 from airflow_tfexp.experiment.storage.fs import join
 from tests.airflow.conftest import load_dag, task_instances
 

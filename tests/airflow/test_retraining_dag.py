@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from airflow_tfexp.experiment.storage.fs import filesystem, join
 from airflow_tfexp.experiment.retraining.lineage import read_lineage
 from airflow_tfexp.experiment.retraining.publishing import latest_published, published_versions
+from airflow_tfexp.experiment.storage.fs import filesystem, join
 from tests.airflow.conftest import load_dag, task_instances
 
 pytestmark = pytest.mark.slow

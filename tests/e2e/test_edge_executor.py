@@ -10,9 +10,9 @@ import signal
 import pytest
 import yaml
 
-from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints
-from airflow_tfexp.experiment.export.export_dirs import list_exports
 from airflow_tfexp.experiment.evaluation.results import read_results
+from airflow_tfexp.experiment.export.export_dirs import list_exports
+from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints
 from tests.e2e.cluster import AirflowCluster
 from tests.experiment.processes import wait_until
 

@@ -14,8 +14,8 @@ import time
 import pytest
 import yaml
 
-from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints
 from airflow_tfexp.experiment.evaluation.results import read_results
+from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints
 from tests.e2e.cluster import ROOT, AirflowCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]

@@ -9,15 +9,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from airflow_tfexp.experiment.export.export_dirs import ExportTarget
+from airflow_tfexp.experiment.hooks import HookList, ListenerList, TrainingContext
+from airflow_tfexp.experiment.run_config import RunConfig
 from airflow_tfexp.experiment.storage.checkpoints import (
     checkpoint_step,
     latest_checkpoint,
     state_latest_step,
 )
-from airflow_tfexp.experiment.export.export_dirs import ExportTarget
 from airflow_tfexp.experiment.storage.fs import filesystem, join
-from airflow_tfexp.experiment.hooks import HookList, ListenerList, TrainingContext
-from airflow_tfexp.experiment.run_config import RunConfig
 
 
 def write_checkpoint(model_dir: str, step: int) -> str:

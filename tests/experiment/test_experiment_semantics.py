@@ -15,7 +15,10 @@ from airflow_tfexp.experiment import (
     RunConfig,
     TrainingHook,
 )
-from airflow_tfexp.experiment.evaluation.coordination import read_completion_marker, write_completion_marker
+from airflow_tfexp.experiment.evaluation.coordination import (
+    read_completion_marker,
+    write_completion_marker,
+)
 from airflow_tfexp.experiment.evaluation.results import read_results
 from tests.experiment.fakes import (
     FakeClock,

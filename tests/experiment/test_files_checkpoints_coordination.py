@@ -5,7 +5,16 @@ from __future__ import annotations
 import os
 import time
 
-from airflow_tfexp.experiment.storage.files import append_jsonl, read_jsonl
+from airflow_tfexp.experiment.evaluation.coordination import (
+    EvaluatorRegistration,
+    protection_reason,
+)
+from airflow_tfexp.experiment.evaluation.results import record_result
+from airflow_tfexp.experiment.export.export_dirs import (
+    ExportTarget,
+    garbage_collect_exports,
+    list_exports,
+)
 from airflow_tfexp.experiment.storage.checkpoints import (
     CheckpointInfo,
     complete_checkpoints,
@@ -13,9 +22,7 @@ from airflow_tfexp.experiment.storage.checkpoints import (
     list_checkpoints,
     select_pending,
 )
-from airflow_tfexp.experiment.evaluation.coordination import EvaluatorRegistration, protection_reason
-from airflow_tfexp.experiment.export.export_dirs import ExportTarget, garbage_collect_exports, list_exports
-from airflow_tfexp.experiment.evaluation.results import record_result
+from airflow_tfexp.experiment.storage.files import append_jsonl, read_jsonl
 from tests.experiment.fakes import write_checkpoint
 
 

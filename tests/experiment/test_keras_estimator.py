@@ -17,9 +17,12 @@ from airflow_tfexp.experiment import (  # noqa: E402
     RunConfig,
     TrainingHook,
 )
-from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints  # noqa: E402
-from airflow_tfexp.experiment.evaluation.coordination import EvaluatorRegistration, read_completion_marker  # noqa: E402
+from airflow_tfexp.experiment.evaluation.coordination import (  # noqa: E402
+    EvaluatorRegistration,
+    read_completion_marker,
+)
 from airflow_tfexp.experiment.evaluation.results import read_results, record_result  # noqa: E402
+from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints  # noqa: E402
 from tests.experiment import tiny_experiment as tiny  # noqa: E402
 
 

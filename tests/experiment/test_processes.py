@@ -8,9 +8,9 @@ import socket
 
 import pytest
 
-from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints
 from airflow_tfexp.experiment.evaluation.coordination import read_completion_marker
 from airflow_tfexp.experiment.evaluation.results import read_results
+from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints
 from tests.experiment.processes import kill_group, last_json_line, run_cli, start_cli, wait_until
 
 pytestmark = pytest.mark.slow

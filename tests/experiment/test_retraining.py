@@ -10,11 +10,16 @@ import numpy as np
 import pytest
 
 from airflow_tfexp.experiment import RunConfig
-from airflow_tfexp.experiment.retraining.blessing import BlessingSpec, decide, read_blessing, write_blessing
-from airflow_tfexp.experiment.storage.fs import filesystem, join
+from airflow_tfexp.experiment.retraining.blessing import (
+    BlessingSpec,
+    decide,
+    read_blessing,
+    write_blessing,
+)
 from airflow_tfexp.experiment.retraining.lineage import read_lineage, update_lineage
 from airflow_tfexp.experiment.retraining.publishing import latest_published, publish_export
 from airflow_tfexp.experiment.retraining.warm_start import WarmStartError
+from airflow_tfexp.experiment.storage.fs import filesystem, join
 from tests.experiment.tiny_experiment import experiment_fn
 
 

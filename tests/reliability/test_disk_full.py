@@ -9,8 +9,8 @@ import subprocess
 import pytest
 
 from airflow_tfexp.experiment import RunConfig
-from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints
 from airflow_tfexp.experiment.errors import CheckpointError
+from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints
 from tests.experiment.tiny_experiment import data, experiment_fn
 
 pytestmark = pytest.mark.timeout(300)

@@ -14,9 +14,9 @@ from collections.abc import Callable
 import pytest
 
 from airflow_tfexp.experiment import RunConfig
-from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints
 from airflow_tfexp.experiment.evaluation.coordination import read_completion_marker
 from airflow_tfexp.experiment.export.export_dirs import SAVED_MODEL_FILE, TEMP_PREFIX, list_exports
+from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints
 from airflow_tfexp.experiment.storage.fs import filesystem, join
 from tests.experiment import tiny_experiment as tiny
 from tests.experiment.processes import kill_group, run_cli, start_cli, wait_until

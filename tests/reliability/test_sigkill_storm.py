@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints
 from airflow_tfexp.experiment.evaluation.coordination import read_completion_marker
+from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints
 from tests.experiment.processes import kill_group, run_cli, start_cli, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]

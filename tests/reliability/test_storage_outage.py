@@ -12,8 +12,8 @@ import uuid
 import pytest
 
 from airflow_tfexp.experiment import RunConfig
-from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints
 from airflow_tfexp.experiment.evaluation.coordination import read_completion_marker
+from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints
 from airflow_tfexp.experiment.storage.fs import filesystem, join
 from tests.experiment import tiny_experiment as tiny
 from tests.experiment.fakes import write_checkpoint

@@ -8,8 +8,8 @@ import sys
 import textwrap
 
 from airflow_tfexp.experiment import RunConfig
-from airflow_tfexp.experiment.storage.fs import filesystem, join
 from airflow_tfexp.experiment.evaluation.results import read_results
+from airflow_tfexp.experiment.storage.fs import filesystem, join
 from airflow_tfexp.plugins.charts import line_chart
 from airflow_tfexp.plugins.run_data import read_run_data
 from tests.experiment.tiny_experiment import experiment_fn

@@ -249,3 +249,18 @@ def as_warm_start_settings(value: Any) -> WarmStartSettings | None:
     if value is None or isinstance(value, WarmStartSettings):
         return value
     return WarmStartSettings(value)
+
+
+def apply_warm_start(experiment: Any, source: str | None, include_optimizer: bool) -> None:
+    """Tell the experiment's estimator to warm start from `source` (a checkpoint, model dir or
+    export path; None: no warm start) when it trains with no checkpoint of its own. One path for
+    every launcher: an Airflow task training locally and each Ray worker alike."""
+    if source is None:
+        return
+    set_warm_start = getattr(experiment.estimator, "set_warm_start", None)
+    if set_warm_start is None:
+        raise ValueError(
+            f"`warm_start_from` needs an estimator that can warm start (KerasEstimator); "
+            f"{type(experiment.estimator).__name__} cannot."
+        )
+    set_warm_start(WarmStartSettings(source, include_optimizer))

@@ -1,0 +1,92 @@
+"""The adapters' toolbox: what operators, sensors and the factory share about Airflow itself.
+
+Templating checks, the run's start time, the asset events that triggered a run, asset URIs,
+the error event of a trigger, XCom-friendly results and environment scoping (deferring until
+checkpoints appear is `triggers.checkpoint.defer_for_checkpoints`). Light to import (DAG files import the operators): the engine and the
+trigger load inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from airflow_tfexp.experiment.storage.fs import is_gcs
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+# A deferred task resumed within seconds can be failed by Airflow (apache/airflow#72716: the
+# scheduler applies the deferral's exit to the resumed try): a trigger's first look waits this
+# long after every deferral.
+DEFER_SETTLE_SECS = 10.0
+
+
+def is_templated(value: Any) -> bool:
+    """Whether a value is a Jinja template, checked when rendered instead of at parse time."""
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def run_start_timestamp(context: Context) -> float | None:
+    """When this DAG run started (Unix time): older completion markers are an earlier run's."""
+    start = getattr(context.get("dag_run"), "start_date", None)
+    return start.timestamp() if start else None
+
+
+def asset_events(context: Context) -> list[dict[str, Any]]:
+    """The asset events that triggered this run, as plain JSON (oldest first)."""
+    events = []
+    for asset, refs in dict(context.get("triggering_asset_events") or {}).items():
+        for ref in refs:
+            events.append(
+                {
+                    "uri": getattr(getattr(ref, "asset", None), "uri", None)
+                    or getattr(asset, "uri", str(asset)),
+                    "extra": dict(getattr(ref, "extra", None) or {}),
+                    "timestamp": str(getattr(ref, "timestamp", "")),
+                    "source_dag_id": getattr(ref, "source_dag_id", None),
+                    "source_run_id": getattr(ref, "source_run_id", None),
+                }
+            )
+    return sorted(events, key=lambda e: e["timestamp"])
+
+
+def asset_uri(path: str) -> str:
+    """The asset URI of a model or publish dir: `gs://...` as it is, a local path as file://."""
+    path = path.rstrip("/")
+    return path if is_gcs(path) else f"file://{path}"
+
+
+def raise_on_error_event(task_id: str, model_dir: str, event: Mapping[str, Any]) -> None:
+    """A trigger's error event fails the task, naming the task and the model dir."""
+    if event.get("status") == "error":
+        from airflow.sdk.exceptions import AirflowException
+
+        raise AirflowException(
+            f"{task_id}: waiting for checkpoints in {model_dir} failed: {event.get('message')}"
+        )
+
+
+def jsonable(metrics: Any) -> dict[str, Any]:
+    """Metrics as plain JSON values (NumPy and TensorFlow scalars become floats), for XCom."""
+    from airflow_tfexp.experiment.evaluation.results import to_jsonable
+
+    return to_jsonable(metrics)
+
+
+@contextlib.contextmanager
+def scoped_environment(changes: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of a block and restore them after: tasks may
+    share a process (dag.test), and the next must not inherit this one's settings."""
+    previous = {key: os.environ.get(key) for key in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
