@@ -60,7 +60,12 @@ with DAG(
 ):
     started = start_background_training()
     new = CheckpointSensor(
-        task_id="wait", model_dir=MODEL_DIR, after_step=20, poke_interval=0.2, timeout=120
+        task_id="wait",
+        model_dir=MODEL_DIR,
+        after_step=20,
+        poke_interval=0.2,
+        timeout=120,
+        defer_settle_secs=0.5,
     )
     evaluate = EvaluateOperator.partial(
         task_id="evaluate", experiment_fn=TINY, model_dir=MODEL_DIR
