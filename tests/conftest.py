@@ -70,3 +70,47 @@ def model_dir(request, tmp_path):
     return (
         f"gs://tfexp-test/{request.node.name.replace('[', '-').rstrip(']')}-{uuid.uuid4().hex[:8]}"
     )
+
+
+# Tests that share something run one after another on one xdist worker: the tests of a module
+# whose module-scoped fixture starts a whole Airflow (it would start once per worker otherwise),
+# and every test that starts Ray (Ray is too easily starved into killing its workers when two
+# Ray jobs and the rest of the suite share two cores).
+XDIST_GROUPS = {
+    "edge-cluster": ("tests/e2e/test_edge_executor.py",),
+    "ui-cluster": ("tests/ui/test_experiments_page.py",),
+    "ray": (
+        "tests/launchers/test_ray_training.py",
+        "tests/launchers/test_ray_parameter_server.py",
+        "tests/launchers/test_ray_bad_input.py",
+        "tests/airflow/test_ray_example_dag.py",
+    ),
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = os.path.relpath(str(item.path), ROOT)
+        for group, paths in XDIST_GROUPS.items():
+            if path in paths:
+                item.add_marker(pytest.mark.xdist_group(group))
+
+
+# TFEXP_TEST_CPU_LOG=FILE: one line per test with the CPU seconds it cost (this process and the
+# child processes it waited for), to find what makes the suite slow on two cores.
+if os.environ.get("TFEXP_TEST_CPU_LOG"):
+    import resource
+
+    def _cpu() -> float:
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(item, nextitem):
+        started = _cpu()
+        try:
+            return (yield)
+        finally:
+            with open(os.environ["TFEXP_TEST_CPU_LOG"], "a") as log:
+                log.write(f"{_cpu() - started:.1f}\t{item.nodeid}\n")

@@ -84,7 +84,14 @@ def train_on_ray(
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     if address is None:
         cpus = max(1, int(spec.ray_cpus + 0.999))
-        ray.init(num_cpus=cpus, include_dashboard=False, runtime_env={"env_vars": env})
+        # address="local": a Ray of this task's own, even where a `ray start` cluster runs on
+        # the machine (ray.init() would join that one, and refuse num_cpus)
+        ray.init(
+            address="local",
+            num_cpus=cpus,
+            include_dashboard=False,
+            runtime_env={"env_vars": env},
+        )
     else:
         _connect(ray, address, env, task_log)
     try:
