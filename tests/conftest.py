@@ -74,26 +74,42 @@ def model_dir(request, tmp_path):
 
 # Tests that share something run one after another on one xdist worker: the tests of a module
 # whose module-scoped fixture starts a whole Airflow (it would start once per worker otherwise),
-# and every test that starts Ray (Ray is too easily starved into killing its workers when two
-# Ray jobs and the rest of the suite share two cores).
+# and every test that starts Ray (one Ray job at a time on two cores; two starve each other into
+# killing their workers). Ray-heavy and cluster groups are queued first: they are the longest.
 XDIST_GROUPS = {
-    "edge-cluster": ("tests/e2e/test_edge_executor.py",),
-    "ui-cluster": ("tests/ui/test_experiments_page.py",),
     "ray": (
-        "tests/launchers/test_ray_training.py",
         "tests/launchers/test_ray_parameter_server.py",
+        "tests/launchers/test_ray_training.py",
         "tests/launchers/test_ray_bad_input.py",
         "tests/airflow/test_ray_example_dag.py",
     ),
+    "edge-cluster": ("tests/e2e/test_edge_executor.py",),
+    "ui-cluster": ("tests/ui/test_experiments_page.py",),
 }
+_GROUP_OF_FILE = {path: group for group, paths in XDIST_GROUPS.items() for path in paths}
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Each group of XDIST_GROUPS goes to one worker as one unit, every other test alone.
+    (`--dist loadgroup` no longer groups under pytest 9.2: it rewrites a node id field pytest
+    stopped reading, pytest-dev/pytest-xdist#1386.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileGroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _GROUP_OF_FILE.get(nodeid.split("::", 1)[0], nodeid)
+
+    return FileGroupScheduling(config, log)
 
 
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        path = os.path.relpath(str(item.path), ROOT)
-        for group, paths in XDIST_GROUPS.items():
-            if path in paths:
-                item.add_marker(pytest.mark.xdist_group(group))
+    """The groups first (the scheduler hands out work in this order), the rest as collected."""
+    rank = {group: i for i, group in enumerate(XDIST_GROUPS)}
+    items.sort(
+        key=lambda item: rank.get(
+            _GROUP_OF_FILE.get(os.path.relpath(str(item.path), ROOT), ""), len(rank)
+        )
+    )
 
 
 # TFEXP_TEST_CPU_LOG=FILE: one line per test with the CPU seconds it cost (this process and the
