@@ -7,7 +7,7 @@ DEMO_DIR ?= demo/digits_factory
 AIRFLOW_ENV := AIRFLOW_HOME=$(CURDIR)/.airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
 	AIRFLOW__CORE__LOAD_EXAMPLES=False
 
-.PHONY: venv demo airflow test lint bench clean
+.PHONY: venv demo airflow test test-fast lint bench clean
 
 venv: $(STAMP)
 
@@ -30,11 +30,16 @@ demo: $(STAMP)
 airflow: $(STAMP)
 	$(AIRFLOW_ENV) $(VENV)/bin/airflow standalone
 
-# The UI tests drive Debian's headless Chromium: installed here when missing.
+# The UI tests drive Debian's headless Chromium: installed here when missing. Tests run side by
+# side on TEST_WORKERS xdist workers (see tests/README.md); the wall time is printed last.
+TEST_WORKERS ?= 3
 test: $(STAMP)
-	sh scripts/install_chromium.sh
-	$(VENV)/bin/ruff check airflow_tfexp tests dags scripts bench
-	$(PY) -m pytest
+	sh scripts/run_tests.sh -n $(TEST_WORKERS)
+
+# The engine and the adapters: no Airflow cluster, Ray or browser (under two minutes).
+test-fast: $(STAMP)
+	TFEXP_SKIP_CHROMIUM=1 sh scripts/run_tests.sh -n 2 -m "not slow" \
+		--ignore=tests/e2e
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check airflow_tfexp tests dags scripts bench

@@ -1,7 +1,8 @@
 """A cache of validated plans, so that parsing an unchanged YAML config costs no validation.
 
 The key covers everything the plan depends on: the config file's bytes, the configured
-executors (they are validated against) and the factory's own code. Entries are written whole
+executors (they are validated against) and the code of every module validation and planning
+use (`PLAN_MODULES`; a test checks that the list is complete). Entries are written whole
 (temporary file + rename); an unreadable entry is a miss.
 """
 
@@ -14,7 +15,31 @@ import tempfile
 from typing import Any
 
 CACHE_ENV = "TFEXP_FACTORY_CACHE"
-_FACTORY_FILES = ("spec.py", "stages.py", "plan.py", "compute.py", "cache.py")
+# The package's modules that turn a config into a plan: a changed one changes every key.
+PLAN_MODULES = (
+    "airflow_tfexp._airflow",
+    "airflow_tfexp.dag_factory.cache",
+    "airflow_tfexp.dag_factory.compute",
+    "airflow_tfexp.dag_factory.errors",
+    "airflow_tfexp.dag_factory.plan",
+    "airflow_tfexp.dag_factory.spec",
+    "airflow_tfexp.dag_factory.stages",
+    "airflow_tfexp.experiment._validation",
+    "airflow_tfexp.experiment.arguments",
+    "airflow_tfexp.experiment.experiment_fn",
+    "airflow_tfexp.experiment.storage.fs",
+    "airflow_tfexp.experiment.storage.locations",
+    "airflow_tfexp.launchers.spec",
+    "airflow_tfexp.names",
+)
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def module_file(module: str) -> str:
+    """The source file of one of the package's modules, found without importing it."""
+    parts = module.split(".")[1:]
+    path = os.path.join(_PACKAGE_ROOT, *parts)
+    return os.path.join(path, "__init__.py") if os.path.isdir(path) else f"{path}.py"
 
 
 def cache_dir() -> str:
@@ -28,9 +53,8 @@ def cache_key(source: bytes, executors: list[str]) -> str:
 
     digest = hashlib.sha256(source)
     digest.update(f"\0{__version__}\0{','.join(executors)}".encode())
-    here = os.path.dirname(__file__)
-    for name in _FACTORY_FILES:  # a changed factory (an upgrade, a checkout) changes every key
-        stat = os.stat(os.path.join(here, name))
+    for name in PLAN_MODULES:  # a changed factory (an upgrade, a checkout) changes every key
+        stat = os.stat(module_file(name))
         digest.update(f"\0{name}:{stat.st_mtime_ns}:{stat.st_size}".encode())
     return digest.hexdigest()
 

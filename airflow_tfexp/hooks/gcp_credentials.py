@@ -1,11 +1,21 @@
-"""Google Cloud credentials for gs:// model dirs, from an Airflow connection.
+"""Google Cloud credentials for gs:// model dirs, from an Airflow connection: the one module
+that decides how the engine's storage calls are authenticated.
 
 The connection (`gcp_conn_id`, default `google_cloud_default`) is read the way the Google
 provider stores it: a service-account key in the `keyfile_dict` extra (or a file in `key_path`)
-and an optional `project`. The key is written to a private temporary file that
-Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS) point at for the duration of
-the task step, then deleted. No connection means Application Default Credentials; with
-STORAGE_EMULATOR_HOST set, no credentials are needed. Secrets are never logged.
+and an optional `project`. Two ways to hand it to the engine, each where it is the only one
+that works:
+
+- a task step (`gcp_credentials`): the key goes to a private temporary file that Application
+  Default Credentials (GOOGLE_APPLICATION_CREDENTIALS) point at while the step runs, then is
+  deleted. The environment reaches every process the step starts (Ray workers, the CLI), and a
+  task has its process to itself.
+- a trigger (`aload_gcp_credentials`): the triggerer's process and environment are shared by
+  every trigger, so the credentials object is passed explicitly and set for one storage call's
+  thread (`storage.gcs.using_credentials`).
+
+No connection means Application Default Credentials; with STORAGE_EMULATOR_HOST set, no
+credentials are needed. Secrets are never logged.
 """
 
 from __future__ import annotations

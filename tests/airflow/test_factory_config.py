@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import copy
 import os
 import subprocess
@@ -373,3 +374,35 @@ def test_an_unchanged_config_is_built_from_its_cached_plan_without_validation(tm
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
     )
     assert "'LocalExecutor' is not configured" in out.stderr
+
+
+def test_the_plan_cache_key_covers_every_module_validation_and_planning_load():
+    """A module validation imports but the key ignores would let an upgrade reuse stale plans."""
+    from airflow_tfexp.dag_factory.cache import PLAN_MODULES, module_file
+
+    config = {
+        **GOOD,
+        "schedule_mode": "event_driven",
+        "distribution": {"strategy": "multi_worker_mirrored", "num_workers": 2, "launcher": "ray"},
+        "warm_start_from": "latest_blessed",
+        "publish_dir": "gs://bucket/published",
+        "exporters": [{"type": "latest"}],
+        "blessing": {"metric": "accuracy", "mode": "max"},
+        "compute": {"train": {"gpus": 1, "queue": "gpu"}},
+    }
+    code = textwrap.dedent(f"""
+        import sys
+        from airflow_tfexp.dag_factory.builder import plan_config
+        plan_config({config!r}, "(test)", ["LocalExecutor"])
+        print(sorted(
+            name for name, module in sys.modules.items()
+            if name.startswith("airflow_tfexp") and not name.startswith("airflow_tfexp.dag_factory.builder")
+            and not getattr(module, "__path__", None)
+        ))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    loaded = set(ast.literal_eval(out.stdout.strip().splitlines()[-1]))
+    assert "airflow_tfexp.launchers.spec" in loaded  # the config reached every validator
+    assert loaded - set(PLAN_MODULES) == set()
+    assert all(os.path.isfile(module_file(name)) for name in PLAN_MODULES)
