@@ -41,9 +41,9 @@ def main() -> int:
 
 
 def report(state: str, model_dir: str, elapsed: float) -> int:
+    from airflow_tfexp.experiment.evaluation.results import read_results
     from airflow_tfexp.experiment.export.export_dirs import list_exports
     from airflow_tfexp.experiment.storage.fs import join
-    from airflow_tfexp.experiment.evaluation.results import read_results
 
     print()
     print(f"DAG {DAG_ID}: {state} in {elapsed:.0f} s; model dir {model_dir}")
