@@ -50,6 +50,10 @@ class AirflowCluster:
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
                 "AIRFLOW__API__PORT": str(self.port),
                 "AIRFLOW__API_AUTH__JWT_SECRET": "tfexp-e2e-" + "0" * 54,
+                # An edge worker's token is valid for jwt_leeway seconds (30): on two cores
+                # shared with the rest of the suite, a request can wait longer than that and
+                # be refused with 403, and the job it carried is lost.
+                "AIRFLOW__API_AUTH__JWT_LEEWAY": "300",
                 "AIRFLOW__EDGE__API_ENABLED": "True",
                 "AIRFLOW__EDGE__API_URL": f"http://localhost:{self.port}/edge_worker/v1/rpcapi",
                 # edge3 fetches jobs in overlapping requests when one takes longer than the poll interval, and
