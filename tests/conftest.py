@@ -102,6 +102,15 @@ def pytest_xdist_make_scheduler(config, log):
     return FileGroupScheduling(config, log)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """On two cores the Ray tests get the CPU first (the processes a test starts inherit its
+    priority): they are the suite's longest lane, and a starved Ray kills its own workers."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        ray = _GROUP_OF_FILE.get(os.path.relpath(str(item.path), ROOT)) == "ray"
+        os.setpriority(os.PRIO_PROCESS, 0, 0 if ray else 8)
+
+
 def pytest_collection_modifyitems(config, items):
     """The groups first (the scheduler hands out work in this order), the rest as collected."""
     rank = {group: i for i, group in enumerate(XDIST_GROUPS)}
