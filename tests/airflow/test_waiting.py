@@ -51,6 +51,11 @@ def test_deferrable_continuous_eval_evaluates_every_checkpoint_then_finishes(
     # completed and the last after, so passes ran on both sides of a wait (in the worker, or
     # in the triggerer for the deferring variant).
     records = read_results(model_dir, "continuous")
+    # The trainer writes its completion marker just after its last checkpoint, which the
+    # evaluator may have evaluated (and finished on) first.
+    wait_until(
+        lambda: read_completion_marker(model_dir) is not None, 60, what="the completion marker"
+    )
     completed_at = read_completion_marker(model_dir)["wall_time"]
     assert records[0]["wall_time"] < completed_at <= records[-1]["wall_time"]
     (ti,) = [ti for ti in task_instances(dag, run) if ti.task_id == "continuous_eval"]
