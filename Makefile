@@ -32,7 +32,7 @@ airflow: $(STAMP)
 
 # The UI tests drive Debian's headless Chromium: installed here when missing. Tests run side by
 # side on TEST_WORKERS xdist workers (see tests/README.md); the wall time is printed last.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 2
 test: $(STAMP)
 	sh scripts/run_tests.sh -n $(TEST_WORKERS)
 
