@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import time
 import uuid
 from typing import Any
@@ -116,10 +117,30 @@ def train_on_ray(
 CONNECT_ATTEMPTS = 3
 
 
+PROBE_TIMEOUT_SECS = 10
+
+
+def _probe(address: str) -> None:
+    """A `ray://host:port` nobody listens on is a clear error at once (Ray's client would
+    retry it for about 35 s before saying the same)."""
+    if not address.startswith("ray://"):
+        return
+    host, _, port = address[len("ray://") :].partition("/")[0].rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), PROBE_TIMEOUT_SECS):
+            pass
+    except (OSError, ValueError) as err:
+        raise ValueError(
+            f"Cannot reach the Ray cluster at {address!r}: {err}. Expected the host and port "
+            "of a Ray client server (the head node's port 10001 by default)."
+        ) from err
+
+
 def _connect(ray: Any, address: str, env: dict[str, str], task_log: Any) -> None:
     """`ray.init` on a cluster. A Ray client server that answers but fails to start this
     client's session ("Initialization failure from server", seen on a head that has just come
     up) is asked again; anything else, or the last failure, is a clear error."""
+    _probe(address)
     for attempt in range(1, CONNECT_ATTEMPTS + 1):
         task_log.info("Connecting to the Ray cluster at %s.", address)
         try:
