@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_tfexp._airflow import asset_events, is_templated, scoped_environment
+from airflow_tfexp._airflow import is_templated, scoped_environment
 from airflow_tfexp.experiment.experiment_fn import parse_experiment_fn
 from airflow_tfexp.experiment.storage.locations import parse_model_dir
-from airflow_tfexp.names import ASSET_EVENTS_PARAM, DEFAULT_GCP_CONN_ID, PROVIDER_PARAM_PREFIX
+from airflow_tfexp.names import DEFAULT_GCP_CONN_ID
+from airflow_tfexp.operators._run_params import snapshot_params
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -34,18 +35,19 @@ class ExperimentBaseOperator(BaseOperator):
     """Builds `experiment_fn(run_config, params)` inside `execute()` and runs one of its methods.
 
     :param experiment_fn: "module:function" returning an `Experiment` (checked at parse time,
-        imported when the task runs).
+        imported when the task runs; not templated: a run's conf never chooses code).
     :param model_dir: a local path or `gs://bucket/prefix` (templated).
     :param params: the task's Airflow params (merged with the DAG's, and with the run's conf when
-        it overrides params); their string values are rendered with Jinja to native Python values
-        and the result is passed to `experiment_fn` as its `params` dict. A run triggered by
+        it overrides params) are passed to `experiment_fn` as its `params` dict; templates the DAG
+        file wrote are rendered to native values in Jinja's sandbox, values from the run's conf
+        are data (never rendered), and `tfexp_*` params always come from the DAG file. A run triggered by
         assets also gets their events there, under "tfexp_asset_events" (uri, extra, timestamp).
     :param tf_config: a `TF_CONFIG` dict for this task (templated); None keeps the environment's.
     :param gcp_conn_id: the Airflow connection whose credentials reach a gs:// model dir; without
         such a connection, Application Default Credentials are used.
     """
 
-    template_fields: Sequence[str] = ("experiment_fn", "model_dir", "tf_config")
+    template_fields: Sequence[str] = ("model_dir", "tf_config")
     template_fields_renderers = {"tf_config": "json"}
     ui_color = "#ffa800"
     ui_fgcolor = "#000000"
@@ -62,8 +64,13 @@ class ExperimentBaseOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.gcp_conn_id = gcp_conn_id
-        if not is_templated(experiment_fn):
-            parse_experiment_fn(experiment_fn)
+        if is_templated(experiment_fn):
+            raise ValueError(
+                f"Invalid value for `experiment_fn`. Received: {experiment_fn!r}. Expected a "
+                '"module:function" written in the DAG file: it names code to import, so it is '
+                "fixed when the DAG is parsed (a template would let a run's conf choose it)."
+            )
+        parse_experiment_fn(experiment_fn)
         if not is_templated(model_dir):
             parse_model_dir(model_dir)
         if tf_config is not None and not isinstance(tf_config, dict | str):
@@ -73,33 +80,15 @@ class ExperimentBaseOperator(BaseOperator):
         self.experiment_fn = experiment_fn
         self.model_dir = model_dir
         self.tf_config = tf_config
+        # The params as the DAG file declares them, before any run's conf is merged into them.
+        self.authored_params = snapshot_params(self.params)
 
     def experiment_params(self, context: Context) -> dict[str, Any]:
-        """The run's params with Jinja rendered to native values ("{{ 6 * 5 }}" gives 30)."""
-        from jinja2.nativetypes import NativeEnvironment
+        """What `experiment_fn` gets as params (see `_run_params`): the DAG file's values with
+        templates rendered in Jinja's sandbox ("{{ 6 * 5 }}" gives 30), the run's conf as data."""
+        from airflow_tfexp.operators._run_params import experiment_params
 
-        airflow_env = self.get_template_env()
-        env = NativeEnvironment()
-        env.filters.update(airflow_env.filters)  # ds_add, tojson, ... as in template fields
-        env.globals.update(airflow_env.globals)
-
-        def render(value: Any) -> Any:
-            if isinstance(value, str) and is_templated(value):
-                return env.from_string(value).render(**context)
-            if isinstance(value, dict):
-                return {key: render(item) for key, item in value.items()}
-            if isinstance(value, list | tuple):
-                return type(value)(render(item) for item in value)
-            return value
-
-        params = {
-            # the provider's own params (tfexp_*: a factory spec, asset events) are data
-            key: value if key.startswith(PROVIDER_PARAM_PREFIX) else render(value)
-            for key, value in dict(context.get("params") or {}).items()
-        }
-        if context.get("triggering_asset_events"):  # the data that triggered a retraining run
-            params.setdefault(ASSET_EVENTS_PARAM, asset_events(context))
-        return params
+        return experiment_params(self.authored_params, context, self.get_template_env, self.log)
 
     def execute(self, context: Context) -> Any:
         with self.step_environment():
@@ -132,9 +121,8 @@ class ExperimentBaseOperator(BaseOperator):
             yield
 
     def check_rendered(self) -> None:
-        """Check `experiment_fn` and `model_dir` again once templates are rendered (a template
-        was not checked at parse time)."""
-        parse_experiment_fn(self.experiment_fn)
+        """Check `model_dir` again once templates are rendered (a template was not checked at
+        parse time)."""
         parse_model_dir(self.model_dir)
 
     def build_experiment(self, context: Context) -> Experiment:

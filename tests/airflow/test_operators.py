@@ -66,10 +66,11 @@ def test_continuous_eval_without_deferral_runs_the_loop_in_the_worker(model_dir)
 
 
 def test_params_are_rendered_and_passed_to_experiment_fn(tmp_path):
-    operator = TrainOperator(task_id="t", experiment_fn=TINY, model_dir=str(tmp_path), delay_secs=0)
-    result = operator.execute(
-        {"params": {"train_steps": "{{ 6 * 5 }}", "save_checkpoints_steps": 10}, "ds": "x"}
+    params = {"train_steps": "{{ 6 * 5 }}", "save_checkpoints_steps": 10}
+    operator = TrainOperator(
+        task_id="t", experiment_fn=TINY, model_dir=str(tmp_path), delay_secs=0, params=params
     )
+    result = operator.execute({"params": params, "ds": "x"})
     assert result["global_step"] == 30
 
 

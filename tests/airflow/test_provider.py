@@ -154,12 +154,8 @@ def test_bad_arguments_fail_at_parse_time(factory, message):
 
 def test_templated_values_are_checked_when_rendered_not_at_parse_time():
     operator = TrainOperator(
-        task_id="t", experiment_fn="{{ params.fn }}", model_dir="{{ params.dir }}"
+        task_id="t",
+        experiment_fn="tests.experiment.tiny_experiment:experiment_fn",
+        model_dir="{{ params.dir }}",
     )
-    assert operator.template_fields == (
-        "experiment_fn",
-        "model_dir",
-        "tf_config",
-        "warm_start_from",
-        "publish_dir",
-    )
+    assert operator.template_fields == ("model_dir", "tf_config", "warm_start_from", "publish_dir")
