@@ -20,7 +20,8 @@ import tensorflow as tf
 
 from airflow_tfexp.experiment.errors import CheckpointError
 from airflow_tfexp.experiment.evaluation.coordination import protection_check
-from airflow_tfexp.experiment.storage.checkpoints import checkpoint_step
+from airflow_tfexp.experiment.storage.checkpoints import STATE_FILE, checkpoint_step
+from airflow_tfexp.experiment.storage.confinement import is_inside
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,22 @@ class ProtectingCheckpointManager(tf.train.CheckpointManager):
         on_delete: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(checkpoint, directory=directory, max_to_keep=max_to_keep)
+        self._refuse_paths_outside(directory)
         self._protect = protect
         self._on_delete = on_delete  # e.g. delete the uploaded copy of a gs:// model dir
+
+    def _refuse_paths_outside(self, directory: str) -> None:
+        """The state file lists the checkpoints to restore and to garbage-collect: a path there
+        outside the model dir (`../other/ckpt-1000`, `/etc/x`) is refused, never restored from
+        or deleted."""
+        named = [self._latest_checkpoint or "", *self._maybe_delete]
+        for path in filter(None, named):
+            if not is_inside(directory, path):
+                raise CheckpointError(
+                    f"The checkpoint state file {os.path.join(directory, STATE_FILE)} names "
+                    f"{path!r}, outside the model dir {directory!r}: refusing to restore from or "
+                    "delete it. Remove that entry to train here."
+                )
 
     def save(self, checkpoint_number: Any = None, **kwargs: Any) -> str:
         intact = self.latest_checkpoint

@@ -19,8 +19,10 @@ import time
 
 from airflow_tfexp.experiment.export.export_dirs import SAVED_MODEL_FILE
 from airflow_tfexp.experiment.storage.checkpoints import STATE_FILE
+from airflow_tfexp.experiment.storage.confinement import confined
 from airflow_tfexp.experiment.storage.fs import basename, filesystem
 from airflow_tfexp.experiment.storage.gcs import GcsFileSystem, split
+from airflow_tfexp.experiment.storage.locations import parse_model_dir
 
 log = logging.getLogger(__name__)
 STAGING_ENV = "TFEXP_STAGING_DIR"
@@ -36,9 +38,13 @@ class GcsStaging:
     """The local mirror of one gs:// model dir."""
 
     def __init__(self, model_dir: str, staging_root: str | None = None) -> None:
+        parse_model_dir(model_dir)  # no '..' or '//' segments: see `confined` too
         bucket, prefix = split(model_dir.rstrip("/"))
         self.remote = model_dir.rstrip("/")
-        self.local = os.path.join(staging_root or default_staging_root(), bucket, prefix)
+        root = staging_root or default_staging_root()
+        self.local = confined(
+            root, os.path.join(root, bucket, prefix), f"The staging dir of {model_dir}"
+        )
         os.makedirs(self.local, exist_ok=True)
         fs = filesystem(self.remote)
         assert isinstance(fs, GcsFileSystem)
@@ -55,7 +61,9 @@ class GcsStaging:
             if remote_path.startswith(self.remote + "/")
             else basename(remote_path)
         )
-        return os.path.join(self.local, *relative.split("/"))
+        return confined(
+            self.local, os.path.join(self.local, *relative.split("/")), f"The copy of {remote_path}"
+        )
 
     # -- checkpoints -----------------------------------------------------------------------
     def push_checkpoint(self, local_prefix: str) -> str:
@@ -90,6 +98,7 @@ class GcsStaging:
         """Download a (complete) remote checkpoint into the staging dir; return the local prefix."""
         base = basename(remote_prefix)
         directory = remote_prefix[: -len(base)].rstrip("/")
+        parse_model_dir(directory, "checkpoint_path")
         names = [
             n
             for n in self.fs.listdir(directory)
@@ -100,9 +109,10 @@ class GcsStaging:
             if directory == self.remote
             else os.path.join(self.local, ".fetched", *split(directory))
         )
+        local_dir = confined(self.local, local_dir, f"The copy of {directory}")
         os.makedirs(local_dir, exist_ok=True)
         for name in names:
-            target = os.path.join(local_dir, name)
+            target = confined(local_dir, os.path.join(local_dir, name), f"The copy of {name}")
             if not os.path.exists(target):
                 tmp = f"{target}.part-{os.getpid()}"
                 self.fs.download_file(f"{directory}/{name}", tmp)
@@ -111,13 +121,20 @@ class GcsStaging:
 
     def fetch_export(self, remote_dir: str) -> str:
         """Download a finished remote export (any gs:// path) once; return the local dir."""
+        parse_model_dir(remote_dir, "export_dir")
         bucket, prefix = split(remote_dir.rstrip("/"))
-        local_dir = os.path.join(self.local, ".fetched", bucket, *prefix.split("/"))
+        local_dir = confined(
+            self.local,
+            os.path.join(self.local, ".fetched", bucket, *prefix.split("/")),
+            f"The copy of {remote_dir}",
+        )
         if os.path.exists(os.path.join(local_dir, SAVED_MODEL_FILE)):
             return local_dir  # exports never change once written
         tmp = f"{local_dir}.part-{os.getpid()}"
         for relative in self.fs.list_tree(remote_dir):
-            target = os.path.join(tmp, *relative.split("/"))
+            target = confined(
+                tmp, os.path.join(tmp, *relative.split("/")), f"The copy of object {relative}"
+            )
             os.makedirs(os.path.dirname(target), exist_ok=True)
             self.fs.download_file(f"{remote_dir.rstrip('/')}/{relative}", target)
         if not os.path.exists(os.path.join(tmp, SAVED_MODEL_FILE)):

@@ -68,6 +68,13 @@ def parse_model_dir(value: Any, argument: str = "model_dir") -> ModelDirLocation
         raise ValueError(
             f"Invalid value for `{argument}`. Received: {value!r}: {bucket!r} is not a valid bucket name."
         )
+    segments = prefix.rstrip("/").split("/") if prefix.rstrip("/") else []
+    if any(segment in ("", ".", "..") for segment in segments):
+        raise ValueError(
+            f"Invalid value for `{argument}`. Received: {value!r}: a gs:// path may not have "
+            "'.', '..' or empty ('//') segments (object names are used as they are, and the "
+            "local staging dir would resolve them). Expected gs://bucket/prefix."
+        )
     return ModelDirLocation(
         url=value.rstrip("/"), scheme="gs", bucket=bucket, prefix=prefix.strip("/")
     )
