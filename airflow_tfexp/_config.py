@@ -13,3 +13,7 @@ def default_deferrable() -> bool:
 
 def checkpoint_poll_interval() -> float:
     return conf.getfloat(SECTION, "checkpoint_poll_interval", fallback=5.0)
+
+
+def max_config_kb() -> int:
+    return conf.getint(SECTION, "max_config_kb", fallback=256)

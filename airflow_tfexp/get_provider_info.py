@@ -89,6 +89,15 @@ def get_provider_info() -> dict[str, Any]:
                         "example": None,
                         "default": "5",
                     },
+                    "max_config_kb": {
+                        "description": "The largest DAG factory YAML file, in KB, that becomes a "
+                        "DAG; a larger one (or one whose aliases expand to over 1,000 nodes) is "
+                        "an import error, not a parse that eats the DAG processor's memory.",
+                        "version_added": "0.1.0",
+                        "type": "integer",
+                        "example": None,
+                        "default": "256",
+                    },
                     "tensorboard_url": {
                         "description": "The TensorBoard serving your model dirs, for the "
                         "TensorBoard button on experiment tasks; {model_dir}, {dag_id} and "

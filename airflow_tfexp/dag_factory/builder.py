@@ -109,15 +109,66 @@ def dag_from_plan(plan: dict[str, Any]) -> Any:
     return next(iter(dags_from_plan(plan).values()))
 
 
-def parse_yaml(source: bytes, path: str) -> Any:
-    """A YAML config, loaded safely (no Python tags)."""
+MAX_ALIAS_EXPANSIONS = 1000
+
+
+def alias_expansions(source: bytes, loader: Any, limit: int = MAX_ALIAS_EXPANSIONS) -> int:
+    """How many nodes the aliases of a YAML document stand for once expanded (an alias of a
+    node holding aliases counts those too), counting up to just past `limit`: a 1 KB "billion
+    laughs" file expands to billions, which validation and the plan would then walk."""
     import yaml
 
+    cost: dict[str, int] = {}  # anchor -> expansions one alias of it brings
+    open_nodes: list[list[Any]] = [[None, 0]]  # [anchor, expansions inside] per open collection
+    for event in yaml.parse(source, Loader=loader):
+        if isinstance(event, yaml.AliasEvent):
+            open_nodes[-1][1] += 1 + cost.get(event.anchor, 0)
+        elif isinstance(event, yaml.CollectionStartEvent):
+            open_nodes.append([event.anchor, 0])
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, inside = open_nodes.pop()
+            if anchor:
+                cost[anchor] = inside
+            open_nodes[-1][1] += inside
+        if open_nodes[0][1] + sum(n[1] for n in open_nodes[1:]) > limit:
+            break
+    return open_nodes[0][1] + sum(n[1] for n in open_nodes[1:])
+
+
+def parse_yaml(source: bytes, path: str) -> Any:
+    """A YAML config, loaded safely (no Python tags) and bounded (`alias_expansions`)."""
+    import yaml
+
+    # libyaml's safe loader when available: the same rules, several times faster
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        # libyaml's safe loader when available: the same rules, several times faster
-        return yaml.load(source, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        expansions = alias_expansions(source, loader)
+        if expansions > MAX_ALIAS_EXPANSIONS:
+            raise ExperimentConfigError(
+                path,
+                [
+                    f"its aliases (*name) expand to more than {MAX_ALIAS_EXPANSIONS} nodes: a "
+                    "config is at most that repetitive; write the repeated parts out"
+                ],
+            )
+        return yaml.load(source, Loader=loader)
     except yaml.YAMLError as err:
         raise ExperimentConfigError(path, [f"not valid (safe) YAML: {err}"]) from None
+
+
+def check_size(source: bytes, path: str) -> None:
+    """A config over `[tfexp] max_config_kb` is an error before it is hashed or parsed."""
+    from airflow_tfexp._config import max_config_kb
+
+    limit = max_config_kb()
+    if len(source) > limit * 1024:
+        raise ExperimentConfigError(
+            path,
+            [
+                f"the file is {len(source) / 1024:.0f} KB; a config may be at most {limit} KB "
+                "([tfexp] max_config_kb)"
+            ],
+        )
 
 
 def load_plan(path: str) -> dict[str, Any]:
@@ -127,6 +178,7 @@ def load_plan(path: str) -> dict[str, Any]:
             source = handle.read()
     except OSError as err:
         raise ExperimentConfigError(path, [f"cannot read the file: {err}"]) from None
+    check_size(source, path)
     executors = configured_executors()
     key = cache.cache_key(source, executors)
     plan = cache.load_plan(key)

@@ -67,6 +67,16 @@ def parse_duration(value: Any) -> datetime.timedelta | None:
     )
 
 
+class TolerationSpec(_Strict):
+    """A Kubernetes toleration (the fields of `V1Toleration`, in its snake_case names)."""
+
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] | None = None
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = Field(None, ge=0)
+
+
 class ComputeSpec(_Strict):
     """Where a stage runs: executor, queue, pool, GPUs and limits."""
 
@@ -76,7 +86,7 @@ class ComputeSpec(_Strict):
     gpus: int = Field(0, ge=0)
     memory: str | None = None
     node_selector: dict[str, str] = Field(default_factory=dict)
-    tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    tolerations: list[TolerationSpec] = Field(default_factory=list)
     execution_timeout: datetime.timedelta | None = None
 
     @field_validator("execution_timeout", mode="before")
@@ -374,7 +384,7 @@ def _did_you_mean(location: tuple, model: type[BaseModel]) -> str:
             if isinstance(arg, type) and issubclass(arg, BaseModel):
                 fields = arg
     known = list(getattr(fields, "model_fields", {}))
-    close = difflib.get_close_matches(str(location[-1]), known, n=1)
+    close = difflib.get_close_matches(str(location[-1]), known, n=1) if location else []
     return f'; did you mean "{close[0]}"?' if close else f"; known keys: {sorted(known)}"
 
 
@@ -384,7 +394,9 @@ def _path_part(part: Any) -> str:
 
 
 def _describe(error: dict[str, Any]) -> str:
-    location = tuple(p for p in error["loc"] if p != "[key]")  # a dict key error names the key
+    location = tuple(error["loc"])
+    if error["type"] != "extra_forbidden" and location[-1:] == ("[key]",):
+        location = location[:-1]  # pydantic's marker of a bad dict key (a key may be "[key]")
     # A key that is not a plain name (" ", "a.b", "") is shown quoted, so the path stays readable.
     path = ".".join(_path_part(p) for p in location) or "(config)"
     kind, value = error["type"], error.get("input")
