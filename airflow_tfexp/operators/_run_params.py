@@ -22,15 +22,13 @@ from airflow_tfexp._airflow import asset_events, is_templated
 from airflow_tfexp.names import ASSET_EVENTS_PARAM, PROVIDER_PARAM_PREFIX
 
 
-class SandboxedNativeEnvironment(
-    jinja2.nativetypes.NativeEnvironment, jinja2.sandbox.SandboxedEnvironment
-):
+class SandboxedNativeEnv(jinja2.nativetypes.NativeEnvironment, jinja2.sandbox.SandboxedEnvironment):
     """Renders "{{ 6 * 5 }}" to 30 (a native value) with Jinja's sandbox: no attribute starting
     with "_", no unsafe callables (`cycler.__init__.__globals__.os.system` raises SecurityError)."""
 
 
-def _sandboxed(template_env: jinja2.Environment) -> SandboxedNativeEnvironment:
-    env = SandboxedNativeEnvironment(undefined=jinja2.StrictUndefined)
+def _sandboxed(template_env: jinja2.Environment) -> SandboxedNativeEnv:
+    env = SandboxedNativeEnv(undefined=jinja2.StrictUndefined)
     env.filters.update(template_env.filters)  # ds_add, tojson, user filters: as in template fields
     env.globals.update(template_env.globals)  # user_defined_macros
     return env
@@ -53,7 +51,7 @@ def experiment_params(
     templates rendered to native values in the sandbox (with the filters and macros of
     `template_env()`), values the run's conf changed or added as they are, `tfexp_*` params from
     the DAG file only, and the triggering asset events under "tfexp_asset_events"."""
-    env: SandboxedNativeEnvironment | None = None
+    env: SandboxedNativeEnv | None = None
 
     def render(value: Any) -> Any:
         nonlocal env
