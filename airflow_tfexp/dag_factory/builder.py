@@ -114,25 +114,33 @@ MAX_ALIAS_EXPANSIONS = 1000
 
 def alias_expansions(source: bytes, loader: Any, limit: int = MAX_ALIAS_EXPANSIONS) -> int:
     """How many nodes the aliases of a YAML document stand for once expanded (an alias of a
-    node holding aliases counts those too), counting up to just past `limit`: a 1 KB "billion
-    laughs" file expands to billions, which validation and the plan would then walk."""
+    collection brings all its nodes, and the nodes its own aliases stand for), counted up to
+    just past `limit`: a 1 KB "billion laughs" file, or one alias per line of a long list,
+    expands to millions of nodes, which validation and the plan would then walk."""
     import yaml
 
-    cost: dict[str, int] = {}  # anchor -> expansions one alias of it brings
-    open_nodes: list[list[Any]] = [[None, 0]]  # [anchor, expansions inside] per open collection
+    size: dict[str, int] = {}  # anchor -> nodes of the anchored node, aliases expanded
+    open_nodes: list[list[Any]] = [[None, 0]]  # [anchor, nodes inside] per open collection
+    expanded = 0
     for event in yaml.parse(source, Loader=loader):
         if isinstance(event, yaml.AliasEvent):
-            open_nodes[-1][1] += 1 + cost.get(event.anchor, 0)
+            nodes = size.get(event.anchor, 1)
+            expanded += nodes
+            open_nodes[-1][1] += nodes
+        elif isinstance(event, yaml.ScalarEvent):
+            open_nodes[-1][1] += 1
+            if event.anchor:
+                size[event.anchor] = 1
         elif isinstance(event, yaml.CollectionStartEvent):
             open_nodes.append([event.anchor, 0])
         elif isinstance(event, yaml.CollectionEndEvent):
             anchor, inside = open_nodes.pop()
             if anchor:
-                cost[anchor] = inside
-            open_nodes[-1][1] += inside
-        if open_nodes[0][1] + sum(n[1] for n in open_nodes[1:]) > limit:
+                size[anchor] = 1 + inside
+            open_nodes[-1][1] += 1 + inside
+        if expanded > limit:
             break
-    return open_nodes[0][1] + sum(n[1] for n in open_nodes[1:])
+    return expanded
 
 
 def parse_yaml(source: bytes, path: str) -> Any:
@@ -147,8 +155,8 @@ def parse_yaml(source: bytes, path: str) -> Any:
             raise ExperimentConfigError(
                 path,
                 [
-                    f"its aliases (*name) expand to more than {MAX_ALIAS_EXPANSIONS} nodes: a "
-                    "config is at most that repetitive; write the repeated parts out"
+                    f"its aliases (*name) stand for more than {MAX_ALIAS_EXPANSIONS} nodes once "
+                    "expanded: a config is at most that repetitive; write the repeated parts out"
                 ],
             )
         return yaml.load(source, Loader=loader)

@@ -45,6 +45,7 @@ class ExperimentBaseOperator(BaseOperator):
     :param tf_config: a `TF_CONFIG` dict for this task (templated); None keeps the environment's.
     :param gcp_conn_id: the Airflow connection whose credentials reach a gs:// model dir; without
         such a connection, Application Default Credentials are used.
+    :param authored_params: set by `partial()` for mapped tasks (the DAG file's params); leave it.
     """
 
     template_fields: Sequence[str] = ("model_dir", "tf_config")
@@ -60,6 +61,7 @@ class ExperimentBaseOperator(BaseOperator):
         model_dir: str,
         tf_config: dict[str, Any] | None = None,
         gcp_conn_id: str = DEFAULT_GCP_CONN_ID,
+        authored_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -80,8 +82,20 @@ class ExperimentBaseOperator(BaseOperator):
         self.experiment_fn = experiment_fn
         self.model_dir = model_dir
         self.tf_config = tf_config
-        # The params as the DAG file declares them, before any run's conf is merged into them.
-        self.authored_params = snapshot_params(self.params)
+        # The params as the DAG file declares them, before any run's conf is merged into them
+        # (a mapped task is built while it runs, after that: `partial` hands it the snapshot).
+        self.authored_params = (
+            authored_params if authored_params is not None else snapshot_params(self.params)
+        )
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Airflow's `partial`, plus the params as the DAG file declares them, snapshotted now:
+        a mapped task's operator is built at run time from Param objects that by then hold the
+        run's conf."""
+        operator_partial = super().partial(**kwargs)
+        operator_partial.kwargs["authored_params"] = snapshot_params(operator_partial.params)
+        return operator_partial
 
     def experiment_params(self, context: Context) -> dict[str, Any]:
         """What `experiment_fn` gets as params (see `_run_params`): the DAG file's values with

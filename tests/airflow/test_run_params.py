@@ -95,3 +95,27 @@ def test_run_conf_cannot_replace_a_factory_dags_spec(airflow_db, tmp_path, monke
     output = "".join(capfd.readouterr())
     assert "Ignoring the run's value of 'tfexp_spec': the DAG file sets it." in output
     assert "Ignoring the run's 'tfexp_asset_events': only the DAG file may set" in output
+
+
+def test_a_mapped_task_gets_the_dag_files_params_not_the_conf_airflow_wrote_into_them(tmp_path):
+    """A mapped task's operator is built while the task runs, after Airflow's `process_params`
+    has written the run's conf into the (shared) Param objects: the snapshot comes from
+    `partial()`, taken when the DAG file was parsed."""
+    from airflow.sdk.definitions.param import process_params
+
+    from airflow_tfexp.dag_factory import build_experiment_dag
+    from tests.airflow.test_factory_dags import tiny_config
+
+    config = tiny_config("per_checkpoint", str(tmp_path), dag_id="tfexp_mapped", params={"lr": 0.1})
+    dag = build_experiment_dag(config)
+    mapped = dag.task_dict["evaluate"]
+    spec = json.loads(mapped.params["tfexp_spec"])
+    hostile = {**spec, "model_fn": "tests.airflow.recording_experiment:leave_proof"}
+    conf = {"tfexp_spec": json.dumps(hostile), "lr": "{{ 7 * 6 }}"}
+    process_params(dag, mapped, conf, suppress_exception=False)  # the task runner's startup
+    operator = mapped.unmap({"checkpoint_path": str(tmp_path / "ckpt-20")})  # render_templates
+    params = operator.experiment_params(
+        {"params": process_params(dag, operator, conf, suppress_exception=False)}
+    )
+    assert json.loads(params["tfexp_spec"])["model_fn"] == spec["model_fn"]
+    assert params["lr"] == "{{ 7 * 6 }}"  # data: not rendered to 42

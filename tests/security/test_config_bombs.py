@@ -33,7 +33,7 @@ def test_a_yaml_alias_bomb_is_refused_before_validation(tmp_path):
     cached = cache_files()
     with pytest.raises(ExperimentConfigError) as err:
         load_experiment_dag(write(tmp_path, bomb))
-    assert "its aliases (*name) expand to more than 1000 nodes" in str(err.value)
+    assert "its aliases (*name) stand for more than 1000 nodes once expanded" in str(err.value)
     assert cache_files() == cached  # no plan written for it
 
 
@@ -66,3 +66,14 @@ def test_a_toleration_with_an_unknown_key_names_its_field():
     with pytest.raises(ExperimentConfigError) as err:
         parse_spec({**GOOD, "compute": bad_effect})
     assert "compute.train.tolerations.0.effect" in str(err.value), str(err.value)
+
+
+def test_one_alias_per_item_of_a_long_list_is_refused_too(tmp_path):
+    big = ", ".join(["0"] * 2000)
+    copies = ", ".join(["*a"] * 999)  # 999 aliases, each standing for 2,001 nodes
+    text = yaml.safe_dump({**GOOD, "dag_id": "tfexp_wide"}) + (
+        f"params: {{big: &a [{big}], copies: [{copies}]}}\n"
+    )
+    assert len(text) < 256 * 1024
+    with pytest.raises(ExperimentConfigError, match="stand for more than 1000 nodes"):
+        load_experiment_dag(write(tmp_path, text))

@@ -91,3 +91,21 @@ def test_remote_names_with_dot_segments_never_map_outside_the_staging_dir(gcs_em
     with pytest.raises(ValueError, match="may not have '.', '..'"):
         staging.fetch_checkpoint("gs://tfexp-test/hostile-model/../victim/ckpt-40")
     assert list(tmp_path.rglob("escaped.txt")) == []
+
+
+def test_a_state_file_reaching_another_dir_through_a_symlink_is_refused(tmp_path):
+    victim, mine = str(tmp_path / "victim"), str(tmp_path / "mine")
+    experiment_fn(RunConfig(model_dir=victim), {"train_steps": 20}).train()
+    before = fingerprint(victim)
+    os.makedirs(mine)
+    os.symlink(victim, os.path.join(mine, "link"))
+    with open(os.path.join(mine, "checkpoint"), "w") as handle:
+        handle.write('model_checkpoint_path: "link/ckpt-20"\n')
+        handle.write('all_model_checkpoint_paths: "link/ckpt-0"\n')
+        handle.write('all_model_checkpoint_paths: "link/ckpt-20"\n')
+    hostile = experiment_fn(
+        RunConfig(model_dir=mine), {"train_steps": 60, "keep_checkpoint_max": 1}
+    )
+    with pytest.raises(CheckpointError, match="outside the model dir"):
+        hostile.train()
+    assert fingerprint(victim) == before
