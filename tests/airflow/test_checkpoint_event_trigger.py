@@ -4,6 +4,7 @@ asset state store standing in for the triggerer's (the real one runs in tests/e2
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from airflow_tfexp.experiment.evaluation.coordination import protection_reason
 from airflow_tfexp.experiment.evaluation.results import record_result
@@ -27,23 +28,33 @@ class MemoryStateStore:
 
 async def collect(trigger, expected, timeout=15):
     """Drive the trigger like the triggerer does (iterating on) until it has emitted the
-    expected number of events and a few more polls passed, then stop it (a triggerer stop)."""
+    expected number of events and a few more polls passed (with a state store: and it stored
+    the last one as its watermark, which it does one poll after emitting; on a loaded machine
+    that can take longer than a few poll intervals), then stop it (a triggerer stop)."""
     events = trigger.run()
-    steps = []
+    steps: list[int] = []
+    store = getattr(trigger, "asset_state_store", None)
+
+    async def consume() -> None:
+        async for event in events:
+            steps.append(event.payload["global_step"])
+
+    def settled() -> bool:
+        return store is None or store.values.get(WATERMARK_KEY) == steps[-1]
+
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    quiet_until = None
+    consumer = asyncio.create_task(consume())
     try:
-        while loop.time() < (quiet_until or deadline):
-            wait = (quiet_until or deadline) - loop.time()
-            try:
-                event = await asyncio.wait_for(events.__anext__(), wait)
-            except TimeoutError:
-                break
-            steps.append(event.payload["global_step"])
-            if len(steps) >= len(expected):
-                quiet_until = loop.time() + trigger.poll_interval * 4
+        while loop.time() < deadline and len(steps) < len(expected):
+            await asyncio.sleep(trigger.poll_interval / 2)
+        await asyncio.sleep(trigger.poll_interval * 4)  # anything emitted twice shows by now
+        while steps and not settled() and loop.time() < deadline:
+            await asyncio.sleep(trigger.poll_interval / 2)
     finally:
+        consumer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consumer
         await events.aclose()
     return steps
 

@@ -48,16 +48,18 @@ def test_deferrable_continuous_eval_evaluates_every_checkpoint_then_finishes(
     evaluated = [r["global_step"] for r in read_results(model_dir, "continuous")]
     assert evaluated == [0, 20, 40, 60, 80]  # every checkpoint, in order, once
     # Evaluation interleaved with training: the first checkpoint was evaluated before training
-    # completed and the last after, so passes ran on both sides of a wait (in the worker, or
-    # in the triggerer for the deferring variant).
+    # completed and the last once the final checkpoint existed, so passes ran on both sides of
+    # a wait (in the worker, or in the triggerer for the deferring variant). The trainer writes
+    # its completion marker just after its last checkpoint, which the evaluator may have
+    # evaluated (and finished on) first: the marker is not an upper bound.
     records = read_results(model_dir, "continuous")
-    # The trainer writes its completion marker just after its last checkpoint, which the
-    # evaluator may have evaluated (and finished on) first.
     wait_until(
         lambda: read_completion_marker(model_dir) is not None, 60, what="the completion marker"
     )
     completed_at = read_completion_marker(model_dir)["wall_time"]
-    assert records[0]["wall_time"] < completed_at <= records[-1]["wall_time"]
+    last_written = os.path.getmtime(os.path.join(model_dir, "ckpt-80.index"))
+    assert records[0]["wall_time"] < completed_at
+    assert records[0]["wall_time"] < last_written <= records[-1]["wall_time"]
     (ti,) = [ti for ti in task_instances(dag, run) if ti.task_id == "continuous_eval"]
     result = ti.xcom_pull(task_ids="continuous_eval", key="return_value")
     assert result["global_step"] == 80 and "train_steps=80" in result["finished"]
