@@ -32,7 +32,7 @@ airflow: $(STAMP)
 
 # The UI tests drive Debian's headless Chromium: installed here when missing. Tests run on
 # TEST_WORKERS xdist workers (see tests/README.md); the wall time is printed last. Three: the
-# suite is CPU-bound on two cores at three (both cores ~93% busy), 16-17 min instead of 24.
+# suite is CPU-bound on two cores at three (both cores ~93% busy): 16-21 min here, serial 24+.
 TEST_WORKERS ?= 3
 test: $(STAMP)
 	sh scripts/run_tests.sh -n $(TEST_WORKERS)
