@@ -29,6 +29,7 @@ def received(model_dir: str) -> dict:
         return json.load(handle)
 
 
+@pytest.mark.slow  # a dag.test() run that trains, like tests/airflow/test_factory_dags.py
 def test_the_dag_files_templates_render_and_the_runs_conf_arrives_as_data(airflow_db, tmp_path):
     proof = str(tmp_path / "proof")
     model_dir = str(tmp_path / "model")
@@ -77,6 +78,7 @@ def test_experiment_fn_is_fixed_when_the_dag_is_parsed(tmp_path):
     assert "experiment_fn" not in TrainOperator.template_fields
 
 
+@pytest.mark.slow
 def test_run_conf_cannot_replace_a_factory_dags_spec(airflow_db, tmp_path, monkeypatch, capfd):
     from tests.airflow.test_factory_dags import tiny_config, write_factory_dag
 
