@@ -115,8 +115,6 @@ def train_on_ray(
 
 
 CONNECT_ATTEMPTS = 3
-
-
 PROBE_TIMEOUT_SECS = 10
 
 

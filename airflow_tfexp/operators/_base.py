@@ -38,10 +38,11 @@ class ExperimentBaseOperator(BaseOperator):
         imported when the task runs; not templated: a run's conf never chooses code).
     :param model_dir: a local path or `gs://bucket/prefix` (templated).
     :param params: the task's Airflow params (merged with the DAG's, and with the run's conf when
-        it overrides params) are passed to `experiment_fn` as its `params` dict; templates the DAG
+        it overrides params), passed to `experiment_fn` as its `params` dict: templates the DAG
         file wrote are rendered to native values in Jinja's sandbox, values from the run's conf
-        are data (never rendered), and `tfexp_*` params always come from the DAG file. A run triggered by
-        assets also gets their events there, under "tfexp_asset_events" (uri, extra, timestamp).
+        are data (never rendered), `tfexp_*` params always come from the DAG file. A run
+        triggered by assets also gets their events there, under "tfexp_asset_events" (uri,
+        extra, timestamp).
     :param tf_config: a `TF_CONFIG` dict for this task (templated); None keeps the environment's.
     :param gcp_conn_id: the Airflow connection whose credentials reach a gs:// model dir; without
         such a connection, Application Default Credentials are used.

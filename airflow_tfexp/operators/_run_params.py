@@ -67,19 +67,14 @@ def experiment_params(
     params: dict[str, Any] = {}
     for key, value in dict(context.get("params") or {}).items():
         if key.startswith(PROVIDER_PARAM_PREFIX):
-            if key in authored and value != authored[key]:
-                log.warning("Ignoring the run's value of %r: the DAG file sets it.", key)
-            if key in authored:
-                params[key] = authored[key]
-            else:
-                log.warning("Ignoring the run's %r: only the DAG file may set tfexp_* params.", key)
+            if key not in authored or value != authored[key]:
+                log.warning("Ignoring the run's value of %r: only the DAG file sets tfexp_*.", key)
         elif key in authored and value == authored[key]:
             params[key] = render(value)
         else:
             params[key] = value  # from the run's conf: data
-    for key, value in authored.items():  # what conf cannot remove either
-        if key.startswith(PROVIDER_PARAM_PREFIX):
-            params.setdefault(key, value)
+    # the provider's own params: always the DAG file's (conf can neither change nor remove them)
+    params.update({k: v for k, v in authored.items() if k.startswith(PROVIDER_PARAM_PREFIX)})
     if context.get("triggering_asset_events"):  # the data that triggered a retraining run
         params[ASSET_EVENTS_PARAM] = asset_events(context)
     return params

@@ -95,8 +95,8 @@ def test_run_conf_cannot_replace_a_factory_dags_spec(airflow_db, tmp_path, monke
     assert run.state == "success"
     assert not os.path.exists(proof)
     output = "".join(capfd.readouterr())
-    assert "Ignoring the run's value of 'tfexp_spec': the DAG file sets it." in output
-    assert "Ignoring the run's 'tfexp_asset_events': only the DAG file may set" in output
+    assert "Ignoring the run's value of 'tfexp_spec': only the DAG file sets tfexp_*." in output
+    assert "Ignoring the run's value of 'tfexp_asset_events': only the DAG file" in output
 
 
 def test_a_mapped_task_gets_the_dag_files_params_not_the_conf_airflow_wrote_into_them(tmp_path):
