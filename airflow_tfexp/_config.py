@@ -17,3 +17,14 @@ def checkpoint_poll_interval() -> float:
 
 def max_config_kb() -> int:
     return conf.getint(SECTION, "max_config_kb", fallback=256)
+
+
+def model_dir_roots() -> list[str]:
+    """`[tfexp] model_dir_roots`: the local dirs and gs:// prefixes model dirs must be inside
+    ([] when unset: no limit)."""
+    raw = conf.get(SECTION, "model_dir_roots", fallback="") or ""
+    return [root.strip() for root in raw.split(",") if root.strip()]
+
+
+def ui_max_file_mb() -> float:
+    return conf.getfloat(SECTION, "ui_max_file_mb", fallback=64.0)

@@ -98,6 +98,25 @@ def get_provider_info() -> dict[str, Any]:
                         "example": None,
                         "default": "256",
                     },
+                    "model_dir_roots": {
+                        "description": "Comma-separated local dirs and gs:// prefixes that every "
+                        "rendered model_dir and publish_dir must be inside: a task whose dir is "
+                        "outside fails before writing, and the Experiments pages refuse to read "
+                        "it. Empty: no limit (set it in production).",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "/srv/models,gs://ml-models/teams",
+                        "default": "",
+                    },
+                    "ui_max_file_mb": {
+                        "description": "The largest file (results, event file, run.json, "
+                        "blessing) the Experiments pages read from a model dir, in MB; a larger "
+                        "one is skipped and listed as a problem on the page.",
+                        "version_added": "0.1.0",
+                        "type": "float",
+                        "example": None,
+                        "default": "64",
+                    },
                     "tensorboard_url": {
                         "description": "The TensorBoard serving your model dirs, for the "
                         "TensorBoard button on experiment tasks; {model_dir}, {dag_id} and "

@@ -31,6 +31,8 @@ def experiment_arguments(spec: ExperimentSpec) -> dict[str, Any]:
         "experiment_fn": spec.experiment_fn or RUNTIME_EXPERIMENT_FN,
         "model_dir": spec.model_dir,
         "params": experiment_params(spec),
+        # the companion evaluation DAG (event_driven) writes for the same experiment
+        "experiment_id": spec.dag_id,
     }
 
 
@@ -185,7 +187,11 @@ def _publishing(spec: ExperimentSpec, common: dict[str, Any], last: str) -> list
         Stage(
             "publish",
             "PublishOperator",
-            {"model_dir": spec.model_dir, "publish_dir": spec.publish_dir},
+            {
+                "model_dir": spec.model_dir,
+                "publish_dir": spec.publish_dir,
+                "experiment_id": spec.dag_id,
+            },
             upstream=("bless",),
         ),
     ]

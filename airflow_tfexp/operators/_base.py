@@ -13,6 +13,7 @@ from airflow_tfexp._airflow import is_templated, scoped_environment
 from airflow_tfexp.experiment.experiment_fn import parse_experiment_fn
 from airflow_tfexp.experiment.storage.locations import parse_model_dir
 from airflow_tfexp.names import DEFAULT_GCP_CONN_ID
+from airflow_tfexp.operators._ownership import check_experiment_id
 from airflow_tfexp.operators._run_params import snapshot_params
 
 if TYPE_CHECKING:
@@ -46,10 +47,15 @@ class ExperimentBaseOperator(BaseOperator):
     :param tf_config: a `TF_CONFIG` dict for this task (templated); None keeps the environment's.
     :param gcp_conn_id: the Airflow connection whose credentials reach a gs:// model dir; without
         such a connection, Application Default Credentials are used.
+    :param experiment_id: the experiment this task writes for: the dag_id of its training DAG
+        (None: this DAG's). The first task to write a model dir stamps it with this; a task of
+        another experiment fails before writing there. Fixed in the DAG file, not templated.
     :param authored_params: set by `partial()` for mapped tasks (the DAG file's params); leave it.
     """
 
-    template_fields: Sequence[str] = ("model_dir", "tf_config")
+    # experiment_id is not templated (a template is refused): listed so the rendered fields
+    # record it next to model_dir for the Experiments pages' owner check.
+    template_fields: Sequence[str] = ("model_dir", "tf_config", "experiment_id")
     template_fields_renderers = {"tf_config": "json"}
     ui_color = "#ffa800"
     ui_fgcolor = "#000000"
@@ -62,6 +68,7 @@ class ExperimentBaseOperator(BaseOperator):
         model_dir: str,
         tf_config: dict[str, Any] | None = None,
         gcp_conn_id: str = DEFAULT_GCP_CONN_ID,
+        experiment_id: str | None = None,
         authored_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -74,6 +81,7 @@ class ExperimentBaseOperator(BaseOperator):
                 "fixed when the DAG is parsed (a template would let a run's conf choose it)."
             )
         parse_experiment_fn(experiment_fn)
+        check_experiment_id(experiment_id)
         if not is_templated(model_dir):
             parse_model_dir(model_dir)
         if tf_config is not None and not isinstance(tf_config, dict | str):
@@ -83,6 +91,7 @@ class ExperimentBaseOperator(BaseOperator):
         self.experiment_fn = experiment_fn
         self.model_dir = model_dir
         self.tf_config = tf_config
+        self.experiment_id = experiment_id
         # The params as the DAG file declares them, before any run's conf is merged into them
         # (a mapped task is built while it runs, after that: `partial` hands it the snapshot).
         self.authored_params = (
@@ -135,10 +144,19 @@ class ExperimentBaseOperator(BaseOperator):
         with scoped_environment({"TF_CONFIG": value}):
             yield
 
+    @property
+    def experiment(self) -> str:
+        """The experiment this task writes for (its `experiment_id`, else its DAG's id)."""
+        return self.experiment_id or self.dag_id
+
     def check_rendered(self) -> None:
-        """Check `model_dir` again once templates are rendered (a template was not checked at
-        parse time)."""
+        """Before anything is written: check `model_dir` again once templates are rendered (a
+        template was not checked at parse time), that it is inside `[tfexp] model_dir_roots`,
+        and that it is this experiment's (stamping it when it is nobody's yet)."""
+        from airflow_tfexp.operators._ownership import claim_for_writing
+
         parse_model_dir(self.model_dir)
+        claim_for_writing(self.model_dir, self.experiment, "model_dir", self.log)
 
     def build_experiment(self, context: Context) -> Experiment:
         """Import and call experiment_fn; a failure shows its traceback in the task log."""

@@ -69,6 +69,19 @@ class _TrainingOperator(ExperimentBaseOperator):
             self.distribution = DistributionSpec.from_value(distribution).as_dict()
         self.ray_conn_id = ray_conn_id
 
+    def check_rendered(self) -> None:
+        """The base's checks, and `publish_dir` (read for "latest_blessed") and a warm-start
+        path inside `[tfexp] model_dir_roots` too: a run's conf may choose them."""
+        from airflow_tfexp.operators._ownership import check_inside_roots
+        from airflow_tfexp.operators._retraining import LATEST_BLESSED, NO_WARM_START
+
+        super().check_rendered()
+        if self.publish_dir:
+            parse_model_dir(self.publish_dir, "publish_dir")
+            check_inside_roots(self.publish_dir, "publish_dir")
+        if self.warm_start_from not in (None, "", NO_WARM_START, LATEST_BLESSED):
+            check_inside_roots(self.warm_start_from, "warm_start_from")
+
     @property
     def on_ray(self) -> bool:
         return bool(self.distribution) and self.distribution["launcher"] == "ray"
@@ -80,6 +93,7 @@ class _TrainingOperator(ExperimentBaseOperator):
         summary and what `train` returned (None on Ray)."""
         from airflow_tfexp.operators._retraining import record_training_lineage, resolve_warm_start
 
+        self.check_rendered()  # before the warm-start source is read, or anything written
         params = self.experiment_params(context)
         source = resolve_warm_start(self.warm_start_from, self.publish_dir, self.log)
         if self.on_ray:

@@ -12,6 +12,7 @@ from airflow_tfexp.experiment.storage.fs import is_gcs
 from airflow_tfexp.experiment.storage.locations import parse_model_dir
 from airflow_tfexp.names import DEFAULT_GCP_CONN_ID
 from airflow_tfexp.operators._base import ExperimentBaseOperator
+from airflow_tfexp.operators._ownership import check_experiment_id, claim_for_writing
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -166,11 +167,13 @@ class PublishOperator(BaseOperator):
     version already copied for the same export.
 
     :param model_dir: the run's model dir, where `blessing.json` is (templated).
-    :param publish_dir: where models are published (templated).
+    :param publish_dir: where models are published (templated); stamped as this
+        experiment's, like a model dir.
+    :param experiment_id: as for the experiment operators (None: this DAG's id).
     :return: the LATEST pointer: version, path, source export, metrics.
     """
 
-    template_fields: Sequence[str] = ("model_dir", "publish_dir")
+    template_fields: Sequence[str] = ("model_dir", "publish_dir", "experiment_id")
     ui_color = "#a5d6a7"
 
     def __init__(
@@ -179,8 +182,10 @@ class PublishOperator(BaseOperator):
         model_dir: str,
         publish_dir: str,
         gcp_conn_id: str = DEFAULT_GCP_CONN_ID,
+        experiment_id: str | None = None,
         **kwargs: Any,
     ) -> None:
+        check_experiment_id(experiment_id)
         if not is_templated(publish_dir):
             parse_model_dir(publish_dir, "publish_dir")
             kwargs.setdefault("outlets", [publish_asset(publish_dir)])
@@ -190,6 +195,7 @@ class PublishOperator(BaseOperator):
         self.model_dir = model_dir
         self.publish_dir = publish_dir
         self.gcp_conn_id = gcp_conn_id
+        self.experiment_id = experiment_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_tfexp.hooks.gcp_credentials import gcp_credentials
@@ -205,6 +211,11 @@ class PublishOperator(BaseOperator):
         from airflow_tfexp.experiment.retraining.lineage import update_lineage
         from airflow_tfexp.experiment.retraining.publishing import publish_export
 
+        experiment = self.experiment_id or self.dag_id
+        parse_model_dir(self.model_dir)
+        parse_model_dir(self.publish_dir, "publish_dir")
+        claim_for_writing(self.model_dir, experiment, "model_dir", self.log)
+        claim_for_writing(self.publish_dir, experiment, "publish_dir", self.log)
         blessing = read_blessing(self.model_dir)
         if blessing is None:
             raise ValueError(

@@ -158,4 +158,10 @@ def test_templated_values_are_checked_when_rendered_not_at_parse_time():
         experiment_fn="tests.experiment.tiny_experiment:experiment_fn",
         model_dir="{{ params.dir }}",
     )
-    assert operator.template_fields == ("model_dir", "tf_config", "warm_start_from", "publish_dir")
+    assert operator.template_fields == (
+        "model_dir",
+        "tf_config",
+        "experiment_id",
+        "warm_start_from",
+        "publish_dir",
+    )

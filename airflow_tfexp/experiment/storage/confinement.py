@@ -18,3 +18,35 @@ def confined(root: str, path: str, what: str) -> str:
     if not is_inside(root, path):
         raise ValueError(f"{what} {path!r} is outside {root!r}: refusing to use it.")
     return os.path.abspath(path)
+
+
+def within_roots(path: str, roots: list[str]) -> bool:
+    """Whether `path` (a local path or gs:// URL) is one of `roots` or below it: local paths
+    once symlinks are resolved, gs:// paths by bucket and whole prefix segments."""
+    from airflow_tfexp.experiment.storage.locations import parse_model_dir
+
+    location = parse_model_dir(path, "path")
+    for root in roots:
+        allowed = parse_model_dir(root, "model_dir_roots")
+        if location.is_local and allowed.is_local:
+            if is_inside(allowed.url, location.url):
+                return True
+        elif not location.is_local and not allowed.is_local:
+            if location.bucket == allowed.bucket and (
+                not allowed.prefix
+                or location.prefix == allowed.prefix
+                or location.prefix.startswith(allowed.prefix + "/")
+            ):
+                return True
+    return False
+
+
+def check_within_roots(path: str, roots: list[str], what: str = "model_dir") -> None:
+    """ValueError naming `what`, the path and the roots when `path` is outside all of them (no
+    roots: no limit)."""
+    if roots and not within_roots(path, roots):
+        raise ValueError(
+            f"Invalid value for `{what}`. Received: {path!r}: it is outside the model dir roots "
+            f"this Airflow allows ([tfexp] model_dir_roots = {', '.join(roots)}). Expected a "
+            "path inside one of them."
+        )

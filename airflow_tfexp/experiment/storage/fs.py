@@ -24,6 +24,10 @@ class FileSystem(Protocol):
     def write_bytes(self, path: str, data: bytes) -> None:
         """Replace the file atomically: a reader sees the old content or the new, never half."""
 
+    def create_new(self, path: str, data: bytes) -> bool:
+        """Create the file with `data` only if it does not exist (atomically, whole): True if
+        this call created it, False if it was already there (its content left alone)."""
+
     def append_line(self, path: str, line: str) -> None:
         """Append one line (a JSON record); a crash leaves the file without it or with it whole."""
 

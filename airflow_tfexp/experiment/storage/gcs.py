@@ -123,6 +123,18 @@ class GcsFileSystem:
         except NotFound as err:
             raise _bucket_missing(path, err) from None
 
+    def create_new(self, path: str, data: bytes) -> bool:
+        from google.api_core.exceptions import NotFound, PreconditionFailed
+
+        try:
+            # generation 0: only if no live object has this name (one upload: atomic)
+            self.blob(path).upload_from_string(data, if_generation_match=0, retry=_retry())
+            return True
+        except PreconditionFailed:
+            return False
+        except NotFound as err:
+            raise _bucket_missing(path, err) from None
+
     def append_line(self, path: str, line: str) -> None:
         # GCS objects cannot be appended to: rewrite the whole (small) object. Records come from
         # one evaluator per results file, so there is a single writer.

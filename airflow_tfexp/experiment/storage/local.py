@@ -36,6 +36,22 @@ class LocalFileSystem:
                 os.unlink(tmp)
             raise
 
+    def create_new(self, path: str, data: bytes) -> bool:
+        directory = os.path.dirname(path) or "."
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.link(tmp, path)  # fails if `path` exists: exclusive, and never seen half-written
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+
     def append_line(self, path: str, line: str) -> None:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         with open(path, "a") as handle:

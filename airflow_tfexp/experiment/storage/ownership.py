@@ -1,0 +1,64 @@
+"""Model dirs belong to an experiment: the first writer stamps the dir, later writers must match.
+
+In a shared Airflow a run's `model_dir` may come from its conf, chosen by a user who may only
+trigger. The stamp (`.tfexp_owner.json`, created exclusively: a local hard link or a GCS
+`ifGenerationMatch=0` upload) makes "write into another team's model dir" fail before anything
+is written, with an error naming the owner. Reading (warm start, the UI) checks it too.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from airflow_tfexp.experiment.storage.fs import filesystem, join
+
+OWNER_FILE = ".tfexp_owner.json"
+
+
+class ModelDirOwnershipError(PermissionError):
+    """A model dir that belongs to another experiment (or whose stamp is unreadable)."""
+
+
+def owner_path(model_dir: str) -> str:
+    return join(model_dir, OWNER_FILE)
+
+
+def read_owner(model_dir: str) -> str | None:
+    """The experiment that owns `model_dir`, None if it is not stamped; a stamp that is not
+    what this module writes is a ModelDirOwnershipError (never read as "unowned")."""
+    path = owner_path(model_dir)
+    raw = filesystem(path).read_bytes(path)
+    if raw is None:
+        return None
+    try:
+        record: Any = json.loads(raw)
+        owner = record["experiment"]
+        if not isinstance(owner, str) or not owner:
+            raise ValueError(f"experiment is {owner!r}")
+    except (ValueError, TypeError, KeyError) as err:
+        raise ModelDirOwnershipError(
+            f"{path} is not an owner stamp ({type(err).__name__}: {err}): refusing to use "
+            f"{model_dir}. Expected {{\"experiment\": \"<dag_id>\"}}."
+        ) from None
+    return owner
+
+
+def claim_model_dir(model_dir: str, experiment: str, what: str = "model_dir") -> bool:
+    """Stamp `model_dir` as `experiment`'s if no one has, else check it is: True when this call
+    stamped it. Raises ModelDirOwnershipError naming the owner when another experiment has."""
+    path = owner_path(model_dir)
+    owner, created = read_owner(model_dir), False
+    if owner is None:  # nobody's yet: create it, unless another writer wins the race
+        stamp = json.dumps({"experiment": experiment}, sort_keys=True).encode()
+        created = filesystem(path).create_new(path, stamp)
+        owner = read_owner(model_dir)  # the winner's, whoever that was
+        created = created and owner == experiment
+    if owner != experiment:
+        raise ModelDirOwnershipError(
+            f"The {what} {model_dir} belongs to the experiment {owner!r} ({path}); this task is "
+            f"of the experiment {experiment!r} and may not write there. Choose a {what} of "
+            f"your own (an experiment's writers are its training DAG and the tasks that name it "
+            "as their `experiment_id`)."
+        )
+    return created

@@ -1,0 +1,162 @@
+"""Model dirs belong to an experiment: a task of another experiment fails before writing there,
+naming the owner; `[tfexp] model_dir_roots` bounds where any task may write."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from airflow_tfexp.experiment.storage.ownership import (
+    OWNER_FILE,
+    ModelDirOwnershipError,
+    claim_model_dir,
+    read_owner,
+)
+from airflow_tfexp.operators import EvaluateOperator, PublishOperator, TrainOperator
+from tests.security.test_hostile_model_dirs import fingerprint
+
+PROOF_FN = "tests.airflow.recording_experiment:leave_proof"
+
+
+@pytest.fixture
+def proof(tmp_path, monkeypatch):
+    path = str(tmp_path / "proof")
+    monkeypatch.setenv("TFEXP_TEST_PROOF", path)
+    return path
+
+
+def victim_dir(tmp_path) -> str:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "ckpt-20.index").write_bytes(b"the victim's checkpoint")
+    claim_model_dir(str(victim), "team_a_training")
+    return str(victim)
+
+
+def test_the_first_writer_stamps_the_dir_and_later_writers_of_the_same_experiment_pass(model_dir):
+    assert read_owner(model_dir) is None
+    assert claim_model_dir(model_dir, "exp") is True
+    assert claim_model_dir(model_dir, "exp") is False  # already ours: nothing rewritten
+    assert read_owner(model_dir) == "exp"
+    with pytest.raises(ModelDirOwnershipError, match=r"belongs to the experiment 'exp'"):
+        claim_model_dir(model_dir, "other")
+
+
+def test_two_experiments_claiming_at_once_leave_exactly_one_owner(tmp_path):
+    # Local only: the GCS emulator does not enforce ifGenerationMatch=0 (real GCS does).
+    model_dir = str(tmp_path / "m")
+    outcomes: dict[str, object] = {}
+    start = threading.Barrier(8)
+
+    def claim(name: str) -> None:
+        start.wait()
+        try:
+            outcomes[name] = claim_model_dir(model_dir, name)
+        except ModelDirOwnershipError as err:
+            outcomes[name] = err
+
+    threads = [threading.Thread(target=claim, args=(f"exp{i}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winners = [name for name, outcome in outcomes.items() if outcome is True]
+    assert len(winners) == 1
+    assert read_owner(model_dir) == winners[0]
+    assert all(isinstance(o, ModelDirOwnershipError) for n, o in outcomes.items() if n not in winners)
+    assert [n for n in os.listdir(model_dir) if n.startswith(".tmp-")] == []
+
+
+def test_a_stamp_that_is_not_one_is_refused_not_read_as_unowned(tmp_path):
+    model_dir = tmp_path / "m"
+    model_dir.mkdir()
+    (model_dir / OWNER_FILE).write_text("[1, 2]")
+    with pytest.raises(ModelDirOwnershipError, match="is not an owner stamp"):
+        claim_model_dir(str(model_dir), "exp")
+
+
+def test_training_into_another_experiments_model_dir_fails_before_anything_runs(tmp_path, proof):
+    victim = victim_dir(tmp_path)
+    before = fingerprint(victim)
+    task = TrainOperator(
+        task_id="train", experiment_fn=PROOF_FN, model_dir=victim, experiment_id="team_b"
+    )
+    with pytest.raises(ModelDirOwnershipError) as err:
+        task.execute({"params": {}})
+    assert "belongs to the experiment 'team_a_training'" in str(err.value)
+    assert "'team_b'" in str(err.value)
+    assert not os.path.exists(proof)  # experiment_fn was never imported or called
+    assert fingerprint(victim) == before
+
+
+def test_evaluating_into_another_experiments_model_dir_fails_too(tmp_path, proof):
+    victim = victim_dir(tmp_path)
+    before = fingerprint(victim)
+    task = EvaluateOperator(task_id="ev", experiment_fn=PROOF_FN, model_dir=victim)
+    with pytest.raises(ModelDirOwnershipError, match="team_a_training"):
+        task.execute({"params": {}})
+    assert not os.path.exists(proof)
+    assert fingerprint(victim) == before
+
+
+def test_publishing_into_another_experiments_publish_dir_fails_before_copying(tmp_path):
+    victim = victim_dir(tmp_path)
+    before = fingerprint(victim)
+    mine = str(tmp_path / "mine")
+    task = PublishOperator(
+        task_id="publish", model_dir=mine, publish_dir=victim, experiment_id="team_b"
+    )
+    with pytest.raises(ModelDirOwnershipError, match="publish_dir .* belongs to"):
+        task.execute({"params": {}})
+    assert fingerprint(victim) == before
+
+
+def test_a_model_dir_outside_the_roots_fails_before_anything_is_written(tmp_path, proof, monkeypatch):
+    roots = tmp_path / "roots"
+    monkeypatch.setenv("AIRFLOW__TFEXP__MODEL_DIR_ROOTS", f"{roots}, gs://models/teams")
+    outside = str(tmp_path / "elsewhere")
+    task = TrainOperator(task_id="t", experiment_fn=PROOF_FN, model_dir=outside)
+    with pytest.raises(ValueError) as err:
+        task.execute({"params": {}})
+    assert f"Invalid value for `model_dir`. Received: {outside!r}" in str(err.value)
+    assert "model_dir_roots" in str(err.value)
+    assert not os.path.exists(outside) and not os.path.exists(proof)
+    # a link inside the roots that leads out is outside too
+    roots.mkdir()
+    os.symlink(str(tmp_path), str(roots / "link"))
+    linked = TrainOperator(task_id="t2", experiment_fn=PROOF_FN, model_dir=str(roots / "link" / "x"))
+    with pytest.raises(ValueError, match="outside the model dir roots"):
+        linked.execute({"params": {}})
+    warm = TrainOperator(
+        task_id="t3",
+        experiment_fn=PROOF_FN,
+        model_dir=str(roots / "mine"),
+        warm_start_from=str(tmp_path / "victim"),
+    )
+    with pytest.raises(ValueError, match="`warm_start_from`"):
+        warm.execute({"params": {}})
+    assert not os.path.exists(proof)
+
+
+def test_gs_roots_match_whole_prefix_segments():
+    from airflow_tfexp.experiment.storage.confinement import within_roots
+
+    roots = ["gs://models/teams/a", "/srv/models"]
+    assert within_roots("gs://models/teams/a/run1", roots)
+    assert within_roots("gs://models/teams/a", roots)
+    assert not within_roots("gs://models/teams/ab/run1", roots)
+    assert not within_roots("gs://other/teams/a/run1", roots)
+    assert not within_roots("/srv/models-evil/x", roots)
+    assert within_roots("/srv/models/x", roots)
+
+
+def test_experiment_id_is_fixed_in_the_dag_file(tmp_path):
+    with pytest.raises(ValueError, match=r"Invalid value for `experiment_id`. Received: '\{\{ params.e \}\}'"):
+        TrainOperator(
+            task_id="t",
+            experiment_fn=PROOF_FN,
+            model_dir=str(tmp_path),
+            experiment_id="{{ params.e }}",
+        )
