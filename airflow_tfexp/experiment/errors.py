@@ -5,3 +5,11 @@ from __future__ import annotations
 
 class CheckpointError(RuntimeError):
     """A checkpoint is incomplete, corrupt or does not match the model; the message names it."""
+
+
+class FileTooLargeError(ValueError):
+    """A file over the size a reader accepts."""
+
+
+class NotARegularFileError(ValueError):
+    """A FIFO, device, socket or directory where a file was expected."""

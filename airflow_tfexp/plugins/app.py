@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI, HTTPException, status
 from fastapi.responses import HTMLResponse
 
 MOUNT = "/tfexp"
+MAX_TABLE_ROWS = 1000  # evaluations listed per evaluator on the page (all are in the API)
 TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
 
 
@@ -23,35 +24,56 @@ def _readable_dag_ids(user: Any) -> set[str]:
     return set(get_auth_manager().get_authorized_dag_ids(user=user, method="GET"))
 
 
-def _check_dag_access(user: Any, dag_id: str) -> None:
+def _check_dag_access(user: Any, dag_id: str, task_instances: bool = False) -> None:
+    """403 unless the user may read the DAG (and, for a run's files, its task instances: as
+    Airflow's own rendered-fields endpoint requires)."""
     from airflow.api_fastapi.app import get_auth_manager
-    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+    from airflow.api_fastapi.auth.managers.models.resource_details import (
+        DagAccessEntity,
+        DagDetails,
+    )
 
-    if not get_auth_manager().is_authorized_dag(
-        method="GET", details=DagDetails(id=dag_id), user=user
-    ):
+    manager, details = get_auth_manager(), DagDetails(id=dag_id)
+    if not manager.is_authorized_dag(method="GET", details=details, user=user):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"You may not read DAG {dag_id!r}.")
+    if task_instances and not manager.is_authorized_dag(
+        method="GET", access_entity=DagAccessEntity.TASK_INSTANCE, details=details, user=user
+    ):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"You may not read the task instances of DAG {dag_id!r}."
+        )
 
 
-def _run_view(dag_id: str, run_id: str) -> list[dict[str, Any]]:
+def _read_models(dag_id: str, run_id: str) -> list[Any]:
+    """The run's model dirs as RunData: only dirs inside the roots that belong to an
+    experiment this DAG writes for, files capped at `[tfexp] ui_max_file_mb`."""
+    from airflow_tfexp._config import model_dir_roots, ui_max_file_mb
     from airflow_tfexp.plugins.catalog import run_model_dirs
-    from airflow_tfexp.plugins.charts import line_chart
     from airflow_tfexp.plugins.run_data import read_run_data
 
+    max_bytes, roots = int(ui_max_file_mb() * 2**20), model_dir_roots()
+    return [
+        read_run_data(model_dir, writers, max_bytes=max_bytes, roots=roots)
+        for model_dir, writers in run_model_dirs(dag_id, run_id).items()
+    ]
+
+
+def run_view(datas: list[Any]) -> list[dict[str, Any]]:
+    """Each model dir's RunData with its charts (series downsampled to at most 2,000 points)."""
+    from airflow_tfexp.plugins.charts import line_chart
+    from airflow_tfexp.plugins.downsample import downsample
+
     models = []
-    for model_dir in run_model_dirs(dag_id, run_id):
-        data = read_run_data(model_dir)
+    for data in datas:
         charts = []
         if data.training:
             loss = {tag: pts for tag, pts in data.training.items() if "loss" in tag}
             charts.append(line_chart("training loss", loss or data.training, "train-point"))
         for metric in data.metric_names:
             series = {
-                evaluator: [
-                    (r["global_step"], r["metrics"][metric])
-                    for r in records
-                    if isinstance(r.get("metrics", {}).get(metric), int | float)
-                ]
+                evaluator: downsample(
+                    [(r["global_step"], r["metrics"][metric]) for r in records if metric in r["metrics"]]
+                )
                 for evaluator, records in data.evaluations.items()
             }
             charts.append(line_chart(f"evaluation {metric}", series, "eval-point"))
@@ -59,20 +81,30 @@ def _run_view(dag_id: str, run_id: str) -> list[dict[str, Any]]:
     return models
 
 
-def create_app() -> FastAPI:
+def templates() -> Any:
+    """The pages' Jinja environment (autoescaped; the templates are the package's own)."""
     import jinja2
-    from airflow.api_fastapi.core_api.security import get_user
 
-    env = jinja2.Environment(
+    return jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=jinja2.select_autoescape()
     )
+
+
+def render_page(env: Any, name: str, **values: Any) -> str:
+    return env.get_template(name).render(root=f"{MOUNT}/", max_rows=MAX_TABLE_ROWS, **values)
+
+
+def create_app() -> FastAPI:
+    from airflow.api_fastapi.core_api.security import get_user
+
+    env = templates()
     app = FastAPI(
         title="airflow-tfexp Experiments", docs_url=None, redoc_url=None, openapi_url=None
     )
     User = Depends(get_user)
 
     def page(name: str, **values: Any) -> HTMLResponse:
-        return HTMLResponse(env.get_template(name).render(root=f"{MOUNT}/", **values))
+        return HTMLResponse(render_page(env, name, **values))
 
     @app.get("/", response_class=HTMLResponse)
     def index(user: Any = User) -> HTMLResponse:
@@ -93,8 +125,9 @@ def create_app() -> FastAPI:
 
     @app.get("/dags/{dag_id}/runs/{run_id}", response_class=HTMLResponse)
     def run_page(dag_id: str, run_id: str, user: Any = User) -> HTMLResponse:
-        _check_dag_access(user, dag_id)
-        return page("run.html", dag_id=dag_id, run_id=run_id, models=_run_view(dag_id, run_id))
+        _check_dag_access(user, dag_id, task_instances=True)
+        models = run_view(_read_models(dag_id, run_id))
+        return page("run.html", dag_id=dag_id, run_id=run_id, models=models)
 
     @app.get("/api/dags")
     def api_dags(user: Any = User) -> dict[str, Any]:
@@ -104,14 +137,11 @@ def create_app() -> FastAPI:
 
     @app.get("/api/dags/{dag_id}/runs/{run_id}")
     def api_run(dag_id: str, run_id: str, user: Any = User) -> dict[str, Any]:
-        from airflow_tfexp.plugins.catalog import run_model_dirs
-        from airflow_tfexp.plugins.run_data import read_run_data
-
-        _check_dag_access(user, dag_id)
+        _check_dag_access(user, dag_id, task_instances=True)
         return {
             "dag_id": dag_id,
             "run_id": run_id,
-            "models": [read_run_data(d).as_dict() for d in run_model_dirs(dag_id, run_id)],
+            "models": [data.as_dict() for data in _read_models(dag_id, run_id)],
         }
 
     return app

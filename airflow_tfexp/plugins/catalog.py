@@ -36,17 +36,25 @@ def _is_tfexp(task: Any) -> bool:
     return module.startswith(TFEXP_MODULE_PREFIX)
 
 
-def static_model_dirs(dag_id: str) -> list[str]:
-    """Model dirs written into the DAG itself (not templated)."""
+def _writer(fields: Any, dag_id: str) -> str:
+    """The experiment a task writes for: its `experiment_id`, else its DAG's id."""
+    value = fields.get("experiment_id") if isinstance(fields, dict) else None
+    return value if isinstance(value, str) and value else dag_id
+
+
+def static_model_dirs(dag_id: str) -> dict[str, set[str]]:
+    """Model dirs written into the DAG itself (not templated), each with the experiments its
+    tasks write for."""
     from airflow.models.serialized_dag import SerializedDagModel
 
     dag = SerializedDagModel.get_dag(dag_id)
-    dirs = set()
+    dirs: dict[str, set[str]] = {}
     for task in dag.tasks if dag else []:
         value = getattr(task, "model_dir", None)
         if _is_tfexp(task) and isinstance(value, str) and "{{" not in value:
-            dirs.add(value)
-    return sorted(dirs)
+            fields = {"experiment_id": getattr(task, "experiment_id", None)}
+            dirs.setdefault(value, set()).add(_writer(fields, dag_id))
+    return dict(sorted(dirs.items()))
 
 
 def runs(dag_id: str, limit: int = 25) -> list[dict[str, Any]]:
@@ -71,8 +79,9 @@ def runs(dag_id: str, limit: int = 25) -> list[dict[str, Any]]:
         ]
 
 
-def run_model_dirs(dag_id: str, run_id: str) -> list[str]:
-    """The model dirs the run's tasks rendered (then the DAG's static ones)."""
+def run_model_dirs(dag_id: str, run_id: str) -> dict[str, set[str]]:
+    """The model dirs the run's tasks rendered (else the DAG's static ones), each with the
+    experiments the tasks that rendered it write for (an owner stamp must name one of them)."""
     from airflow.models.renderedtifields import RenderedTaskInstanceFields as RTIF
     from airflow.utils.session import create_session
     from sqlalchemy import select
@@ -81,9 +90,9 @@ def run_model_dirs(dag_id: str, run_id: str) -> list[str]:
         rendered = session.scalars(
             select(RTIF.rendered_fields).where(RTIF.dag_id == dag_id, RTIF.run_id == run_id)
         ).all()
-    dirs = []
+    dirs: dict[str, set[str]] = {}
     for fields in rendered:
         value = (fields or {}).get("model_dir")
-        if isinstance(value, str) and value and value not in dirs:
-            dirs.append(value)
+        if isinstance(value, str) and value:
+            dirs.setdefault(value, set()).add(_writer(fields, dag_id))
     return dirs or static_model_dirs(dag_id)

@@ -11,6 +11,12 @@ from html import escape
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf")
 WIDTH, HEIGHT = 640, 260
+# Beyond this a value is not drawn: the axis span of -1e308..1e308 overflows to infinity.
+MAX_PLOTTED = 1e300
+
+
+def _plottable(point: tuple[float, float]) -> bool:
+    return all(math.isfinite(v) and abs(v) <= MAX_PLOTTED for v in point)
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 28, 36
 
 
@@ -36,7 +42,8 @@ def line_chart(
     title: str, series: dict[str, list[tuple[float, float]]], css_class: str = "point"
 ) -> str:
     """An SVG chart of `{series name: [(step, value), ...]}`; an empty chart says so."""
-    points = [p for values in series.values() for p in values if math.isfinite(p[1])]
+    points = [p for values in series.values() for p in values if _plottable(p)]
+    skipped = sum(len(values) for values in series.values()) - len(points)
     head = (
         f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{WIDTH}" '
         f'height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" xmlns="http://www.w3.org/2000/svg">'
@@ -86,7 +93,7 @@ def line_chart(
     )
     for index, (name, values) in enumerate(series.items()):
         color = COLORS[index % len(COLORS)]
-        finite = sorted(p for p in values if math.isfinite(p[1]))
+        finite = sorted(p for p in values if _plottable(p))
         if len(finite) > 1:
             path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in finite)
             parts.append(
@@ -101,6 +108,11 @@ def line_chart(
         parts.append(
             f'<text x="{LEFT + plot_w - 4}" y="{TOP + 14 * (index + 1)}" text-anchor="end" '
             f'font-size="11" fill="{color}">{escape(name)}</text>'
+        )
+    if skipped:
+        parts.append(
+            f'<text x="{LEFT + 4}" y="{TOP + plot_h - 4}" font-size="11" class="not-drawn">'
+            f"{skipped} point(s) not drawn (NaN, infinite or beyond ±1e300)</text>"
         )
     parts.append("</svg>")
     return "".join(parts)

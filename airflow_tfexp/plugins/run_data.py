@@ -1,18 +1,23 @@
 """What the Experiments page shows of a model dir, read from the engine's files.
 
-Every part is read on its own: a missing or corrupt file becomes a line in `problems` (shown
-on the page) and the rest is still shown. Reads go through the engine's file layer, so local
-and gs:// model dirs work alike. No TensorFlow: the API server stays light.
+Every part is read on its own: a missing, corrupt, malformed, oversized or unsafe file becomes
+a line in `problems` (shown on the page) and the rest is still shown. Records are checked field
+by field, so a page never fails on a value (a metric "nan", a null global_step, run.json = 5).
+Files are read through `ModelDirReader`: regular files inside the model dir, of bounded size.
+A model dir is read only when it is inside `[tfexp] model_dir_roots` and its owner stamp names
+an experiment the viewed DAG writes for. No TensorFlow: the API server stays light.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
-from airflow_tfexp.experiment.storage.fs import filesystem, join
+from airflow_tfexp.plugins.downsample import downsample
+from airflow_tfexp.plugins.model_dir_reader import ModelDirReader, UnreadableFile
 
 EVENT_FILE_PREFIX = "events.out.tfevents."
 
@@ -22,6 +27,8 @@ class RunData:
     model_dir: str
     evaluations: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
     training: dict[str, list[tuple[int, float]]] = dataclasses.field(default_factory=dict)
+    # how many points a training series had before it was downsampled for the chart
+    downsampled: dict[str, int] = dataclasses.field(default_factory=dict)
     checkpoints: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     exports: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     blessing: dict[str, Any] | None = None
@@ -34,63 +41,131 @@ class RunData:
             k
             for records in self.evaluations.values()
             for r in records
-            for k, v in r.get("metrics", {}).items()
-            if isinstance(v, int | float) and k != "global_step"
+            for k in r["metrics"]
+            if k != "global_step"
         }
         return sorted(names, key=lambda n: (n != "loss", n))
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain JSON: NaN and infinities (which JSON lacks) as the strings "NaN", "Infinity"."""
+        return _json_safe(dataclasses.asdict(self))
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _attempt(data: RunData, what: str, read: Callable[[], None]) -> None:
     try:
         read()
+    except UnreadableFile as err:
+        data.problems.append(f"{what}: {err}")
     except Exception as err:  # noqa: BLE001 - any unreadable part is reported, not fatal
         data.problems.append(f"{what}: {type(err).__name__}: {err}")
 
 
-def _evaluations(data: RunData, names: list[str]) -> None:
+def _parse_json(raw: bytes, where: str) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as err:
+        raise ValueError(f"{where} is not valid JSON ({type(err).__name__}: {err})") from None
+
+
+def clean_result(record: Any, where: str, problems: list[str]) -> dict[str, Any] | None:
+    """An evaluation record with the fields the page uses checked: None (with the reason in
+    `problems`) when it has no usable global_step; bad metrics or fields dropped and reported."""
+    if not isinstance(record, dict):
+        problems.append(f"{where}: not an evaluation record (a JSON object), skipped")
+        return None
+    step = record.get("global_step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        problems.append(f"{where}: global_step is {step!r}, expected a whole number >= 0; skipped")
+        return None
+    cleaned = dict(record)
+    metrics = record.get("metrics", {})
+    if not isinstance(metrics, dict):
+        problems.append(f"{where}: metrics is {type(metrics).__name__}, expected an object; ignored")
+        metrics = {}
+    bad = sorted(str(k) for k, v in metrics.items() if not _is_number(v))
+    if bad:
+        problems.append(f"{where}: metric(s) {', '.join(bad)} not a number; ignored")
+    cleaned["metrics"] = {str(k): v for k, v in metrics.items() if _is_number(v)}
+    for field, valid, expected in (
+        ("duration_secs", _is_number, "a number of seconds"),
+        ("checkpoint_path", lambda v: isinstance(v, str), "a path"),
+    ):
+        if field in cleaned and cleaned[field] is not None and not valid(cleaned[field]):
+            problems.append(f"{where}: {field} is {cleaned[field]!r}, expected {expected}; ignored")
+            cleaned[field] = None
+    return cleaned
+
+
+def _evaluations(data: RunData, reader: ModelDirReader, names: list[str]) -> None:
     from airflow_tfexp.experiment.evaluation.results import RESULTS_FILE
 
     for directory in sorted(n for n in names if n == "eval" or n.startswith("eval_")):
-        path = join(data.model_dir, directory, RESULTS_FILE)
-        raw = filesystem(path).read_bytes(path)
-        if raw is None:
-            continue
-        evaluator = directory.removeprefix("eval_") if directory != "eval" else "(default)"
-        records = []
-        for number, line in enumerate(raw.decode("utf-8", "replace").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                if not isinstance(record, dict) or "global_step" not in record:
-                    raise ValueError("not an evaluation record")
-                records.append(record)
-            except ValueError as err:
-                data.problems.append(f"{path}: line {number} is not a valid result ({err})")
-        data.evaluations[evaluator] = sorted(records, key=lambda r: r["global_step"])
+
+        def read_one(directory: str = directory) -> None:
+            raw = reader.read(directory, RESULTS_FILE)
+            if raw is None:
+                return
+            path = reader.path(directory, RESULTS_FILE)
+            records = []
+            for number, line in enumerate(raw.decode("utf-8", "replace").splitlines(), start=1):
+                if not line.strip():
+                    continue
+                where = f"{path}: line {number}"
+                try:
+                    record = _parse_json(line.encode(), where)
+                except ValueError as err:
+                    data.problems.append(f"{err}; skipped")
+                    continue
+                cleaned = clean_result(record, where, data.problems)
+                if cleaned is not None:
+                    records.append(cleaned)
+            evaluator = directory.removeprefix("eval_") if directory != "eval" else "(default)"
+            data.evaluations[evaluator] = sorted(records, key=lambda r: r["global_step"])
+
+        _attempt(data, f"evaluation results in {directory}", read_one)
 
 
-def _training(data: RunData, names: list[str]) -> None:
+def _training(data: RunData, reader: ModelDirReader, names: list[str]) -> None:
     from airflow_tfexp.plugins.tb_scalars import read_scalars
 
+    series: dict[str, list[tuple[int, float]]] = {}
     for name in sorted(n for n in names if n.startswith(EVENT_FILE_PREFIX)):
-        path = join(data.model_dir, name)
-        raw = filesystem(path).read_bytes(path) or b""
-        scalars = read_scalars(raw)
-        if raw and not scalars:
-            data.problems.append(f"{path}: no readable scalar summaries")
-        for tag, points in scalars.items():
-            data.training.setdefault(tag, []).extend(points)
-    for points in data.training.values():
+
+        def read_one(name: str = name) -> None:
+            raw = reader.read(name) or b""
+            scalars = read_scalars(raw)
+            if raw and not scalars:
+                data.problems.append(f"{reader.path(name)}: no readable scalar summaries")
+            for tag, points in scalars.items():
+                series.setdefault(tag, []).extend(points)
+
+        _attempt(data, "training summaries", read_one)
+    for tag, points in series.items():
         points.sort()
+        data.training[tag] = downsample(points)
+        if len(data.training[tag]) < len(points):
+            data.downsampled[tag] = len(points)
 
 
-def _checkpoints(data: RunData) -> None:
-    from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints
+def _checkpoints(data: RunData, reader: ModelDirReader, names: list[str]) -> None:
+    from airflow_tfexp.experiment.storage.checkpoints import STATE_FILE, checkpoints_from_listing
 
+    raw = reader.read(STATE_FILE) if STATE_FILE in names else None
+    state = None if raw is None else raw.decode("utf-8", "replace")
     evaluated: dict[int, list[str]] = {}
     for evaluator, records in data.evaluations.items():
         for record in records:
@@ -101,53 +176,116 @@ def _checkpoints(data: RunData) -> None:
             "checkpoint_path": c.checkpoint_path,
             "evaluated_by": evaluated.get(c.global_step, []),
         }
-        for c in list_checkpoints(data.model_dir)
+        for c in checkpoints_from_listing(data.model_dir, names, state)
     ]
 
 
-def _exports(data: RunData, names: list[str]) -> None:
+def _exports(data: RunData, reader: ModelDirReader, names: list[str]) -> None:
     from airflow_tfexp.experiment.export.export_dirs import list_exports
 
     if "export" not in names:
         return
-    base = join(data.model_dir, "export")
-    for exporter in sorted(filesystem(base).listdir(base)):
-        data.exports[exporter] = list_exports(join(base, exporter))
+    for exporter in sorted(reader.listdir("export")):
+
+        def read_one(exporter: str = exporter) -> None:
+            reader.listdir("export", exporter)  # refuses a link that leaves the model dir
+            data.exports[exporter] = list_exports(reader.path("export", exporter))
+
+        _attempt(data, f"exports of {exporter}", read_one)
 
 
-def _json_file(data: RunData, name: str) -> Any:
-    path = join(data.model_dir, name)
-    raw = filesystem(path).read_bytes(path)
-    if raw is None:
+def _json_file(reader: ModelDirReader, name: str) -> Any:
+    raw = reader.read(name)
+    return None if raw is None else _parse_json(raw, reader.path(name))
+
+
+def _blessing(data: RunData, reader: ModelDirReader) -> None:
+    record = _json_file(reader, "blessing.json")
+    if record is None:
+        return
+    if not isinstance(record, dict) or not isinstance(record.get("blessed"), bool):
+        raise ValueError(
+            f"{reader.path('blessing.json')} is not a blessing (an object with a true/false "
+            f"\"blessed\"): {str(record)[:80]!r}"
+        )
+    data.blessing = {**record, "reason": str(record.get("reason", ""))}
+
+
+def _lineage(data: RunData, reader: ModelDirReader) -> None:
+    record = _json_file(reader, "run.json")
+    if record is None:
+        return
+    if not isinstance(record, dict):
+        raise ValueError(f"{reader.path('run.json')} is {type(record).__name__}, expected an object")
+    lineage = dict(record)
+    for key, fields in (("published", ("version", "path")), ("warm_start", ("source",))):
+        value = lineage.get(key)
+        if value is not None and not (isinstance(value, dict) and all(f in value for f in fields)):
+            data.problems.append(
+                f"lineage: {key} in {reader.path('run.json')} is {str(value)[:80]!r}, expected "
+                f"an object with {', '.join(fields)}; ignored"
+            )
+            lineage[key] = None
+    data.lineage = lineage
+
+
+def refusal(reader: ModelDirReader, writers: set[str], roots: list[str]) -> str | None:
+    """Why the pages will not show this model dir to viewers of a DAG whose tasks write for the
+    `writers` experiments (None: they may): outside the roots, or owned by someone else."""
+    from airflow_tfexp.experiment.storage.confinement import within_roots
+    from airflow_tfexp.experiment.storage.ownership import OWNER_FILE, parse_owner
+
+    model_dir = reader.model_dir
+    if roots and not within_roots(model_dir, roots):
+        return f"{model_dir} is outside [tfexp] model_dir_roots ({', '.join(roots)}): not shown"
+    owner = parse_owner(reader.read(OWNER_FILE), reader.path(OWNER_FILE))
+    if owner is None:
+        if reader.listdir():
+            return (
+                f"{model_dir} has no owner stamp ({OWNER_FILE}): not shown. It was written "
+                "before airflow-tfexp stamped model dirs; its experiment's next task stamps it."
+            )
         return None
-    try:
-        return json.loads(raw)
-    except ValueError as err:
-        raise ValueError(f"{path} is not valid JSON ({err})") from None
+    if owner not in writers:
+        return (
+            f"{model_dir} belongs to the experiment {owner!r}, not to this DAG's "
+            f"({', '.join(sorted(writers))}): not shown"
+        )
+    return None
 
 
-def read_run_data(model_dir: str) -> RunData:
-    """Everything the page shows of one model dir; never raises for bad or missing files."""
+def read_run_data(
+    model_dir: str,
+    writers: set[str] | None = None,
+    *,
+    max_bytes: int = 64 * 2**20,
+    roots: list[str] | None = None,
+) -> RunData:
+    """Everything the page shows of one model dir; never raises for bad or missing files. With
+    `writers` (the experiments the viewed DAG's tasks write for), a dir inside `roots` owned by
+    one of them; None skips that check (the engine's own callers)."""
     data = RunData(model_dir=model_dir)
+    reader = ModelDirReader(model_dir, max_bytes)
+    if writers is not None:
+        try:
+            refused = refusal(reader, writers, roots or [])
+        except Exception as err:  # noqa: BLE001 - an unreadable stamp refuses the dir
+            refused = f"{model_dir}: {err}"
+        if refused:
+            data.problems.append(refused)
+            return data
     names: list[str] = []
 
     def listing() -> None:
-        names.extend(filesystem(model_dir).listdir(model_dir))
+        names.extend(reader.listdir())
         if not names:
             data.problems.append(f"{model_dir}: empty or missing (nothing trained here yet?)")
 
     _attempt(data, "listing the model dir", listing)
-    _attempt(data, "evaluation results", lambda: _evaluations(data, names))
-    _attempt(data, "training summaries", lambda: _training(data, names))
-    _attempt(data, "checkpoints", lambda: _checkpoints(data))
-    _attempt(data, "exports", lambda: _exports(data, names))
-
-    def blessing() -> None:
-        data.blessing = _json_file(data, "blessing.json")
-
-    def lineage() -> None:
-        data.lineage = _json_file(data, "run.json")
-
-    _attempt(data, "blessing", blessing)
-    _attempt(data, "lineage", lineage)
+    _evaluations(data, reader, names)
+    _training(data, reader, names)
+    _attempt(data, "checkpoints", lambda: _checkpoints(data, reader, names))
+    _attempt(data, "exports", lambda: _exports(data, reader, names))
+    _attempt(data, "blessing", lambda: _blessing(data, reader))
+    _attempt(data, "lineage", lambda: _lineage(data, reader))
     return data

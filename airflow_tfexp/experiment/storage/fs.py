@@ -21,6 +21,11 @@ class FileSystem(Protocol):
     def read_bytes(self, path: str) -> bytes | None:
         """The file's content, or None when it does not exist."""
 
+    def read_bytes_at_most(self, path: str, limit: int) -> bytes | None:
+        """The content of a regular file of at most `limit` bytes, None when it does not exist;
+        FileTooLargeError when it is larger, NotARegularFileError for a FIFO, device or dir
+        (never blocks on one, never reads past `limit`)."""
+
     def write_bytes(self, path: str, data: bytes) -> None:
         """Replace the file atomically: a reader sees the old content or the new, never half."""
 

@@ -115,6 +115,27 @@ class GcsFileSystem:
         except NotFound:
             return None
 
+    def read_bytes_at_most(self, path: str, limit: int) -> bytes | None:
+        from google.api_core.exceptions import NotFound
+
+        from airflow_tfexp.experiment.errors import FileTooLargeError
+
+        bucket, name = split(path)
+        try:
+            blob = self.client.bucket(bucket).get_blob(name, retry=_retry())
+            if blob is None:
+                return None
+            if (blob.size or 0) > limit:
+                raise FileTooLargeError(f"{path} is {blob.size:,} bytes, over {limit:,}")
+            # the generation read is the one whose size was checked (an overwrite in between
+            # is not read whole); end is inclusive
+            data = blob.download_as_bytes(end=limit, if_generation_match=blob.generation, retry=_retry())
+        except NotFound:
+            return None
+        if len(data) > limit:
+            raise FileTooLargeError(f"{path} is over {limit:,} bytes")
+        return data
+
     def write_bytes(self, path: str, data: bytes) -> None:
         from google.api_core.exceptions import NotFound
 

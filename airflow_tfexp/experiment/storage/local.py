@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
+
+from airflow_tfexp.experiment.errors import FileTooLargeError, NotARegularFileError
 
 
 class LocalFileSystem:
@@ -20,6 +23,23 @@ class LocalFileSystem:
                 return handle.read()
         except FileNotFoundError:
             return None
+
+    def read_bytes_at_most(self, path: str, limit: int) -> bytes | None:
+        try:  # O_NONBLOCK: opening a FIFO with no writer must not hang the reader
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return None
+        except IsADirectoryError:
+            raise NotARegularFileError(f"{path} is a directory, not a file") from None
+        with os.fdopen(fd, "rb") as handle:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+                raise NotARegularFileError(f"{path} is {kind}, not a regular file")
+            data = handle.read(limit + 1)
+        if len(data) > limit:
+            raise FileTooLargeError(f"{path} is over {limit:,} bytes")
+        return data
 
     def write_bytes(self, path: str, data: bytes) -> None:
         directory = os.path.dirname(path) or "."

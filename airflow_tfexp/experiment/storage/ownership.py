@@ -28,7 +28,11 @@ def read_owner(model_dir: str) -> str | None:
     """The experiment that owns `model_dir`, None if it is not stamped; a stamp that is not
     what this module writes is a ModelDirOwnershipError (never read as "unowned")."""
     path = owner_path(model_dir)
-    raw = filesystem(path).read_bytes(path)
+    return parse_owner(filesystem(path).read_bytes(path), path)
+
+
+def parse_owner(raw: bytes | None, path: str) -> str | None:
+    """The experiment named by the bytes of an owner stamp at `path` (None: no stamp)."""
     if raw is None:
         return None
     try:
@@ -36,10 +40,10 @@ def read_owner(model_dir: str) -> str | None:
         owner = record["experiment"]
         if not isinstance(owner, str) or not owner:
             raise ValueError(f"experiment is {owner!r}")
-    except (ValueError, TypeError, KeyError) as err:
+    except (ValueError, TypeError, KeyError, RecursionError) as err:
         raise ModelDirOwnershipError(
             f"{path} is not an owner stamp ({type(err).__name__}: {err}): refusing to use "
-            f"{model_dir}. Expected {{\"experiment\": \"<dag_id>\"}}."
+            f"its model dir. Expected {{\"experiment\": \"<dag_id>\"}}."
         ) from None
     return owner
 
