@@ -70,6 +70,17 @@ def _schedule(planned: Any) -> Any:
     return [Asset(name=watched["name"], uri=watched["uri"], watchers=[watcher])]
 
 
+def _params(declared: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The config's `params:` as Airflow Params: the trigger form shows them, and a run whose
+    conf fails a schema is refused when it is created (before any task starts)."""
+    from airflow.sdk import Param
+
+    return {
+        key: Param(d["default"], description=d["description"], **d["schema"])
+        for key, d in declared.items()
+    }
+
+
 def _build_dag(settings: dict[str, Any], stages: list[dict], compute: dict[str, Any]) -> Any:
     import datetime
 
@@ -78,6 +89,7 @@ def _build_dag(settings: dict[str, Any], stages: list[dict], compute: dict[str, 
     settings = dict(settings)
     settings["schedule"] = _schedule(settings["schedule"])
     settings["start_date"] = datetime.datetime.fromisoformat(settings["start_date"])
+    settings["params"] = _params(settings.get("params") or {})
     dag = DAG(**settings)
     tasks: dict[str, Any] = {}
     with dag:  # also registers the DAG with the file being parsed (companions included)

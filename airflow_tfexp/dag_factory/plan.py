@@ -55,6 +55,7 @@ def _dag_settings(spec: ExperimentSpec, stages: list[Any], **overrides: Any) -> 
         "description": spec.description or f"TensorFlow Experiment ({spec.schedule_mode})",
         "default_args": {"retries": spec.retries, **spec.default_args},
         "doc_md": _doc(spec, stages),
+        "params": spec.param_declarations(),
         **overrides,
     }
 

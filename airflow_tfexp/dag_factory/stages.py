@@ -31,19 +31,20 @@ def experiment_arguments(spec: ExperimentSpec) -> dict[str, Any]:
         "experiment_fn": spec.experiment_fn or RUNTIME_EXPERIMENT_FN,
         "model_dir": spec.model_dir,
         "params": experiment_params(spec),
+        # a run's conf may override only the params the config declares (on the DAG, with
+        # their schemas); the rest of these params are fixed
+        "overridable_params": sorted(spec.params),
         # the companion evaluation DAG (event_driven) writes for the same experiment
         "experiment_id": spec.dag_id,
     }
 
 
 def experiment_params(spec: ExperimentSpec) -> dict[str, Any]:
-    """The params `experiment_fn(run_config, params)` receives, declared on the DAG."""
+    """The task's own params: what `experiment_fn(run_config, params)` gets beside the config's
+    `params:` (those are the DAG's, with their schemas, see plan.dag_params)."""
     if spec.experiment_fn:
         # The user's experiment_fn gets the Experiment arguments in its params.
-        return {
-            **{k: v for k, v in spec.experiment_arguments().items() if v is not None},
-            **spec.params,
-        }
+        return {k: v for k, v in spec.experiment_arguments().items() if v is not None}
     runtime = spec.model_dump(
         mode="json",
         include={
@@ -57,7 +58,7 @@ def experiment_params(spec: ExperimentSpec) -> dict[str, Any]:
     )
     # As a JSON string: Airflow copies and JSON-checks a task's params once per operator class
     # in its hierarchy while building it; a string is cheap there, a nested dict is not.
-    return {**spec.params, SPEC_PARAM: json.dumps(runtime, sort_keys=True)}
+    return {SPEC_PARAM: json.dumps(runtime, sort_keys=True)}
 
 
 def _training(spec: ExperimentSpec) -> dict[str, Any]:

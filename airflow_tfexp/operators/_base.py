@@ -50,6 +50,9 @@ class ExperimentBaseOperator(BaseOperator):
     :param experiment_id: the experiment this task writes for: the dag_id of its training DAG
         (None: this DAG's). The first task to write a model dir stamps it with this; a task of
         another experiment fails before writing there. Fixed in the DAG file, not templated.
+    :param overridable_params: the params a run's conf may change (None: any, Airflow's
+        default); a conf value for another key is ignored, with a warning in the log. The DAG
+        factory sets it to the config's `params:`.
     :param authored_params: set by `partial()` for mapped tasks (the DAG file's params); leave it.
     """
 
@@ -69,6 +72,7 @@ class ExperimentBaseOperator(BaseOperator):
         tf_config: dict[str, Any] | None = None,
         gcp_conn_id: str = DEFAULT_GCP_CONN_ID,
         experiment_id: str | None = None,
+        overridable_params: Sequence[str] | None = None,
         authored_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -92,6 +96,7 @@ class ExperimentBaseOperator(BaseOperator):
         self.model_dir = model_dir
         self.tf_config = tf_config
         self.experiment_id = experiment_id
+        self.overridable_params = None if overridable_params is None else list(overridable_params)
         # The params as the DAG file declares them, before any run's conf is merged into them
         # (a mapped task is built while it runs, after that: `partial` hands it the snapshot).
         self.authored_params = (
@@ -112,7 +117,13 @@ class ExperimentBaseOperator(BaseOperator):
         templates rendered in Jinja's sandbox ("{{ 6 * 5 }}" gives 30), the run's conf as data."""
         from airflow_tfexp.operators._run_params import experiment_params
 
-        return experiment_params(self.authored_params, context, self.get_template_env, self.log)
+        return experiment_params(
+            self.authored_params,
+            context,
+            self.get_template_env,
+            self.log,
+            self.overridable_params,
+        )
 
     def execute(self, context: Context) -> Any:
         with self.step_environment():

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import jinja2
@@ -46,10 +46,12 @@ def experiment_params(
     context: Any,
     template_env: Callable[[], jinja2.Environment],
     log: logging.Logger | Any,
+    overridable: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """The run's params for `experiment_fn`: the `authored` values (`snapshot_params`) with
     templates rendered to native values in the sandbox (with the filters and macros of
-    `template_env()`), values the run's conf changed or added as they are, `tfexp_*` params from
+    `template_env()`), values the run's conf changed or added as they are (only for keys in
+    `overridable`, when given: the others keep the DAG file's value), `tfexp_*` params from
     the DAG file only, and the triggering asset events under "tfexp_asset_events"."""
     env: SandboxedNativeEnv | None = None
 
@@ -71,6 +73,14 @@ def experiment_params(
                 log.warning("Ignoring the run's value of %r: only the DAG file sets tfexp_*.", key)
         elif key in authored and value == authored[key]:
             params[key] = render(value)
+        elif overridable is not None and key not in overridable:
+            log.warning(
+                "Ignoring the run's value of %r: the DAG does not let a run override it (a "
+                "factory config declares what a run may override under `params:`).",
+                key,
+            )
+            if key in authored:
+                params[key] = render(authored[key])
         else:
             params[key] = value  # from the run's conf: data
     # the provider's own params: always the DAG file's (conf can neither change nor remove them)

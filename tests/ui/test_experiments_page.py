@@ -226,7 +226,7 @@ def test_corrupt_or_missing_files_are_reported_on_the_page(ui):
         handle.write("{oops")
     html = page(cluster, run_path("tfexp_ui_demo", run["dag_run_id"]))
     assert "Some files could not be read" in html
-    assert "line 5 is not a valid result" in html
+    assert "results.jsonl: line 5 is not valid JSON" in html
     assert "no readable scalar summaries" in html
     assert "blessing.json is not valid JSON" in html
     assert 'data-step="80"' in html  # the readable lines are still shown
