@@ -85,6 +85,7 @@ XDIST_GROUPS = {
     ),
     "edge-cluster": ("tests/e2e/test_edge_executor.py",),
     "ui-cluster": ("tests/ui/test_experiments_page.py",),
+    "security-cluster": ("tests/security/test_attacks.py",),
 }
 _GROUP_OF_FILE = {path: group for group, paths in XDIST_GROUPS.items() for path in paths}
 

@@ -81,6 +81,17 @@ def _params(declared: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _placement(dag_id: str, stage: dict[str, Any], placement: Any) -> dict[str, Any]:
+    """The stage's compute arguments; a model the Kubernetes client refuses is a config error
+    naming the compute section, not a raw exception from inside the client."""
+    try:
+        return operator_arguments(placement)
+    except Exception as err:  # noqa: BLE001 - whatever the client raises, reported by field
+        raise ExperimentConfigError(
+            f"(the DAG {dag_id})", [f"compute.{stage['compute']}: {type(err).__name__}: {err}"]
+        ) from err
+
+
 def _build_dag(settings: dict[str, Any], stages: list[dict], compute: dict[str, Any]) -> Any:
     import datetime
 
@@ -96,7 +107,7 @@ def _build_dag(settings: dict[str, Any], stages: list[dict], compute: dict[str, 
         for stage in stages:
             cls = _operator_class(stage["operator"])
             placement = compute.get(stage["compute"]) if stage["compute"] else None
-            kwargs = {**stage["arguments"], **operator_arguments(placement)}
+            kwargs = {**stage["arguments"], **_placement(settings["dag_id"], stage, placement)}
             if stage["expand_from"]:
                 task = cls.partial(task_id=stage["task_id"], **kwargs).expand(
                     checkpoint_path=tasks[stage["expand_from"]].output

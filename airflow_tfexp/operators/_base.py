@@ -126,7 +126,9 @@ class ExperimentBaseOperator(BaseOperator):
         )
 
     def execute(self, context: Context) -> Any:
+        self.check_rendered()  # no I/O: a bad or out-of-roots path fails before anything else
         with self.step_environment():
+            self.claim_model_dir()
             return self.run_step(context)
 
     @contextlib.contextmanager
@@ -161,12 +163,18 @@ class ExperimentBaseOperator(BaseOperator):
         return self.experiment_id or self.dag_id
 
     def check_rendered(self) -> None:
-        """Before anything is written: check `model_dir` again once templates are rendered (a
-        template was not checked at parse time), that it is inside `[tfexp] model_dir_roots`,
-        and that it is this experiment's (stamping it when it is nobody's yet)."""
-        from airflow_tfexp.operators._ownership import claim_for_writing
+        """Check `model_dir` again once templates are rendered (a template was not checked at
+        parse time), and that it is inside `[tfexp] model_dir_roots`: no I/O."""
+        from airflow_tfexp.operators._ownership import check_inside_roots
 
         parse_model_dir(self.model_dir)
+        check_inside_roots(self.model_dir, "model_dir")
+
+    def claim_model_dir(self) -> None:
+        """Before anything is written: the model dir is this experiment's (stamped as such
+        when it is nobody's yet), else ModelDirOwnershipError naming its owner."""
+        from airflow_tfexp.operators._ownership import claim_for_writing
+
         claim_for_writing(self.model_dir, self.experiment, "model_dir", self.log)
 
     def build_experiment(self, context: Context) -> Experiment:

@@ -93,7 +93,6 @@ class _TrainingOperator(ExperimentBaseOperator):
         summary and what `train` returned (None on Ray)."""
         from airflow_tfexp.operators._retraining import record_training_lineage, resolve_warm_start
 
-        self.check_rendered()  # before the warm-start source is read, or anything written
         params = self.experiment_params(context)
         source = resolve_warm_start(self.warm_start_from, self.publish_dir, self.log)
         if self.on_ray:

@@ -12,7 +12,11 @@ from airflow_tfexp.experiment.storage.fs import is_gcs
 from airflow_tfexp.experiment.storage.locations import parse_model_dir
 from airflow_tfexp.names import DEFAULT_GCP_CONN_ID
 from airflow_tfexp.operators._base import ExperimentBaseOperator
-from airflow_tfexp.operators._ownership import check_experiment_id, claim_for_writing
+from airflow_tfexp.operators._ownership import (
+    check_experiment_id,
+    check_inside_roots,
+    claim_for_writing,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -200,8 +204,14 @@ class PublishOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_tfexp.hooks.gcp_credentials import gcp_credentials
 
+        for value, what in ((self.model_dir, "model_dir"), (self.publish_dir, "publish_dir")):
+            parse_model_dir(value, what)
+            check_inside_roots(value, what)
+        experiment = self.experiment_id or self.dag_id
         remote = next((d for d in (self.publish_dir, self.model_dir) if is_gcs(d)), "")
         with gcp_credentials(self.gcp_conn_id, remote, self.log):
+            claim_for_writing(self.model_dir, experiment, "model_dir", self.log)
+            claim_for_writing(self.publish_dir, experiment, "publish_dir", self.log)
             return self._publish(context)
 
     def _publish(self, context: Context) -> dict[str, Any]:
@@ -211,11 +221,6 @@ class PublishOperator(BaseOperator):
         from airflow_tfexp.experiment.retraining.lineage import update_lineage
         from airflow_tfexp.experiment.retraining.publishing import publish_export
 
-        experiment = self.experiment_id or self.dag_id
-        parse_model_dir(self.model_dir)
-        parse_model_dir(self.publish_dir, "publish_dir")
-        claim_for_writing(self.model_dir, experiment, "model_dir", self.log)
-        claim_for_writing(self.publish_dir, experiment, "publish_dir", self.log)
         blessing = read_blessing(self.model_dir)
         if blessing is None:
             raise ValueError(
