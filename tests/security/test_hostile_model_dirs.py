@@ -91,6 +91,27 @@ def test_remote_names_with_dot_segments_never_map_outside_the_staging_dir(gcs_em
     with pytest.raises(ValueError, match="may not have '.', '..'"):
         staging.fetch_checkpoint("gs://tfexp-test/hostile-model/../victim/ckpt-40")
     assert list(tmp_path.rglob("escaped.txt")) == []
+    with pytest.raises(ValueError, match=r"empty \('//'\) segments"):
+        staging.fetch_checkpoint("gs://tfexp-test/hostile-model//ckpt-40")
+
+
+def test_a_model_dir_named_like_another_dirs_fetched_copies_is_staged_apart(gcs_emulator, tmp_path):
+    """gs://a/m keeps its copy of gs://a/other in the staging root's .fetched/, which no
+    model dir can be staged at (gs://a/m/.fetched/a/other is staged under a/m/.fetched/...)."""
+    from airflow_tfexp.experiment.storage.fs import filesystem
+    from airflow_tfexp.experiment.storage.gcs_staging import GcsStaging
+
+    root = str(tmp_path / "staging")
+    for name in ("ckpt-5.index", "ckpt-5.data-00000-of-00001"):
+        path = f"gs://tfexp-test/other/{name}"
+        filesystem(path).write_bytes(path, b"the other dir's " + name.encode())
+    staging = GcsStaging("gs://tfexp-test/m", staging_root=root)
+    copy = staging.fetch_checkpoint("gs://tfexp-test/other/ckpt-5")
+    twin = GcsStaging("gs://tfexp-test/m/.fetched/tfexp-test/other", staging_root=root)
+    assert not os.path.commonpath([copy, twin.local]) == twin.local
+    assert copy.startswith(os.path.join(root, ".fetched") + os.sep)
+    with open(copy + ".index", "rb") as handle:
+        assert handle.read() == b"the other dir's ckpt-5.index"
 
 
 def test_a_state_file_reaching_another_dir_through_a_symlink_is_refused(tmp_path):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 
 from airflow_tfexp.experiment.export.export_dirs import SAVED_MODEL_FILE
@@ -34,6 +35,9 @@ def default_staging_root() -> str:
     )
 
 
+FETCHED_DIR = ".fetched"
+
+
 class GcsStaging:
     """The local mirror of one gs:// model dir."""
 
@@ -42,6 +46,10 @@ class GcsStaging:
         bucket, prefix = split(model_dir.rstrip("/"))
         self.remote = model_dir.rstrip("/")
         root = staging_root or default_staging_root()
+        # Copies of other dirs' checkpoints and exports: beside the buckets' mirrors, under a
+        # name no bucket can have (bucket names start with a letter or digit), so no model dir
+        # (say gs://a/m/.fetched/b/c) can be staged where gs://a/m keeps its copy of gs://b/c.
+        self.fetched = os.path.join(os.path.abspath(root), FETCHED_DIR)
         self.local = confined(
             root, os.path.join(root, bucket, prefix), f"The staging dir of {model_dir}"
         )
@@ -96,20 +104,23 @@ class GcsStaging:
 
     def fetch_checkpoint(self, remote_prefix: str) -> str:
         """Download a (complete) remote checkpoint into the staging dir; return the local prefix."""
+        parse_model_dir(remote_prefix, "checkpoint_path")  # no '.', '..' or '//' segments
         base = basename(remote_prefix)
         directory = remote_prefix[: -len(base)].rstrip("/")
-        parse_model_dir(directory, "checkpoint_path")
         names = [
             n
             for n in self.fs.listdir(directory)
             if n == f"{base}.index" or n.startswith(f"{base}.data-")
         ]
-        local_dir = (
-            self.local
-            if directory == self.remote
-            else os.path.join(self.local, ".fetched", *split(directory))
-        )
-        local_dir = confined(self.local, local_dir, f"The copy of {directory}")
+        if directory == self.remote:
+            local_dir = self.local
+        else:
+            bucket, prefix = split(directory)
+            local_dir = confined(
+                self.fetched,
+                os.path.join(self.fetched, bucket, *prefix.split("/")),
+                f"The copy of {directory}",
+            )
         os.makedirs(local_dir, exist_ok=True)
         for name in names:
             target = confined(local_dir, os.path.join(local_dir, name), f"The copy of {name}")
@@ -124,8 +135,8 @@ class GcsStaging:
         parse_model_dir(remote_dir, "export_dir")
         bucket, prefix = split(remote_dir.rstrip("/"))
         local_dir = confined(
-            self.local,
-            os.path.join(self.local, ".fetched", bucket, *prefix.split("/")),
+            self.fetched,
+            os.path.join(self.fetched, bucket, *prefix.split("/")),
             f"The copy of {remote_dir}",
         )
         if os.path.exists(os.path.join(local_dir, SAVED_MODEL_FILE)):
@@ -140,7 +151,12 @@ class GcsStaging:
         if not os.path.exists(os.path.join(tmp, SAVED_MODEL_FILE)):
             raise FileNotFoundError(f"{remote_dir} is not a SavedModel (no {SAVED_MODEL_FILE}).")
         os.makedirs(os.path.dirname(local_dir), exist_ok=True)
-        os.replace(tmp, local_dir)
+        try:
+            os.replace(tmp, local_dir)
+        except OSError:
+            if not os.path.exists(os.path.join(local_dir, SAVED_MODEL_FILE)):
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # another task fetched it first: same bytes
         return local_dir
 
     # -- summaries and other files --------------------------------------------------------
