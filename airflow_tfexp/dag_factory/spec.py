@@ -127,9 +127,17 @@ PARAM_DECLARATION_KEYS = frozenset({"default", "schema", "description"})
 def param_declaration(value: Any) -> dict[str, Any] | None:
     """A `params:` entry written as a declaration, `{default, schema[, description]}`, as a
     dict with all three keys; None for a plain value (a dict without "schema" is a value)."""
-    if not isinstance(value, dict) or "schema" not in value or not set(value) <= PARAM_DECLARATION_KEYS:
+    if (
+        not isinstance(value, dict)
+        or "schema" not in value
+        or not set(value) <= PARAM_DECLARATION_KEYS
+    ):
         return None
-    return {"default": value.get("default"), "schema": value["schema"], "description": value.get("description")}
+    return {
+        "default": value.get("default"),
+        "schema": value["schema"],
+        "description": value.get("description"),
+    }
 
 
 def check_param_schema(key: str, declared: dict[str, Any]) -> None:
@@ -151,7 +159,9 @@ def check_param_schema(key: str, declared: dict[str, Any]) -> None:
     if default is not None and not (isinstance(default, str) and "{{" in default):
         error = jsonschema.exceptions.best_match(validator(schema).iter_errors(default))
         if error is not None:
-            raise ValueError(f"params.{key}: the default {default!r} fails its schema: {error.message}")
+            raise ValueError(
+                f"params.{key}: the default {default!r} fails its schema: {error.message}"
+            )
 
 
 class RunConfigSpec(_Strict):

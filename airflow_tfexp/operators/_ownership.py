@@ -35,4 +35,6 @@ def claim_for_writing(path: str, experiment: str, what: str, log: logging.Logger
     from airflow_tfexp.experiment.storage.ownership import claim_model_dir
 
     if claim_model_dir(path, experiment, what):
-        log.info("%s %s now belongs to the experiment %r (owner stamp written).", what, path, experiment)
+        log.info(
+            "%s %s now belongs to the experiment %r (owner stamp written).", what, path, experiment
+        )

@@ -72,7 +72,11 @@ def run_view(datas: list[Any]) -> list[dict[str, Any]]:
         for metric in data.metric_names:
             series = {
                 evaluator: downsample(
-                    [(r["global_step"], r["metrics"][metric]) for r in records if metric in r["metrics"]]
+                    [
+                        (r["global_step"], r["metrics"][metric])
+                        for r in records
+                        if metric in r["metrics"]
+                    ]
                 )
                 for evaluator, records in data.evaluations.items()
             }

@@ -17,6 +17,8 @@ MAX_PLOTTED = 1e300
 
 def _plottable(point: tuple[float, float]) -> bool:
     return all(math.isfinite(v) and abs(v) <= MAX_PLOTTED for v in point)
+
+
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 28, 36
 
 

@@ -94,7 +94,9 @@ def clean_result(record: Any, where: str, problems: list[str]) -> dict[str, Any]
     cleaned = dict(record)
     metrics = record.get("metrics", {})
     if not isinstance(metrics, dict):
-        problems.append(f"{where}: metrics is {type(metrics).__name__}, expected an object; ignored")
+        problems.append(
+            f"{where}: metrics is {type(metrics).__name__}, expected an object; ignored"
+        )
         metrics = {}
     bad = sorted(str(k) for k, v in metrics.items() if not _is_number(v))
     if bad:
@@ -206,7 +208,7 @@ def _blessing(data: RunData, reader: ModelDirReader) -> None:
     if not isinstance(record, dict) or not isinstance(record.get("blessed"), bool):
         raise ValueError(
             f"{reader.path('blessing.json')} is not a blessing (an object with a true/false "
-            f"\"blessed\"): {str(record)[:80]!r}"
+            f'"blessed"): {str(record)[:80]!r}'
         )
     data.blessing = {**record, "reason": str(record.get("reason", ""))}
 
@@ -216,7 +218,9 @@ def _lineage(data: RunData, reader: ModelDirReader) -> None:
     if record is None:
         return
     if not isinstance(record, dict):
-        raise ValueError(f"{reader.path('run.json')} is {type(record).__name__}, expected an object")
+        raise ValueError(
+            f"{reader.path('run.json')} is {type(record).__name__}, expected an object"
+        )
     lineage = dict(record)
     for key, fields in (("published", ("version", "path")), ("warm_start", ("source",))):
         value = lineage.get(key)

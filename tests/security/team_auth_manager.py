@@ -23,7 +23,9 @@ class TeamAuthManager(SimpleAuthManager):
         self, *, method: Any, user: Any, access_entity: Any = None, details: Any = None
     ) -> bool:
         if str(user.role).lower() != "admin":
-            rights = json.loads(os.environ.get("TFEXP_TEST_DAG_RIGHTS", "{}")).get(user.username, {})
+            rights = json.loads(os.environ.get("TFEXP_TEST_DAG_RIGHTS", "{}")).get(
+                user.username, {}
+            )
             dag_id = getattr(details, "id", None) or ""
             allowed = next((set(r) for p, r in rights.items() if dag_id.startswith(p)), set())
             if method not in allowed:

@@ -37,7 +37,7 @@ RIGHTS = {
 SECRET = "team-b-secret-" + "7" * 12
 TINY = "tests.experiment.tiny_experiment"
 
-HAND_WRITTEN = '''
+HAND_WRITTEN = """
 from datetime import datetime
 from airflow.sdk import DAG
 from airflow_tfexp.operators import TrainOperator
@@ -47,7 +47,7 @@ with DAG("team_a_hand", schedule=None, start_date=datetime(2026, 1, 1), default_
                  "save_checkpoints_steps": 5, "log_step_count_steps": 5}):
     TrainOperator(task_id="train", experiment_fn="tests.airflow.recording_experiment:experiment_fn",
                   model_dir="{{ params.model_dir }}", delay_secs=0)
-'''
+"""
 
 
 def shell_template(proof: str) -> str:
@@ -102,7 +102,9 @@ class Session:
             return err.code, err.read().decode()
 
     def trigger(self, dag_id: str, conf: dict) -> tuple[int, str]:
-        return self.call("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
+        return self.call(
+            "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf}
+        )
 
 
 def make_victim(root) -> str:
@@ -111,8 +113,12 @@ def make_victim(root) -> str:
     (victim / "eval").mkdir(parents=True)
     (victim / "ckpt-20.index").write_bytes(b"team b's checkpoint index")
     (victim / "ckpt-20.data-00000-of-00001").write_bytes(b"team b's weights")
-    (victim / "checkpoint").write_text('model_checkpoint_path: "ckpt-20"\nall_model_checkpoint_paths: "ckpt-20"\n')
-    (victim / "eval" / "results.jsonl").write_text('{"global_step": 20, "metrics": {"loss": 0.3}}\n')
+    (victim / "checkpoint").write_text(
+        'model_checkpoint_path: "ckpt-20"\nall_model_checkpoint_paths: "ckpt-20"\n'
+    )
+    (victim / "eval" / "results.jsonl").write_text(
+        '{"global_step": 20, "metrics": {"loss": 0.3}}\n'
+    )
     (victim / "run.json").write_text(json.dumps({"params": {"api_key": SECRET}}))
     claim_model_dir(str(victim), "team_b_victim")
     return str(victim)
@@ -181,7 +187,9 @@ def attacks(tmp_path_factory):
             "spec": (
                 "team_a_factory",
                 {
-                    "tfexp_spec": json.dumps({"model_fn": "tests.airflow.recording_experiment:leave_proof"}),
+                    "tfexp_spec": json.dumps(
+                        {"model_fn": "tests.airflow.recording_experiment:leave_proof"}
+                    ),
                     "model_fn": "tests.airflow.recording_experiment:leave_proof",
                 },
             ),
@@ -226,11 +234,15 @@ def task_log(attacks, name: str) -> str:
 
     dag_id, run_id = attacks["runs"][name]
     task_id = "train" if dag_id == "team_a_hand" else "train_and_evaluate"
-    path = f"/dags/{dag_id}/dagRuns/{quote(run_id)}/taskInstances/{task_id}/logs/1?full_content=true"
+    path = (
+        f"/dags/{dag_id}/dagRuns/{quote(run_id)}/taskInstances/{task_id}/logs/1?full_content=true"
+    )
     return json.dumps(attacks["cluster"].api("GET", path)["content"])
 
 
-def experiment_page(attacks, session: Session, dag_id: str, run_id: str) -> tuple[int, str, int, str]:
+def experiment_page(
+    attacks, session: Session, dag_id: str, run_id: str
+) -> tuple[int, str, int, str]:
     from urllib.parse import quote
 
     path = f"/tfexp/dags/{quote(dag_id)}/runs/{quote(run_id)}"
@@ -303,7 +315,11 @@ def test_a_state_file_naming_another_teams_checkpoints_changes_nothing_there(att
 
 def test_other_teams_pages_are_403_and_anonymous_callers_401(attacks):
     cluster, alice = attacks["cluster"], attacks["alice"]
-    bob, carol, anonymous = Session(cluster, "bob"), Session(cluster, "carol"), Session(cluster, None)
+    bob, carol, anonymous = (
+        Session(cluster, "bob"),
+        Session(cluster, "carol"),
+        Session(cluster, None),
+    )
     path = "/tfexp/api/dags/team_b_victim/runs/none"
     assert alice.call("GET", path)[0] == 403
     assert anonymous.call("GET", path)[0] == 401

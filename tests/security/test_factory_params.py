@@ -5,6 +5,7 @@ its schema is refused when the run is created."""
 from __future__ import annotations
 
 import copy
+
 import pytest
 from airflow.sdk.exceptions import ParamValidationError
 
@@ -45,8 +46,11 @@ def test_declared_params_are_the_dags_with_their_schemas():
 
 @pytest.mark.parametrize(
     "conf, key",
-    [({"learning_rate": -1}, "learning_rate"), ({"learning_rate": "fast"}, "learning_rate"),
-     ({"team_dir": "../team_b"}, "team_dir")],
+    [
+        ({"learning_rate": -1}, "learning_rate"),
+        ({"learning_rate": "fast"}, "learning_rate"),
+        ({"team_dir": "../team_b"}, "team_dir"),
+    ],
 )
 def test_an_override_that_fails_its_schema_is_refused_naming_the_key(conf, key):
     params = copy.deepcopy(dag_for().params)
@@ -55,11 +59,21 @@ def test_an_override_that_fails_its_schema_is_refused_naming_the_key(conf, key):
 
 
 def test_a_conf_value_for_an_undeclared_key_does_not_reach_the_experiment(capsys):
-    config = {**copy.deepcopy(CONFIG), "experiment_fn": "tests.experiment.tiny_experiment:experiment_fn"}
+    config = {
+        **copy.deepcopy(CONFIG),
+        "experiment_fn": "tests.experiment.tiny_experiment:experiment_fn",
+    }
     for key in ("model_fn", "train_input_fn", "eval_input_fn"):
         config.pop(key)
     train = dag_for(config).get_task("train")
-    context = {"params": {**train.authored_params, "train_steps": 10**9, "added": "x", "learning_rate": 0.5}}
+    context = {
+        "params": {
+            **train.authored_params,
+            "train_steps": 10**9,
+            "added": "x",
+            "learning_rate": 0.5,
+        }
+    }
     params = train.experiment_params(context)
     assert params["train_steps"] == 100  # the config's, not the run's
     assert "added" not in params
@@ -70,8 +84,14 @@ def test_a_conf_value_for_an_undeclared_key_does_not_reach_the_experiment(capsys
 @pytest.mark.parametrize(
     "entry, message",
     [
-        ({"default": 0, "schema": {"type": "number", "exclusiveMinimum": 0}}, "params.lr: the default 0 fails its schema"),
-        ({"default": 1, "schema": {"type": "nonsense"}}, "params.lr.schema is not a valid JSON schema"),
+        (
+            {"default": 0, "schema": {"type": "number", "exclusiveMinimum": 0}},
+            "params.lr: the default 0 fails its schema",
+        ),
+        (
+            {"default": 1, "schema": {"type": "nonsense"}},
+            "params.lr.schema is not a valid JSON schema",
+        ),
         ({"default": 1, "schema": [1]}, "params.lr.schema: expected a JSON schema"),
     ],
 )

@@ -65,7 +65,9 @@ def test_two_experiments_claiming_at_once_leave_exactly_one_owner(tmp_path):
     winners = [name for name, outcome in outcomes.items() if outcome is True]
     assert len(winners) == 1
     assert read_owner(model_dir) == winners[0]
-    assert all(isinstance(o, ModelDirOwnershipError) for n, o in outcomes.items() if n not in winners)
+    assert all(
+        isinstance(o, ModelDirOwnershipError) for n, o in outcomes.items() if n not in winners
+    )
     assert [n for n in os.listdir(model_dir) if n.startswith(".tmp-")] == []
 
 
@@ -113,7 +115,9 @@ def test_publishing_into_another_experiments_publish_dir_fails_before_copying(tm
     assert fingerprint(victim) == before
 
 
-def test_a_model_dir_outside_the_roots_fails_before_anything_is_written(tmp_path, proof, monkeypatch):
+def test_a_model_dir_outside_the_roots_fails_before_anything_is_written(
+    tmp_path, proof, monkeypatch
+):
     roots = tmp_path / "roots"
     monkeypatch.setenv("AIRFLOW__TFEXP__MODEL_DIR_ROOTS", f"{roots}, gs://models/teams")
     outside = str(tmp_path / "elsewhere")
@@ -126,7 +130,9 @@ def test_a_model_dir_outside_the_roots_fails_before_anything_is_written(tmp_path
     # a link inside the roots that leads out is outside too
     roots.mkdir()
     os.symlink(str(tmp_path), str(roots / "link"))
-    linked = TrainOperator(task_id="t2", experiment_fn=PROOF_FN, model_dir=str(roots / "link" / "x"))
+    linked = TrainOperator(
+        task_id="t2", experiment_fn=PROOF_FN, model_dir=str(roots / "link" / "x")
+    )
     with pytest.raises(ValueError, match="outside the model dir roots"):
         linked.execute({"params": {}})
     warm = TrainOperator(
@@ -153,7 +159,9 @@ def test_gs_roots_match_whole_prefix_segments():
 
 
 def test_experiment_id_is_fixed_in_the_dag_file(tmp_path):
-    with pytest.raises(ValueError, match=r"Invalid value for `experiment_id`. Received: '\{\{ params.e \}\}'"):
+    with pytest.raises(
+        ValueError, match=r"Invalid value for `experiment_id`. Received: '\{\{ params.e \}\}'"
+    ):
         TrainOperator(
             task_id="t",
             experiment_fn=PROOF_FN,

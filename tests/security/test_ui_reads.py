@@ -114,21 +114,27 @@ def event_file(points: int) -> bytes:
 
     records = []
     for step in range(points):
-        value = field(1, 2, varint(4) + b"loss") + field(2, 5, struct.pack("<f", math.sin(step / 500)))
+        value = field(1, 2, varint(4) + b"loss") + field(
+            2, 5, struct.pack("<f", math.sin(step / 500))
+        )
         summary = field(1, 2, varint(len(value)) + value)
         event = field(2, 0, varint(step)) + field(5, 2, varint(len(summary)) + summary)
         records.append(struct.pack("<Q", len(event)) + b"\0" * 4 + event + b"\0" * 4)
     return b"".join(records)
 
 
-def test_200k_points_are_drawn_as_at_most_2000_keeping_the_first_the_last_and_the_extremes(model_dir):
+def test_200k_points_are_drawn_as_at_most_2000_keeping_the_first_the_last_and_the_extremes(
+    model_dir,
+):
     write(model_dir, "events.out.tfevents.1.host", event_file(200_000))
     data = read(model_dir)
     loss = data.training["loss"]
     assert len(loss) <= 2000 and data.downsampled == {"loss": 200_000}
     assert loss[0][0] == 0 and loss[-1][0] == 199_999
     values = [v for _, v in loss]
-    assert max(values) == pytest.approx(1.0, abs=1e-4) and min(values) == pytest.approx(-1.0, abs=1e-4)
+    assert max(values) == pytest.approx(1.0, abs=1e-4) and min(values) == pytest.approx(
+        -1.0, abs=1e-4
+    )
     html = page(data)
     assert html.count('class="train-point"') == len(loss)
     assert len(html) < 2_000_000  # was 20 MB
@@ -197,7 +203,9 @@ def test_an_unstamped_model_dir_with_files_is_not_shown_and_an_empty_one_says_so
     data = read_run_data(legacy, {"team_a"})
     assert data.lineage is None and "has no owner stamp" in data.problems[0]
     empty = read_run_data(str(tmp_path / "nothing"), {"team_a"})
-    assert empty.problems == [f"{tmp_path / 'nothing'}: empty or missing (nothing trained here yet?)"]
+    assert empty.problems == [
+        f"{tmp_path / 'nothing'}: empty or missing (nothing trained here yet?)"
+    ]
 
 
 def test_a_model_dir_outside_the_roots_is_not_read(model_dir, tmp_path):

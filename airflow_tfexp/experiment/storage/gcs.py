@@ -129,7 +129,9 @@ class GcsFileSystem:
                 raise FileTooLargeError(f"{path} is {blob.size:,} bytes, over {limit:,}")
             # the generation read is the one whose size was checked (an overwrite in between
             # is not read whole); end is inclusive
-            data = blob.download_as_bytes(end=limit, if_generation_match=blob.generation, retry=_retry())
+            data = blob.download_as_bytes(
+                end=limit, if_generation_match=blob.generation, retry=_retry()
+            )
         except NotFound:
             return None
         if len(data) > limit:

@@ -43,7 +43,7 @@ def parse_owner(raw: bytes | None, path: str) -> str | None:
     except (ValueError, TypeError, KeyError, RecursionError) as err:
         raise ModelDirOwnershipError(
             f"{path} is not an owner stamp ({type(err).__name__}: {err}): refusing to use "
-            f"its model dir. Expected {{\"experiment\": \"<dag_id>\"}}."
+            f'its model dir. Expected {{"experiment": "<dag_id>"}}.'
         ) from None
     return owner
 
