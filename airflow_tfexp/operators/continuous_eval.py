@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_tfexp._airflow import (
     DEFER_SETTLE_SECS,
+    is_templated,
     jsonable,
     raise_on_error_event,
     run_start_timestamp,
 )
 from airflow_tfexp._config import default_deferrable
 from airflow_tfexp.experiment._validation import check_optional_seconds
+from airflow_tfexp.experiment.evaluation.results import check_evaluator_name
 from airflow_tfexp.operators._base import ExperimentBaseOperator, checkpoint_summary
 
 if TYPE_CHECKING:
@@ -79,8 +81,14 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
         )
         self.evaluate_checkpoint_only_once = evaluate_checkpoint_only_once
         self.every_checkpoint = every_checkpoint
+        if not is_templated(name):
+            check_evaluator_name(name)
         self.name = name
         self.deferrable = default_deferrable() if deferrable is None else deferrable
+
+    def check_rendered(self) -> None:
+        super().check_rendered()
+        check_evaluator_name(self.name)
 
     def run_step(self, context: Context) -> dict[str, Any]:
         if not self.deferrable and self.reschedule:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_tfexp._airflow import is_templated, jsonable
 from airflow_tfexp.experiment._validation import check_optional_seconds
+from airflow_tfexp.experiment.evaluation.results import check_evaluator_name
 from airflow_tfexp.experiment.storage.locations import parse_model_dir
 from airflow_tfexp.names import DEFAULT_RAY_CONN_ID
 from airflow_tfexp.operators._base import ExperimentBaseOperator, checkpoint_summary
@@ -155,6 +156,22 @@ class _TrainingOperator(ExperimentBaseOperator):
             stop_ray()
 
 
+def check_checkpoint_inside(checkpoint_path: Any, model_dir: str) -> None:
+    """A given checkpoint (a path, or an item of CheckpointSensor's output) is one of the model
+    dir's: the step records its result there, and a run's conf may choose the path."""
+    from airflow_tfexp.experiment.storage.confinement import within_roots
+
+    if isinstance(checkpoint_path, dict):
+        checkpoint_path = checkpoint_path.get("checkpoint_path")
+    if checkpoint_path in (None, ""):
+        return
+    if not isinstance(checkpoint_path, str) or not within_roots(checkpoint_path, [model_dir]):
+        raise ValueError(
+            f"Invalid value for `checkpoint_path`. Received: {checkpoint_path!r}. Expected a "
+            f"checkpoint of the model dir {model_dir} (a path inside it, or None for the latest)."
+        )
+
+
 class TrainOperator(_TrainingOperator):
     """`Experiment.train`: train to `train_steps`, resuming from the latest checkpoint (or,
     with nothing to resume, warm starting as `warm_start_from` says; see `_TrainingOperator`
@@ -202,8 +219,16 @@ class EvaluateOperator(ExperimentBaseOperator):
         self, *, checkpoint_path: str | dict | None = None, name: str | None = None, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
+        if not is_templated(name):
+            check_evaluator_name(name)
         self.checkpoint_path = checkpoint_path
         self.name = name
+
+    def check_rendered(self) -> None:
+        """The base's checks, a plain evaluator name, and a checkpoint inside the model dir."""
+        super().check_rendered()
+        check_evaluator_name(self.name)
+        check_checkpoint_inside(self.checkpoint_path, self.model_dir)
 
     def run_step(self, context: Context) -> dict[str, Any]:
         from airflow_tfexp.experiment.evaluation.results import read_results
@@ -261,6 +286,11 @@ class ExportOperator(ExperimentBaseOperator):
         super().__init__(**kwargs)
         self.checkpoint_path = checkpoint_path
         self.is_the_final_export = is_the_final_export
+
+    def check_rendered(self) -> None:
+        """The base's checks, and a checkpoint inside the model dir."""
+        super().check_rendered()
+        check_checkpoint_inside(self.checkpoint_path, self.model_dir)
 
     def run_step(self, context: Context) -> dict[str, Any]:
         experiment = self.build_experiment(context)

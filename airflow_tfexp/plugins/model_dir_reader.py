@@ -26,6 +26,7 @@ class ModelDirReader:
     def __init__(self, model_dir: str, max_bytes: int) -> None:
         self.model_dir = model_dir
         self.max_bytes = max_bytes
+        self.owner: str | None = None  # the experiment its stamp names, once checked
         self._remote = is_gcs(model_dir)
         self._root = model_dir if self._remote else os.path.realpath(model_dir)
 

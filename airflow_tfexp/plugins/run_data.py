@@ -112,12 +112,26 @@ def clean_result(record: Any, where: str, problems: list[str]) -> dict[str, Any]
     return cleaned
 
 
+def refuse_foreign_subdir(reader: ModelDirReader, *parts: str) -> None:
+    """UnreadableFile when `model_dir/<parts>` is another experiment's model dir nested in this
+    one, so its files are not shown as this run's."""
+    from airflow_tfexp.experiment.storage.ownership import OWNER_FILE, parse_owner
+
+    stamp = reader.path(*parts, OWNER_FILE)
+    owner = parse_owner(reader.read(*parts, OWNER_FILE), stamp)
+    if owner is not None and owner != reader.owner:
+        raise UnreadableFile(
+            f"{reader.path(*parts)} is the model dir of the experiment {owner!r}: not read"
+        )
+
+
 def _evaluations(data: RunData, reader: ModelDirReader, names: list[str]) -> None:
     from airflow_tfexp.experiment.evaluation.results import RESULTS_FILE
 
     for directory in sorted(n for n in names if n == "eval" or n.startswith("eval_")):
 
         def read_one(directory: str = directory) -> None:
+            refuse_foreign_subdir(reader, directory)
             raw = reader.read(directory, RESULTS_FILE)
             if raw is None:
                 return
@@ -191,6 +205,7 @@ def _exports(data: RunData, reader: ModelDirReader, names: list[str]) -> None:
 
         def read_one(exporter: str = exporter) -> None:
             reader.listdir("export", exporter)  # refuses a link that leaves the model dir
+            refuse_foreign_subdir(reader, "export", exporter)
             data.exports[exporter] = list_exports(reader.path("export", exporter))
 
         _attempt(data, f"exports of {exporter}", read_one)
@@ -235,14 +250,20 @@ def _lineage(data: RunData, reader: ModelDirReader) -> None:
 
 def refusal(reader: ModelDirReader, writers: set[str], roots: list[str]) -> str | None:
     """Why the pages will not show this model dir to viewers of a DAG whose tasks write for the
-    `writers` experiments (None: they may): outside the roots, or owned by someone else."""
+    `writers` experiments (None: they may): outside the roots, or owned by someone else. Sets
+    `reader.owner` to the dir's owner."""
     from airflow_tfexp.experiment.storage.confinement import within_roots
-    from airflow_tfexp.experiment.storage.ownership import OWNER_FILE, parse_owner
+    from airflow_tfexp.experiment.storage.ownership import (
+        OWNER_FILE,
+        enclosing_owner,
+        parse_owner,
+    )
 
     model_dir = reader.model_dir
+    reader.owner = None
     if roots and not within_roots(model_dir, roots):
         return f"{model_dir} is outside [tfexp] model_dir_roots ({', '.join(roots)}): not shown"
-    owner = parse_owner(reader.read(OWNER_FILE), reader.path(OWNER_FILE))
+    owner = reader.owner = parse_owner(reader.read(OWNER_FILE), reader.path(OWNER_FILE))
     if owner is None:
         if reader.listdir():
             return (
@@ -254,6 +275,12 @@ def refusal(reader: ModelDirReader, writers: set[str], roots: list[str]) -> str 
         return (
             f"{model_dir} belongs to the experiment {owner!r}, not to this DAG's "
             f"({', '.join(sorted(writers))}): not shown"
+        )
+    enclosing = enclosing_owner(model_dir)
+    if enclosing is not None and enclosing[1] != owner:
+        return (
+            f"{model_dir} is inside {enclosing[0]}, the model dir of the experiment "
+            f"{enclosing[1]!r}: not shown"
         )
     return None
 

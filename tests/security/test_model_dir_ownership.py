@@ -168,3 +168,62 @@ def test_experiment_id_is_fixed_in_the_dag_file(tmp_path):
             model_dir=str(tmp_path),
             experiment_id="{{ params.e }}",
         )
+
+
+def test_a_model_dir_inside_another_experiments_model_dir_is_refused(tmp_path, proof):
+    victim = victim_dir(tmp_path)
+    before = fingerprint(victim)
+    nested = os.path.join(victim, "eval_mine")
+    with pytest.raises(
+        ModelDirOwnershipError,
+        match="is inside .*victim, the model dir of the experiment 'team_a_training'",
+    ):
+        claim_model_dir(nested, "team_b")
+    task = TrainOperator(
+        task_id="t", experiment_fn=PROOF_FN, model_dir=nested, experiment_id="team_b"
+    )
+    with pytest.raises(ModelDirOwnershipError):
+        task.execute({"params": {}})
+    assert fingerprint(victim) == before and not os.path.exists(proof)
+    claim_model_dir(os.path.join(victim, "sub"), "team_a_training")  # its own experiment may
+
+
+@pytest.mark.parametrize("name", ["../../victim", "a/b", ".hidden", "x" * 101])
+def test_an_evaluator_name_is_one_plain_segment(tmp_path, name):
+    from airflow_tfexp.experiment.evaluation.results import eval_dir
+
+    with pytest.raises(ValueError, match="Invalid value for `name`"):
+        eval_dir(str(tmp_path), name)
+    with pytest.raises(ValueError, match="Invalid value for `name`"):
+        EvaluateOperator(task_id="ev", experiment_fn=PROOF_FN, model_dir=str(tmp_path), name=name)
+
+
+def test_a_rendered_evaluator_name_or_checkpoint_from_conf_cannot_leave_the_model_dir(
+    tmp_path, proof
+):
+    from airflow_tfexp.operators import ContinuousEvalOperator, ExportOperator
+
+    victim = victim_dir(tmp_path)
+    mine = str(tmp_path / "mine")
+    templated = EvaluateOperator(
+        task_id="ev", experiment_fn=PROOF_FN, model_dir=mine, name="{{ params.n }}"
+    )
+    templated.name = "../victim"  # as rendered from a run's conf
+    with pytest.raises(ValueError, match="Invalid value for `name`. Received: '../victim'"):
+        templated.execute({"params": {}})
+    continuous = ContinuousEvalOperator(
+        task_id="ce", experiment_fn=PROOF_FN, model_dir=mine, name="{{ params.n }}"
+    )
+    continuous.name = "x/../../victim"
+    with pytest.raises(ValueError, match="Invalid value for `name`"):
+        continuous.execute({"params": {}})
+    for cls in (EvaluateOperator, ExportOperator):
+        task = cls(
+            task_id="x",
+            experiment_fn=PROOF_FN,
+            model_dir=mine,
+            checkpoint_path=os.path.join(victim, "ckpt-20"),
+        )
+        with pytest.raises(ValueError, match="Invalid value for `checkpoint_path`"):
+            task.execute({"params": {}})
+    assert not os.path.exists(proof) and not os.path.exists(mine)

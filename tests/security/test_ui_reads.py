@@ -68,7 +68,7 @@ def test_a_linked_eval_dir_leading_out_is_not_listed_or_read(model_dir, tmp_path
     os.symlink(str(outside), os.path.join(model_dir, "eval_x"))
     data = read(model_dir)
     assert data.evaluations == {}
-    assert any("eval_x/results.jsonl links outside the model dir" in p for p in data.problems)
+    assert any("/eval_x/" in p and "links outside the model dir" in p for p in data.problems)
 
 
 def test_a_fifo_named_like_an_event_file_does_not_hang_the_page(model_dir):
@@ -221,3 +221,25 @@ def test_a_fifo_as_the_owner_stamp_refuses_the_dir_without_hanging(tmp_path):
     os.mkfifo(str(model_dir / OWNER_FILE))
     data = read(str(model_dir))
     assert "is a FIFO" in data.problems[0] and len(data.problems) == 1
+
+
+def test_another_experiments_model_dir_nested_in_mine_is_not_read_as_mine(model_dir):
+    nested = os.path.join(model_dir, "eval_b")
+    write(nested, "results.jsonl", json.dumps({"global_step": 9, "metrics": {"loss": 0.2}}) + "\n")
+    write(nested, OWNER_FILE, json.dumps({"experiment": "team_b"}))
+    data = read(model_dir)
+    assert "b" not in data.evaluations
+    assert any(
+        "eval_b is the model dir of the experiment 'team_b': not read" in p for p in data.problems
+    )
+
+
+def test_a_model_dir_inside_another_experiments_is_not_shown(tmp_path):
+    outer = str(tmp_path / "outer")
+    claim_model_dir(outer, "team_b")
+    inner = os.path.join(outer, "inner")
+    write(inner, OWNER_FILE, json.dumps({"experiment": "team_a"}))  # stamped before the outer check
+    data = read_run_data(inner, {"team_a"})
+    assert data.problems == [
+        f"{inner} is inside {outer}, the model dir of the experiment 'team_b': not shown"
+    ]

@@ -17,8 +17,26 @@ from airflow_tfexp.experiment.storage.fs import filesystem, join
 RESULTS_FILE = "results.jsonl"
 
 
+def check_evaluator_name(name: Any, argument: str = "name") -> None:
+    """An evaluator name is one plain path segment: it names `model_dir/eval_<name>/`, so a
+    name with "/" or ".." (from a run's conf, say) must not reach another directory."""
+    if name is None or name == "":
+        return
+    if (
+        not isinstance(name, str)
+        or len(name) > 100
+        or not all(c.isalnum() or c in "_-." for c in name)
+        or name.startswith(".")
+    ):
+        raise ValueError(
+            f"Invalid value for `{argument}`. Received: {name!r}. Expected an evaluator name of "
+            "letters, digits, '_', '-' and '.' (not first), at most 100 characters."
+        )
+
+
 def eval_dir(model_dir: str, name: str | None) -> str:
     """`model_dir/eval` for the unnamed evaluation, `model_dir/eval_<name>` otherwise."""
+    check_evaluator_name(name)
     return join(model_dir, "eval" if not name else f"eval_{name}")
 
 

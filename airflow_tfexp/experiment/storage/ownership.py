@@ -9,6 +9,7 @@ is written, with an error naming the owner. Reading (warm start, the UI) checks 
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from airflow_tfexp.experiment.storage.fs import filesystem, join
@@ -48,9 +49,41 @@ def parse_owner(raw: bytes | None, path: str) -> str | None:
     return owner
 
 
+def ancestors(model_dir: str) -> list[str]:
+    """The dirs `model_dir` is inside, nearest first (local: once symlinks are resolved; gs://:
+    each shorter prefix, down to the bucket)."""
+    from airflow_tfexp.experiment.storage.fs import dirname, is_gcs
+
+    found = []
+    current = model_dir.rstrip("/") if is_gcs(model_dir) else os.path.realpath(model_dir)
+    while True:
+        parent = dirname(current)
+        if parent == current or (is_gcs(model_dir) and parent.count("/") < 2):
+            return found
+        found.append(parent)
+        current = parent
+
+
+def enclosing_owner(model_dir: str) -> tuple[str, str] | None:
+    """`(dir, experiment)` of the nearest dir above `model_dir` that has an owner stamp."""
+    for directory in ancestors(model_dir):
+        owner = read_owner(directory)
+        if owner is not None:
+            return directory, owner
+    return None
+
+
 def claim_model_dir(model_dir: str, experiment: str, what: str = "model_dir") -> bool:
     """Stamp `model_dir` as `experiment`'s if no one has, else check it is: True when this call
-    stamped it. Raises ModelDirOwnershipError naming the owner when another experiment has."""
+    stamped it. Raises ModelDirOwnershipError naming the owner when another experiment has, or
+    when `model_dir` is inside another experiment's model dir (its eval dir, say)."""
+    enclosing = enclosing_owner(model_dir)
+    if enclosing is not None and enclosing[1] != experiment:
+        raise ModelDirOwnershipError(
+            f"The {what} {model_dir} is inside {enclosing[0]}, the model dir of the experiment "
+            f"{enclosing[1]!r}; this task is of the experiment {experiment!r} and may not "
+            f"write there. Choose a {what} of your own."
+        )
     path = owner_path(model_dir)
     owner, created = read_owner(model_dir), False
     if owner is None:  # nobody's yet: create it, unless another writer wins the race
