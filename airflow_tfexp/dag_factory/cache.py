@@ -21,6 +21,7 @@ PLAN_MODULES = (
     "airflow_tfexp.dag_factory.cache",
     "airflow_tfexp.dag_factory.compute",
     "airflow_tfexp.dag_factory.errors",
+    "airflow_tfexp.dag_factory.params",
     "airflow_tfexp.dag_factory.plan",
     "airflow_tfexp.dag_factory.spec",
     "airflow_tfexp.dag_factory.stages",

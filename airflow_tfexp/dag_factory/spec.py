@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from airflow_tfexp.dag_factory.errors import ExperimentConfigError
+from airflow_tfexp.dag_factory.params import check_params, param_declarations
 from airflow_tfexp.experiment.arguments import FACTORY_DEFAULTS, MINIMUM
 from airflow_tfexp.experiment.experiment_fn import parse_experiment_fn
 from airflow_tfexp.experiment.storage.locations import parse_model_dir
@@ -21,7 +22,6 @@ from airflow_tfexp.names import (
     DEFAULT_RAY_CONN_ID,
     LATEST_BLESSED,
     NO_WARM_START,
-    PROVIDER_PARAM_PREFIX,
 )
 
 # The seed Experiment's constructor arguments a config may set directly (defaults and bounds
@@ -119,49 +119,6 @@ class ExporterSpec(_Strict):
     @classmethod
     def _path(cls, value: str | None) -> str | None:
         return None if value is None else _dotted_path(value)
-
-
-PARAM_DECLARATION_KEYS = frozenset({"default", "schema", "description"})
-
-
-def param_declaration(value: Any) -> dict[str, Any] | None:
-    """A `params:` entry written as a declaration, `{default, schema[, description]}`, as a
-    dict with all three keys; None for a plain value (a dict without "schema" is a value)."""
-    if (
-        not isinstance(value, dict)
-        or "schema" not in value
-        or not set(value) <= PARAM_DECLARATION_KEYS
-    ):
-        return None
-    return {
-        "default": value.get("default"),
-        "schema": value["schema"],
-        "description": value.get("description"),
-    }
-
-
-def check_param_schema(key: str, declared: dict[str, Any]) -> None:
-    """A declared param's schema is a JSON schema and its default passes it (Airflow's `Param`
-    would refuse it later, at every run)."""
-    import jsonschema
-
-    schema = declared["schema"]
-    if not isinstance(schema, dict):
-        raise ValueError(f"params.{key}.schema: expected a JSON schema (a mapping), got {schema!r}")
-    validator = jsonschema.validators.validator_for(schema)
-    try:
-        validator.check_schema(schema)
-    except jsonschema.SchemaError as err:
-        raise ValueError(f"params.{key}.schema is not a valid JSON schema: {err.message}") from None
-    if declared["description"] is not None and not isinstance(declared["description"], str):
-        raise ValueError(f"params.{key}.description: expected text")
-    default = declared["default"]
-    if default is not None and not (isinstance(default, str) and "{{" in default):
-        error = jsonschema.exceptions.best_match(validator(schema).iter_errors(default))
-        if error is not None:
-            raise ValueError(
-                f"params.{key}: the default {default!r} fails its schema: {error.message}"
-            )
 
 
 class RunConfigSpec(_Strict):
@@ -263,24 +220,12 @@ class ExperimentSpec(_Strict):
     @field_validator("params")
     @classmethod
     def _params(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for key, item in value.items():
-            if key.startswith(PROVIDER_PARAM_PREFIX):
-                raise ValueError(
-                    f"{key!r}: params starting with {PROVIDER_PARAM_PREFIX!r} are the provider's "
-                    "own; choose another name"
-                )
-            declared = param_declaration(item)
-            if declared is not None:
-                check_param_schema(key, declared)
+        check_params(value)
         return value
 
     def param_declarations(self) -> dict[str, dict[str, Any]]:
-        """Every param a run may override: `{key: {"default", "schema", "description"}}` (a
-        plain value is its own default, with no schema)."""
-        return {
-            key: param_declaration(item) or {"default": item, "schema": {}, "description": None}
-            for key, item in self.params.items()
-        }
+        """Every param a run may override: `{key: {"default", "schema", "description"}}`."""
+        return param_declarations(self.params)
 
     @field_validator("model_dir")
     @classmethod

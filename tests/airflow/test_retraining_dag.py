@@ -122,10 +122,15 @@ def test_a_retried_bless_returns_the_recorded_decision(airflow_db, tmp_path, mon
         publish_dir=publish_dir,
         exporter_name="latest",
         metric="loss",
+        experiment_id=dag.dag_id,  # built outside the DAG: of the same experiment
     )
     assert again.execute({"params": {}}) == blessing_before
     pointer = PublishOperator(
-        task_id="publish_again", model_dir=model_dir, publish_dir=publish_dir, outlets=[]
+        task_id="publish_again",
+        model_dir=model_dir,
+        publish_dir=publish_dir,
+        outlets=[],
+        experiment_id=dag.dag_id,
     ).execute({"dag_run": None})
     assert pointer["version"] == before["version"] == 1
     assert published_versions(publish_dir) == [1]
