@@ -73,3 +73,68 @@ def param_declarations(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
         key: param_declaration(item) or {"default": item, "schema": {}, "description": None}
         for key, item in params.items()
     }
+
+
+# What a factory template may read besides its declared params. `run_id` is chosen by whoever
+# triggers over REST, but Airflow holds it to `[core] allowed_run_id_pattern` (no "/"; a "."
+# or ".." segment is refused by parse_model_dir); `dag_run` carries the conf, so it is not here.
+TEMPLATE_SAFE_NAMES = frozenset(
+    {
+        "params",
+        "run_id",
+        "ds",
+        "ds_nodash",
+        "ts",
+        "ts_nodash",
+        "logical_date",
+        "data_interval_start",
+        "data_interval_end",
+        "dag",
+        "task",
+        "macros",
+    }
+)
+
+
+def check_template_inputs(field: str, value: Any, declared: set[str]) -> None:
+    """ValueError when a templated path reads what a run's conf may set without a schema: a
+    param `params:` does not declare (Airflow merges every conf key into params), the run's
+    conf or run id (`dag_run`, `run_id`), or a name Airflow does not set."""
+    import jinja2
+    from jinja2 import nodes
+
+    if not isinstance(value, str) or "{{" not in value and "{%" not in value:
+        return
+    try:
+        tree = jinja2.Environment().parse(value)
+    except jinja2.TemplateSyntaxError as err:
+        raise ValueError(f"{field}: not a valid template ({err})") from None
+    for name in sorted({n.name for n in tree.find_all(nodes.Name) if n.ctx == "load"}):
+        if name not in TEMPLATE_SAFE_NAMES:
+            raise ValueError(
+                f"{field}: the template reads {name!r}, which a run's trigger may choose "
+                "freely; use a param declared under params: (with a schema) instead"
+            )
+    used = {n.attr for n in tree.find_all(nodes.Getattr) if _is_params(n.node)}
+    used |= {
+        n.arg.value
+        for n in tree.find_all(nodes.Getitem)
+        if _is_params(n.node) and isinstance(n.arg, nodes.Const)
+    }
+    if any(
+        _is_params(n.node) and not isinstance(n.arg, nodes.Const)
+        for n in tree.find_all(nodes.Getitem)
+    ):
+        raise ValueError(f"{field}: the template looks params up by a computed key")
+    undeclared = sorted(str(k) for k in used - declared)
+    if undeclared:
+        raise ValueError(
+            f"{field}: the template uses params.{undeclared[0]}, which params: does not declare "
+            "(a run's conf could then set it to anything); declare it, with a schema"
+        )
+
+
+def _is_params(node: Any) -> bool:
+    from jinja2 import nodes
+
+    return isinstance(node, nodes.Name) and node.name == "params"

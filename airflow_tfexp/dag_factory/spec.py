@@ -14,7 +14,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from airflow_tfexp.dag_factory.errors import ExperimentConfigError
-from airflow_tfexp.dag_factory.params import check_params, param_declarations
+from airflow_tfexp.dag_factory.params import (
+    check_params,
+    check_template_inputs,
+    param_declarations,
+)
 from airflow_tfexp.experiment.arguments import FACTORY_DEFAULTS, MINIMUM
 from airflow_tfexp.experiment.experiment_fn import parse_experiment_fn
 from airflow_tfexp.experiment.storage.locations import parse_model_dir
@@ -348,6 +352,8 @@ class ExperimentSpec(_Strict):
                 "model_dir: event_driven mode watches one model dir for checkpoints, so it cannot "
                 f"be templated (got {self.model_dir!r})"
             )
+        for field in ("model_dir", "publish_dir", "warm_start_from"):
+            check_template_inputs(field, getattr(self, field), set(self.params))
         return self
 
     def _check_retraining(self, exporter_names: list[str]) -> None:

@@ -13,3 +13,7 @@ class FileTooLargeError(ValueError):
 
 class NotARegularFileError(ValueError):
     """A FIFO, device, socket or directory where a file was expected."""
+
+
+class UnsafeModelDirError(PermissionError):
+    """A model dir holding links that lead out of it: writing there would write elsewhere."""

@@ -32,9 +32,10 @@ def check_inside_roots(path: str, what: str) -> None:
 def claim_for_writing(path: str, experiment: str, what: str, log: logging.Logger | Any) -> None:
     """Fail before anything is written when `path` is another experiment's; stamp it as
     `experiment`'s when it is nobody's yet (`check_inside_roots` comes first, without I/O)."""
+    from airflow_tfexp._config import model_dir_roots
     from airflow_tfexp.experiment.storage.ownership import claim_model_dir
 
-    if claim_model_dir(path, experiment, what):
+    if claim_model_dir(path, experiment, what, model_dir_roots()):
         log.info(
             "%s %s now belongs to the experiment %r (owner stamp written).", what, path, experiment
         )

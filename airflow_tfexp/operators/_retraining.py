@@ -43,6 +43,11 @@ def resolve_warm_start(
     if pointer is None:
         log.info("No model published in %s yet: training from scratch.", publish_dir)
         return None
+    from airflow_tfexp.operators._ownership import check_inside_roots
+
+    if not isinstance(pointer.get("path"), str):
+        raise ValueError(f"The LATEST pointer in {publish_dir} names no path: {pointer!r}.")
+    check_inside_roots(pointer["path"], "the latest blessed model (publish_dir/LATEST)")
     log.info(
         "Warm starting from the latest blessed model: version %s at %s.",
         pointer["version"],

@@ -55,6 +55,10 @@ class TriggeringCheckpointsOperator(BaseOperator):
         self.name = name
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
+        from airflow_tfexp.operators._ownership import check_inside_roots
+
+        parse_model_dir(self.model_dir)
+        check_inside_roots(self.model_dir, "model_dir")
         extras = [
             dict(getattr(ref, "extra", None) or {})
             for refs in dict(context.get("triggering_asset_events") or {}).values()

@@ -163,6 +163,27 @@ class BlessOperator(ExperimentBaseOperator):
         return record
 
 
+def check_candidate_export(candidate: Any, model_dir: str) -> str:
+    """The export `blessing.json` names, only if it is one of the model dir's and holds no link
+    leading out of it: a hostile blessing file must not publish another path (or what it links
+    to) as the blessed model."""
+    from airflow_tfexp.experiment.storage.confinement import links_leaving, within_roots
+    from airflow_tfexp.experiment.storage.locations import parse_model_dir
+
+    if not isinstance(candidate, str) or not candidate:
+        raise ValueError(f"{model_dir}/blessing.json names no candidate export: {candidate!r}.")
+    parse_model_dir(candidate, "candidate_export")
+    if not within_roots(candidate, [model_dir]):
+        raise ValueError(
+            f"{model_dir}/blessing.json names the candidate export {candidate!r}, which is not "
+            "in the model dir: refusing to publish it."
+        )
+    if not is_gcs(candidate) and links_leaving(candidate):
+        link, target = links_leaving(candidate)[0]
+        raise ValueError(f"The export {candidate} links out of itself ({link} -> {target}).")
+    return candidate
+
+
 class PublishOperator(BaseOperator):
     """Publish the blessed candidate: copy it to `publish_dir/<version>/`, then move
     `publish_dir/LATEST` (atomically) to it, and emit an event on the `publish_dir` asset.
@@ -229,9 +250,10 @@ class PublishOperator(BaseOperator):
         if not blessing["blessed"]:
             update_lineage(self.model_dir, {"published": None})
             raise AirflowSkipException(f"Not publishing: not blessed ({blessing['reason']}).")
+        candidate = check_candidate_export(blessing.get("candidate_export"), self.model_dir)
         run = context.get("dag_run")
         pointer = publish_export(
-            blessing["candidate_export"],
+            candidate,
             self.publish_dir,
             {
                 "dag_id": getattr(run, "dag_id", None),

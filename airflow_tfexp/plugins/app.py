@@ -15,6 +15,8 @@ from fastapi.responses import HTMLResponse
 
 MOUNT = "/tfexp"
 MAX_TABLE_ROWS = 1000  # evaluations listed per evaluator on the page (all are in the API)
+MAX_METRICS = 30  # metrics charted and tabled per model dir
+MAX_SERIES = 20  # series per chart (evaluators, training tags)
 TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
 
 
@@ -59,17 +61,31 @@ def _read_models(dag_id: str, run_id: str) -> list[Any]:
 
 
 def run_view(datas: list[Any]) -> list[dict[str, Any]]:
-    """Each model dir's RunData with its charts (series downsampled to at most 2,000 points)."""
+    """Each model dir's RunData with its charts: at most MAX_METRICS metrics (charts and table
+    columns), MAX_SERIES series a chart, 2,000 points a series; what is left out is noted."""
     from airflow_tfexp.plugins.charts import line_chart
     from airflow_tfexp.plugins.downsample import downsample
 
     models = []
     for data in datas:
-        charts = []
+        charts, notes = [], []
         if data.training:
             loss = {tag: pts for tag, pts in data.training.items() if "loss" in tag}
-            charts.append(line_chart("training loss", loss or data.training, "train-point"))
-        for metric in data.metric_names:
+            shown = dict(sorted((loss or data.training).items())[:MAX_SERIES])
+            if len(shown) < len(loss or data.training):
+                notes.append(
+                    f"training: {len(loss or data.training):,} series, the first {MAX_SERIES} "
+                    "drawn (all are in the JSON API)"
+                )
+            charts.append(line_chart("training loss", shown, "train-point"))
+        metrics = data.metric_names[:MAX_METRICS]
+        if len(metrics) < len(data.metric_names):
+            notes.append(
+                f"evaluation: {len(data.metric_names):,} metrics, the first {MAX_METRICS} shown "
+                "(all are in the JSON API)"
+            )
+        evaluators = dict(list(data.evaluations.items())[:MAX_SERIES])
+        for metric in metrics:
             series = {
                 evaluator: downsample(
                     [
@@ -78,10 +94,10 @@ def run_view(datas: list[Any]) -> list[dict[str, Any]]:
                         if metric in r["metrics"]
                     ]
                 )
-                for evaluator, records in data.evaluations.items()
+                for evaluator, records in evaluators.items()
             }
             charts.append(line_chart(f"evaluation {metric}", series, "eval-point"))
-        models.append({"data": data, "charts": charts})
+        models.append({"data": data, "charts": charts, "metrics": metrics, "notes": notes})
     return models
 
 

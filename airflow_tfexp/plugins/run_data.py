@@ -61,8 +61,19 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+MAX_STEP = 2**63 - 1  # TensorFlow's int64 global step
+MAX_SCALAR_POINTS = 500_000  # training points read per model dir (the page draws 2,000 a series)
+
+
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A JSON number the page can format and plot (a 400-digit int cannot become a float)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def _attempt(data: RunData, what: str, read: Callable[[], None]) -> None:
@@ -88,7 +99,7 @@ def clean_result(record: Any, where: str, problems: list[str]) -> dict[str, Any]
         problems.append(f"{where}: not an evaluation record (a JSON object), skipped")
         return None
     step = record.get("global_step")
-    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+    if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step <= MAX_STEP:
         problems.append(f"{where}: global_step is {step!r}, expected a whole number >= 0; skipped")
         return None
     cleaned = dict(record)
@@ -159,15 +170,28 @@ def _training(data: RunData, reader: ModelDirReader, names: list[str]) -> None:
     from airflow_tfexp.plugins.tb_scalars import read_scalars
 
     series: dict[str, list[tuple[int, float]]] = {}
+    budget = [MAX_SCALAR_POINTS]
     for name in sorted(n for n in names if n.startswith(EVENT_FILE_PREFIX)):
+        if budget[0] <= 0:
+            data.problems.append(
+                f"{reader.path(name)}: not read, the page reads at most "
+                f"{MAX_SCALAR_POINTS:,} training points per model dir"
+            )
+            continue
 
         def read_one(name: str = name) -> None:
             raw = reader.read(name) or b""
-            scalars = read_scalars(raw)
+            scalars = read_scalars(raw, max_points=budget[0])
             if raw and not scalars:
                 data.problems.append(f"{reader.path(name)}: no readable scalar summaries")
             for tag, points in scalars.items():
                 series.setdefault(tag, []).extend(points)
+                budget[0] -= len(points)
+            if budget[0] <= 0:
+                data.problems.append(
+                    f"{reader.path(name)}: read up to the page's {MAX_SCALAR_POINTS:,} "
+                    "training points per model dir; the rest is not shown"
+                )
 
         _attempt(data, "training summaries", read_one)
     for tag, points in series.items():

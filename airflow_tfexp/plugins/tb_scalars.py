@@ -96,11 +96,12 @@ def _summary_values(data: bytes) -> Iterator[tuple[str, float]]:
             yield tag, scalar
 
 
-def read_scalars(data: bytes) -> dict[str, list[tuple[int, float]]]:
-    """`{tag: [(step, value), ...]}` from the bytes of one event file, in file order."""
+def read_scalars(data: bytes, max_points: int | None = None) -> dict[str, list[tuple[int, float]]]:
+    """`{tag: [(step, value), ...]}` from the bytes of one event file, in file order (the
+    first `max_points` of them, when given)."""
     scalars: dict[str, list[tuple[int, float]]] = {}
-    pos = 0
-    while pos + 12 <= len(data):
+    pos, count = 0, 0
+    while pos + 12 <= len(data) and (max_points is None or count < max_points):
         (length,) = struct.unpack("<Q", data[pos : pos + 8])
         start = pos + 12  # 8 bytes length + 4 bytes its CRC
         end = start + length
@@ -115,6 +116,7 @@ def read_scalars(data: bytes) -> dict[str, list[tuple[int, float]]]:
                 elif number == 5 and wire == _BYTES:
                     for tag, scalar in _summary_values(value):
                         scalars.setdefault(tag, []).append((step, scalar))
+                        count += 1
         except (EventFileError, struct.error, UnicodeDecodeError):
             break
     return scalars

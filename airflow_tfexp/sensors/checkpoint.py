@@ -88,14 +88,25 @@ class CheckpointSensor(BaseSensorOperator):
         )
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
+        self._check_rendered()
         event = self._check(context)
         if event is None:
             self.log.info("No new complete checkpoint in %s yet.", self.model_dir)
             return False
         return PokeReturnValue(is_done=True, xcom_value=self._finish(event))
 
-    def execute(self, context: Context) -> Any:
+    def _check_rendered(self) -> None:
+        """The rendered model dir: valid, inside `[tfexp] model_dir_roots` (a run's conf may
+        choose it; the sensor lists its checkpoints into XCom), and a plain evaluator name."""
+        from airflow_tfexp.experiment.evaluation.results import check_evaluator_name
+        from airflow_tfexp.operators._ownership import check_inside_roots
+
         parse_model_dir(self.model_dir)
+        check_inside_roots(self.model_dir, "model_dir")
+        check_evaluator_name(self.name)
+
+    def execute(self, context: Context) -> Any:
+        self._check_rendered()
         if not self.deferrable:
             return super().execute(context)
         event = self._check(context)

@@ -107,3 +107,23 @@ def test_a_config_may_not_declare_the_providers_own_params():
     config["params"] = {"tfexp_spec": "{}"}
     with pytest.raises(ExperimentConfigError, match="'tfexp_spec': params starting with 'tfexp_'"):
         dag_for(config)
+
+
+@pytest.mark.parametrize(
+    "model_dir, message",
+    [
+        (
+            "/tmp/x/{{ params.nope }}",
+            "model_dir: the template uses params.nope, which params: does not declare",
+        ),
+        ("/tmp/x/{{ dag_run.conf['dir'] }}", "model_dir: the template reads 'dag_run'"),
+        ("/tmp/x/{{ params['nope'] }}", "params.nope, which params: does not declare"),
+    ],
+)
+def test_a_templated_path_may_read_only_declared_params(model_dir, message):
+    config = copy.deepcopy(CONFIG)
+    config["model_dir"] = model_dir
+    with pytest.raises(ExperimentConfigError, match=message):
+        dag_for(config)
+    config["model_dir"] = "/tmp/x/{{ params.team_dir }}/{{ run_id }}"  # declared, and run_id
+    assert dag_for(config).dag_id == CONFIG["dag_id"]

@@ -227,3 +227,122 @@ def test_a_rendered_evaluator_name_or_checkpoint_from_conf_cannot_leave_the_mode
         with pytest.raises(ValueError, match="Invalid value for `checkpoint_path`"):
             task.execute({"params": {}})
     assert not os.path.exists(proof) and not os.path.exists(mine)
+
+
+@pytest.mark.parametrize(
+    "model_dir, message",
+    [
+        ("file:///tmp/victim", "write a local path without file://"),
+        ("GS://bucket/victim", "the scheme 'GS://' is not supported"),
+        ("/srv/models/a/..", "may not have '..' or"),
+        ("/srv/models/a/./b", "may not have '..' or"),
+    ],
+)
+def test_model_dirs_that_could_alias_another_are_invalid(model_dir, message):
+    from airflow_tfexp.experiment.storage.locations import parse_model_dir
+
+    with pytest.raises(ValueError, match=message):
+        parse_model_dir(model_dir)
+
+
+def test_a_root_or_a_dir_holding_another_experiments_dir_cannot_be_claimed(tmp_path):
+    root = str(tmp_path)
+    victim = victim_dir(tmp_path)  # tmp_path/victim, team_a_training's
+    with pytest.raises(ModelDirOwnershipError, match="is \\(or holds\\) the model dir root"):
+        claim_model_dir(root, "team_b", roots=[root])
+    with pytest.raises(
+        ModelDirOwnershipError,
+        match="holds .*victim, the model dir of the experiment 'team_a_training'",
+    ):
+        claim_model_dir(root, "team_b")
+    assert not os.path.exists(os.path.join(root, OWNER_FILE))
+    assert claim_model_dir(os.path.join(root, "team_b_dir"), "team_b", roots=[root])
+    assert read_owner(victim) == "team_a_training"
+
+
+def test_links_in_a_model_dir_leading_out_stop_every_write(tmp_path, proof):
+    from airflow_tfexp.experiment.errors import UnsafeModelDirError
+    from airflow_tfexp.operators import ExportOperator
+
+    victim = victim_dir(tmp_path)
+    before = fingerprint(victim)
+    mine = tmp_path / "mine"
+    (mine / "export").mkdir(parents=True)
+    os.symlink(victim, str(mine / "export" / "latest"))
+    os.symlink(os.path.join(victim, "ckpt-20.index"), str(mine / "eval_x"))
+    for task in (
+        ExportOperator(task_id="e", experiment_fn=PROOF_FN, model_dir=str(mine)),
+        EvaluateOperator(task_id="v", experiment_fn=PROOF_FN, model_dir=str(mine), name="x"),
+    ):
+        with pytest.raises(UnsafeModelDirError, match="is a link to .*victim.* outside the model dir"):
+            task.execute({"params": {}})
+    assert fingerprint(victim) == before and not os.path.exists(proof)
+
+
+def test_a_results_file_that_is_a_link_is_never_appended_to(tmp_path):
+    from airflow_tfexp.experiment.storage.local import LOCAL
+
+    target = tmp_path / "victim.jsonl"
+    target.write_text("theirs\n")
+    os.symlink(str(target), str(tmp_path / "results.jsonl"))
+    with pytest.raises(OSError):
+        LOCAL.append_line(str(tmp_path / "results.jsonl"), '{"global_step": 1}')
+    assert target.read_text() == "theirs\n"
+
+
+def test_a_blessing_naming_a_path_outside_the_model_dir_is_not_published(tmp_path):
+    import json
+
+    model_dir = tmp_path / "m"
+    model_dir.mkdir()
+    elsewhere = tmp_path / "secret_export"
+    elsewhere.mkdir()
+    (elsewhere / "saved_model.pb").write_bytes(b"not a blessed model")
+    (model_dir / "blessing.json").write_text(
+        json.dumps(
+            {
+                "blessed": True,
+                "candidate_export": str(elsewhere),
+                "reason": "x",
+                "metric": "loss",
+                "candidate": 0.1,
+                "baseline": None,
+            }
+        )
+    )
+    publish = str(tmp_path / "publish")
+    task = PublishOperator(task_id="p", model_dir=str(model_dir), publish_dir=publish, outlets=[])
+    with pytest.raises(ValueError, match="which is not in the model dir: refusing to publish it"):
+        task.execute({"dag_run": None})
+    assert not os.path.exists(os.path.join(publish, "1"))
+
+
+def test_latest_blessed_pointing_outside_the_roots_is_not_warm_started_from(
+    tmp_path, proof, monkeypatch
+):
+    import json
+
+    roots = tmp_path / "roots"
+    publish = roots / "publish"
+    publish.mkdir(parents=True)
+    (publish / "LATEST").write_text(json.dumps({"version": 1, "path": str(tmp_path / "outside")}))
+    monkeypatch.setenv("AIRFLOW__TFEXP__MODEL_DIR_ROOTS", str(roots))
+    task = TrainOperator(
+        task_id="t",
+        experiment_fn=PROOF_FN,
+        model_dir=str(roots / "mine"),
+        warm_start_from="latest_blessed",
+        publish_dir=str(publish),
+    )
+    with pytest.raises(ValueError, match="outside the model dir roots"):
+        task.execute({"params": {}})
+    assert not os.path.exists(proof)
+
+
+def test_the_checkpoint_sensor_lists_no_dir_outside_the_roots(tmp_path, monkeypatch):
+    from airflow_tfexp.sensors import CheckpointSensor
+
+    monkeypatch.setenv("AIRFLOW__TFEXP__MODEL_DIR_ROOTS", str(tmp_path / "roots"))
+    sensor = CheckpointSensor(task_id="w", model_dir=str(tmp_path / "outside"), deferrable=False)
+    with pytest.raises(ValueError, match="outside the model dir roots"):
+        sensor.poke({"params": {}})

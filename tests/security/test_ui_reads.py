@@ -243,3 +243,46 @@ def test_a_model_dir_inside_another_experiments_is_not_shown(tmp_path):
     assert data.problems == [
         f"{inner} is inside {outer}, the model dir of the experiment 'team_b': not shown"
     ]
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"global_step": 10**400, "metrics": {"loss": 1.0}},
+        {"global_step": 3, "metrics": {"loss": 10**400}},
+        {"global_step": 3, "metrics": {"loss": 1.0}, "duration_secs": 10**400},
+    ],
+    ids=["huge-step", "huge-metric", "huge-duration"],
+)
+def test_integers_too_large_for_a_float_are_problem_lines(model_dir, record):
+    good = json.dumps({"global_step": 10, "metrics": {"loss": 0.1}})
+    write(model_dir, "eval_c/results.jsonl", json.dumps(record) + "\n" + good + "\n")
+    data = read(model_dir)
+    assert 'data-step="10"' in page(data)
+    assert any("results.jsonl: line 1" in p for p in data.problems), data.problems
+
+
+def test_many_series_and_metrics_are_capped_on_the_page(model_dir):
+    metrics = {f"m{i:05d}": float(i) for i in range(2000)}
+    lines = [json.dumps({"global_step": s, "metrics": metrics}) for s in range(5)]
+    write(model_dir, "eval_c/results.jsonl", "\n".join(lines) + "\n")
+    data = read(model_dir)
+    html = page(data)
+    assert len(data.metric_names) == 2000
+    assert html.count('class="chart"') == 30
+    assert "2,000 metrics, the first 30 shown" in html
+    assert len(html) < 500_000
+
+
+def test_event_files_past_the_points_budget_are_not_read(model_dir, monkeypatch):
+    import airflow_tfexp.plugins.run_data as run_data
+
+    monkeypatch.setattr(run_data, "MAX_SCALAR_POINTS", 1500)
+    write(model_dir, "events.out.tfevents.1.a", event_file(1000))
+    write(model_dir, "events.out.tfevents.2.b", event_file(1000))
+    write(model_dir, "events.out.tfevents.3.c", event_file(1000))
+    data = read(model_dir)
+    assert len(data.training["loss"]) == 1500
+    problems = "\n".join(data.problems)
+    assert "events.out.tfevents.2.b: read up to the page's 1,500 training points" in problems
+    assert "events.out.tfevents.3.c: not read, the page reads at most 1,500" in problems

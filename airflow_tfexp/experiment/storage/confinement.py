@@ -50,3 +50,27 @@ def check_within_roots(path: str, roots: list[str], what: str = "model_dir") -> 
             f"this Airflow allows ([tfexp] model_dir_roots = {', '.join(roots)}). Expected a "
             "path inside one of them."
         )
+
+
+def links_leaving(root: str) -> list[tuple[str, str]]:
+    """`(link, target)` for every symlink under the local dir `root` (not followed) that
+    resolves outside it: the engine appends to results files, writes exports and deletes old
+    ones below a model dir, and must not do so through a link into another team's dir."""
+    found = []
+    for current, dirs, files in os.walk(
+        root
+    ):  # followlinks=False: linked dirs are listed, not entered
+        for name in dirs + files:
+            path = os.path.join(current, name)
+            if os.path.islink(path) and not is_inside(root, path):
+                found.append((path, os.path.realpath(path)))
+    return found
+
+
+def nested_files(root: str, name: str) -> list[str]:
+    """Every file called `name` in a dir below the local dir `root` (not `root/name` itself)."""
+    return [
+        os.path.join(current, name)
+        for current, _, files in os.walk(root)
+        if current != root and name in files
+    ]

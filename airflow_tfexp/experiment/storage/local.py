@@ -74,7 +74,9 @@ class LocalFileSystem:
 
     def append_line(self, path: str, line: str) -> None:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        with open(path, "a") as handle:
+        # O_NOFOLLOW: a results file that is a link (into another team's dir) is not appended to
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        with os.fdopen(fd, "a") as handle:
             handle.write(line.rstrip("\n") + "\n")
             handle.flush()
             os.fsync(handle.fileno())

@@ -54,10 +54,19 @@ def parse_model_dir(value: Any, argument: str = "model_dir") -> ModelDirLocation
         or not scheme[0].isalpha()
         or not scheme.replace("+", "").replace(".", "").replace("-", "").isalnum()
     ):
+        segments = value.replace("\\", "/").split("/")
+        if ".." in segments or "." in segments[1:]:
+            raise ValueError(
+                f"Invalid value for `{argument}`. Received: {value!r}: a model dir may not have "
+                "'..' or (past the start) '.' segments: a rendered template must not climb out "
+                "of its parent or land on it. Expected a path such as /srv/models/my-experiment."
+            )
         return ModelDirLocation(url=value, scheme="")
-    scheme = scheme.lower()
-    if scheme == "file":
-        return ModelDirLocation(url=value[len("file://") :], scheme="")
+    if scheme.lower() == "file":
+        raise ValueError(
+            f"Invalid value for `{argument}`. Received: {value!r}: write a local path without "
+            f"file:// (Expected {value[len('file://') :]!r})."
+        )
     if scheme != "gs":
         raise ValueError(
             f"Invalid value for `{argument}`. Received: {value!r}: the scheme {scheme + '://'!r} is not "

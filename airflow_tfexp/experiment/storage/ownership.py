@@ -73,10 +73,58 @@ def enclosing_owner(model_dir: str) -> tuple[str, str] | None:
     return None
 
 
-def claim_model_dir(model_dir: str, experiment: str, what: str = "model_dir") -> bool:
+def nested_owners(model_dir: str) -> dict[str, str]:
+    """`{dir: experiment}` for the stamped dirs below `model_dir` (a parent must not be claimed
+    over other experiments' model dirs)."""
+    from airflow_tfexp.experiment.storage.confinement import nested_files
+    from airflow_tfexp.experiment.storage.fs import dirname, is_gcs
+
+    if is_gcs(model_dir):
+        fs: Any = filesystem(model_dir)
+        names = [n for n in fs.list_tree(model_dir) if n.endswith("/" + OWNER_FILE)]
+        stamps = [join(model_dir, n) for n in names]
+    else:
+        stamps = nested_files(model_dir, OWNER_FILE)
+    found = {}
+    for stamp in stamps:
+        directory = dirname(stamp)
+        found[directory] = read_owner(directory) or ""
+    return found
+
+
+def check_safe_to_write(model_dir: str) -> None:
+    """UnsafeModelDirError naming the first symlink below a local `model_dir` that leads out."""
+    from airflow_tfexp.experiment.errors import UnsafeModelDirError
+    from airflow_tfexp.experiment.storage.confinement import links_leaving
+    from airflow_tfexp.experiment.storage.fs import is_gcs
+
+    if is_gcs(model_dir) or not os.path.isdir(model_dir):
+        return
+    leaving = links_leaving(model_dir)
+    if leaving:
+        link, target = leaving[0]
+        raise UnsafeModelDirError(
+            f"{link} is a link to {target}, outside the model dir {model_dir}: refusing to "
+            f"write there ({len(leaving)} such link(s)). Remove the link."
+        )
+
+
+def claim_model_dir(
+    model_dir: str, experiment: str, what: str = "model_dir", roots: list[str] | None = None
+) -> bool:
     """Stamp `model_dir` as `experiment`'s if no one has, else check it is: True when this call
-    stamped it. Raises ModelDirOwnershipError naming the owner when another experiment has, or
-    when `model_dir` is inside another experiment's model dir (its eval dir, say)."""
+    stamped it. Raises ModelDirOwnershipError naming the owner when another experiment has, when
+    `model_dir` is inside another experiment's model dir (its eval dir, say), holds another
+    experiment's, or is one of `roots`; UnsafeModelDirError when a link in it leads out."""
+    from airflow_tfexp.experiment.storage.confinement import within_roots
+
+    for root in roots or []:
+        if within_roots(root, [model_dir]):
+            raise ModelDirOwnershipError(
+                f"The {what} {model_dir} is (or holds) the model dir root {root} "
+                "([tfexp] model_dir_roots), which holds many experiments' dirs: choose a dir "
+                "inside it."
+            )
     enclosing = enclosing_owner(model_dir)
     if enclosing is not None and enclosing[1] != experiment:
         raise ModelDirOwnershipError(
@@ -84,9 +132,18 @@ def claim_model_dir(model_dir: str, experiment: str, what: str = "model_dir") ->
             f"{enclosing[1]!r}; this task is of the experiment {experiment!r} and may not "
             f"write there. Choose a {what} of your own."
         )
+    check_safe_to_write(model_dir)
     path = owner_path(model_dir)
     owner, created = read_owner(model_dir), False
     if owner is None:  # nobody's yet: create it, unless another writer wins the race
+        foreign = {d: o for d, o in nested_owners(model_dir).items() if o != experiment}
+        if foreign:
+            directory, other = next(iter(sorted(foreign.items())))
+            raise ModelDirOwnershipError(
+                f"The {what} {model_dir} holds {directory}, the model dir of the experiment "
+                f"{other!r}; this task is of the experiment {experiment!r} and may not claim "
+                f"the dir above it. Choose a {what} of your own."
+            )
         stamp = json.dumps({"experiment": experiment}, sort_keys=True).encode()
         created = filesystem(path).create_new(path, stamp)
         owner = read_owner(model_dir)  # the winner's, whoever that was
