@@ -203,11 +203,16 @@ class GcsFileSystem:
 
     def list_tree(self, directory: str) -> list[str]:
         """Every object under `directory`, as paths relative to it."""
+        from google.api_core.exceptions import NotFound
+
         bucket, prefix = split(directory.rstrip("/") + "/")
-        return [
-            b.name[len(prefix) :]
-            for b in self.client.list_blobs(bucket, prefix=prefix, retry=_retry())
-        ]
+        try:
+            return [
+                b.name[len(prefix) :]
+                for b in self.client.list_blobs(bucket, prefix=prefix, retry=_retry())
+            ]
+        except NotFound as err:
+            raise _bucket_missing(directory, err) from None
 
 
 # Credentials for the code running in this context (a trigger's task, a thread it started):
