@@ -77,7 +77,8 @@ def param_declarations(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 # What a factory template may read besides its declared params. `run_id` is chosen by whoever
 # triggers over REST, but Airflow holds it to `[core] allowed_run_id_pattern` (no "/"; a "."
-# or ".." segment is refused by parse_model_dir); `dag_run` carries the conf, so it is not here.
+# or ".." segment is refused by parse_model_dir); `dag_run` carries the conf, and `dag` and
+# `task` their params, so they are not here.
 TEMPLATE_SAFE_NAMES = frozenset(
     {
         "params",
@@ -89,8 +90,6 @@ TEMPLATE_SAFE_NAMES = frozenset(
         "logical_date",
         "data_interval_start",
         "data_interval_end",
-        "dag",
-        "task",
         "macros",
     }
 )
@@ -115,6 +114,18 @@ def check_template_inputs(field: str, value: Any, declared: set[str]) -> None:
                 f"{field}: the template reads {name!r}, which a run's trigger may choose "
                 "freely; use a param declared under params: (with a schema) instead"
             )
+    lookups = [n for n in tree.find_all(nodes.Getattr) if _is_params(n.node)]
+    lookups += [
+        n
+        for n in tree.find_all(nodes.Getitem)
+        if _is_params(n.node) and isinstance(n.arg, nodes.Const)
+    ]
+    plain = {id(n.node) for n in lookups}
+    if any(_is_params(n) and id(n) not in plain for n in tree.find_all(nodes.Name)):
+        raise ValueError(
+            f"{field}: the template uses params other than as params.<name> (a filter or loop "
+            "over params reads undeclared ones too); name each declared param"
+        )
     used = {n.attr for n in tree.find_all(nodes.Getattr) if _is_params(n.node)}
     used |= {
         n.arg.value

@@ -63,6 +63,8 @@ def _json_safe(value: Any) -> Any:
 
 MAX_STEP = 2**63 - 1  # TensorFlow's int64 global step
 MAX_SCALAR_POINTS = 500_000  # training points read per model dir (the page draws 2,000 a series)
+MAX_RESULT_RECORDS = 100_000  # evaluation records read per model dir, all evaluators together
+MAX_EVALUATORS = 50  # eval_* dirs read per model dir
 
 
 def _is_number(value: Any) -> bool:
@@ -139,7 +141,14 @@ def refuse_foreign_subdir(reader: ModelDirReader, *parts: str) -> None:
 def _evaluations(data: RunData, reader: ModelDirReader, names: list[str]) -> None:
     from airflow_tfexp.experiment.evaluation.results import RESULTS_FILE
 
-    for directory in sorted(n for n in names if n == "eval" or n.startswith("eval_")):
+    directories = sorted(n for n in names if n == "eval" or n.startswith("eval_"))
+    if len(directories) > MAX_EVALUATORS:
+        data.problems.append(
+            f"{len(directories):,} evaluation dirs: the first {MAX_EVALUATORS} read, "
+            f"{', '.join(directories[MAX_EVALUATORS:][:5])}, ... not read"
+        )
+    budget = [MAX_RESULT_RECORDS]
+    for directory in directories[:MAX_EVALUATORS]:
 
         def read_one(directory: str = directory) -> None:
             refuse_foreign_subdir(reader, directory)
@@ -151,6 +160,13 @@ def _evaluations(data: RunData, reader: ModelDirReader, names: list[str]) -> Non
             for number, line in enumerate(raw.decode("utf-8", "replace").splitlines(), start=1):
                 if not line.strip():
                     continue
+                if budget[0] <= 0:
+                    data.problems.append(
+                        f"{path}: line {number} and on not read, the page reads at most "
+                        f"{MAX_RESULT_RECORDS:,} evaluation records per model dir"
+                    )
+                    break
+                budget[0] -= 1
                 where = f"{path}: line {number}"
                 try:
                     record = _parse_json(line.encode(), where)
@@ -320,7 +336,11 @@ def read_run_data(
     `writers` (the experiments the viewed DAG's tasks write for), a dir inside `roots` owned by
     one of them; None skips that check (the engine's own callers)."""
     data = RunData(model_dir=model_dir)
-    reader = ModelDirReader(model_dir, max_bytes)
+    try:
+        reader = ModelDirReader(model_dir, max_bytes)
+    except (ValueError, OSError) as err:  # a NUL byte, an unresolvable path
+        data.problems.append(f"{model_dir!r} cannot be read: {err}")
+        return data
     if writers is not None:
         try:
             refused = refusal(reader, writers, roots or [])

@@ -127,3 +127,19 @@ def test_a_templated_path_may_read_only_declared_params(model_dir, message):
         dag_for(config)
     config["model_dir"] = "/tmp/x/{{ params.team_dir }}/{{ run_id }}"  # declared, and run_id
     assert dag_for(config).dag_id == CONFIG["dag_id"]
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "/tmp/x/{{ (params|dictsort|first)[1] }}",
+        "/tmp/x/{{ params|tojson }}",
+        "/tmp/x/{{ task.params.evil }}",
+        "/tmp/x/{{ dag.params.evil }}",
+    ],
+)
+def test_filters_and_objects_that_reach_every_param_are_refused(template):
+    config = copy.deepcopy(CONFIG)
+    config["model_dir"] = template
+    with pytest.raises(ExperimentConfigError, match="model_dir: the template"):
+        dag_for(config)

@@ -274,7 +274,9 @@ def test_links_in_a_model_dir_leading_out_stop_every_write(tmp_path, proof):
         ExportOperator(task_id="e", experiment_fn=PROOF_FN, model_dir=str(mine)),
         EvaluateOperator(task_id="v", experiment_fn=PROOF_FN, model_dir=str(mine), name="x"),
     ):
-        with pytest.raises(UnsafeModelDirError, match="is a link to .*victim.* outside the model dir"):
+        with pytest.raises(
+            UnsafeModelDirError, match="is a link to .*victim.* outside the model dir"
+        ):
             task.execute({"params": {}})
     assert fingerprint(victim) == before and not os.path.exists(proof)
 
@@ -346,3 +348,50 @@ def test_the_checkpoint_sensor_lists_no_dir_outside_the_roots(tmp_path, monkeypa
     sensor = CheckpointSensor(task_id="w", model_dir=str(tmp_path / "outside"), deferrable=False)
     with pytest.raises(ValueError, match="outside the model dir roots"):
         sensor.poke({"params": {}})
+
+
+def test_a_results_file_hard_linked_from_another_dir_or_in_a_linked_dir_is_not_appended_to(
+    tmp_path,
+):
+    from airflow_tfexp.experiment.errors import UnsafeModelDirError
+    from airflow_tfexp.experiment.storage.local import LOCAL
+
+    theirs = tmp_path / "theirs" / "eval_holdout"
+    theirs.mkdir(parents=True)
+    (theirs / "results.jsonl").write_text("theirs\n")
+    mine = tmp_path / "mine" / "eval_holdout"
+    mine.mkdir(parents=True)
+    os.link(str(theirs / "results.jsonl"), str(mine / "results.jsonl"))
+    with pytest.raises(UnsafeModelDirError, match="hard-linked from elsewhere"):
+        LOCAL.append_line(str(mine / "results.jsonl"), "{}")
+    os.symlink(str(theirs), str(tmp_path / "mine" / "eval_x"))
+    with pytest.raises(UnsafeModelDirError, match="is a link: refusing to append"):
+        LOCAL.append_line(str(tmp_path / "mine" / "eval_x" / "results.jsonl"), "{}")
+    assert (theirs / "results.jsonl").read_text() == "theirs\n"
+
+
+def test_an_export_dir_linked_mid_task_is_neither_written_nor_collected(tmp_path):
+    from airflow_tfexp.experiment.errors import UnsafeModelDirError
+    from airflow_tfexp.experiment.export.export_dirs import ExportTarget, garbage_collect_exports
+
+    theirs = tmp_path / "theirs" / "export" / "latest"
+    for version in ("0000000001", "0000000002", "0000000003"):
+        (theirs / version).mkdir(parents=True)
+        (theirs / version / "saved_model.pb").write_bytes(b"their model")
+    (tmp_path / "mine" / "export").mkdir(parents=True)
+    target = ExportTarget(str(tmp_path / "mine" / "export" / "latest"))  # before the link
+    os.rmdir(target.export_dir_base)  # empty: the export is still being written elsewhere
+    os.symlink(str(theirs), str(tmp_path / "mine" / "export" / "latest"))  # planted mid-task
+    with pytest.raises(UnsafeModelDirError, match="refusing to write or delete exports"):
+        garbage_collect_exports(str(tmp_path / "mine" / "export" / "latest"), 1)
+    with pytest.raises(UnsafeModelDirError):
+        target.commit()
+    assert sorted(os.listdir(theirs)) == ["0000000001", "0000000002", "0000000003"]
+
+
+@pytest.mark.parametrize("value", ["/srv/models/a\x00b", "/srv/models/a\nb"])
+def test_control_characters_make_an_invalid_model_dir(value):
+    from airflow_tfexp.experiment.storage.locations import parse_model_dir
+
+    with pytest.raises(ValueError, match="may not hold control characters"):
+        parse_model_dir(value)

@@ -286,3 +286,38 @@ def test_event_files_past_the_points_budget_are_not_read(model_dir, monkeypatch)
     problems = "\n".join(data.problems)
     assert "events.out.tfevents.2.b: read up to the page's 1,500 training points" in problems
     assert "events.out.tfevents.3.c: not read, the page reads at most 1,500" in problems
+
+
+def test_a_fifo_or_huge_stamp_above_the_model_dir_neither_hangs_nor_fills_memory(tmp_path):
+    team = tmp_path / "team"
+    run = team / "run1"
+    run.mkdir(parents=True)
+    claim_model_dir(str(run), "mine")
+    os.mkfifo(str(team / OWNER_FILE))
+    data = read(str(run))
+    assert "is not an owner stamp" in data.problems[0] and "FIFO" in data.problems[0]
+    os.remove(str(team / OWNER_FILE))
+    os.symlink("/dev/zero", str(team / OWNER_FILE))
+    data = read(str(run))
+    assert "is not an owner stamp" in data.problems[0]
+
+
+def test_evaluation_records_and_dirs_past_the_budget_are_not_read(model_dir, monkeypatch):
+    import airflow_tfexp.plugins.run_data as run_data
+
+    monkeypatch.setattr(run_data, "MAX_RESULT_RECORDS", 150)
+    monkeypatch.setattr(run_data, "MAX_EVALUATORS", 2)
+    for name in ("a", "b", "c"):
+        lines = [json.dumps({"global_step": s, "metrics": {"loss": 1.0}}) for s in range(100)]
+        write(model_dir, f"eval_{name}/results.jsonl", "\n".join(lines) + "\n")
+    data = read(model_dir)
+    assert sorted(data.evaluations) == ["a", "b"]
+    assert sum(len(r) for r in data.evaluations.values()) == 150
+    problems = "\n".join(data.problems)
+    assert "3 evaluation dirs: the first 2 read, eval_c, ... not read" in problems
+    assert "line 51 and on not read, the page reads at most 150 evaluation records" in problems
+
+
+def test_a_model_dir_with_a_nul_byte_is_a_problem_line():
+    data = read_run_data("/tmp/x\x00y", {"mine"})
+    assert "cannot be read" in data.problems[0]

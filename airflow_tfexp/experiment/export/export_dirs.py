@@ -33,10 +33,27 @@ def list_exports(export_dir_base: str) -> list[str]:
     return [join(export_dir_base, n) for n in names]
 
 
+def refuse_linked(export_dir_base: str) -> None:
+    """UnsafeModelDirError when `<model_dir>/export/<exporter>` (or `export`) is a symlink:
+    exports are written, renamed and deleted there, and must not land in the dir it points to.
+    Checked right before each of those steps (someone may plant the link mid-task)."""
+    from airflow_tfexp.experiment.errors import UnsafeModelDirError
+
+    if is_gcs(export_dir_base):
+        return
+    for path in (export_dir_base, os.path.dirname(export_dir_base.rstrip(os.sep))):
+        if os.path.islink(path):
+            raise UnsafeModelDirError(
+                f"{path} is a link to {os.path.realpath(path)}: refusing to write or delete "
+                "exports through it."
+            )
+
+
 class ExportTarget:
     """A temporary export directory that becomes `<base>/<timestamp>` on commit."""
 
     def __init__(self, export_dir_base: str) -> None:
+        refuse_linked(export_dir_base)
         os.makedirs(export_dir_base, exist_ok=True)
         self.export_dir_base = export_dir_base
         self.temp_path = os.path.join(
@@ -47,6 +64,7 @@ class ExportTarget:
 
     def commit(self) -> str:
         """Rename the finished export to the first free `<base>/<timestamp>` and return it."""
+        refuse_linked(self.export_dir_base)
         timestamp = int(time.time())
         while True:
             final = os.path.join(self.export_dir_base, f"{timestamp:010d}")
@@ -87,9 +105,11 @@ def garbage_collect_exports(export_dir_base: str, exports_to_keep: int | None) -
     """Keep the newest `exports_to_keep` exports (None keeps all); return the deleted paths."""
     if not exports_to_keep:
         return []
+    refuse_linked(export_dir_base)
     exports = list_exports(export_dir_base)
     doomed = exports[:-exports_to_keep]
     for path in doomed:
+        refuse_linked(export_dir_base)
         log.info("Deleting export %s: only the newest %d are kept.", path, exports_to_keep)
         filesystem(path).delete_tree(path)
     return doomed

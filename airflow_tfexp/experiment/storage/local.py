@@ -7,7 +7,11 @@ import shutil
 import stat
 import tempfile
 
-from airflow_tfexp.experiment.errors import FileTooLargeError, NotARegularFileError
+from airflow_tfexp.experiment.errors import (
+    FileTooLargeError,
+    NotARegularFileError,
+    UnsafeModelDirError,
+)
 
 
 class LocalFileSystem:
@@ -73,9 +77,18 @@ class LocalFileSystem:
             os.unlink(tmp)
 
     def append_line(self, path: str, line: str) -> None:
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        # O_NOFOLLOW: a results file that is a link (into another team's dir) is not appended to
+        directory = os.path.dirname(path) or "."
+        os.makedirs(directory, exist_ok=True)
+        if os.path.islink(directory):
+            raise UnsafeModelDirError(f"{directory} is a link: refusing to append to {path}.")
+        # O_NOFOLLOW: a results file that is a link (into another team's dir) is not appended
+        # to; nor is one hard-linked from elsewhere (it is another dir's file too)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        if os.fstat(fd).st_nlink > 1:
+            os.close(fd)
+            raise UnsafeModelDirError(
+                f"{path} is hard-linked from elsewhere: refusing to append to it."
+            )
         with os.fdopen(fd, "a") as handle:
             handle.write(line.rstrip("\n") + "\n")
             handle.flush()

@@ -46,6 +46,11 @@ def parse_model_dir(value: Any, argument: str = "model_dir") -> ModelDirLocation
         raise ValueError(
             f"Invalid value for `{argument}`. Received: {value!r}. Expected {' or '.join(SUPPORTED)}."
         )
+    if any(ord(c) < 32 or c == "\x7f" for c in value):
+        raise ValueError(
+            f"Invalid value for `{argument}`. Received: {value!r}: a model dir may not hold "
+            "control characters (NUL, newline, ...). Expected a plain path."
+        )
     # Plain string checks (no regex compiled at import): this runs at every DAG parse.
     scheme, sep, _ = value.partition("://")
     if (

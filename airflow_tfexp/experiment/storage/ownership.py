@@ -15,6 +15,7 @@ from typing import Any
 from airflow_tfexp.experiment.storage.fs import filesystem, join
 
 OWNER_FILE = ".tfexp_owner.json"
+MAX_STAMP_BYTES = 4096  # a stamp is one short JSON object
 
 
 class ModelDirOwnershipError(PermissionError):
@@ -28,8 +29,20 @@ def owner_path(model_dir: str) -> str:
 def read_owner(model_dir: str) -> str | None:
     """The experiment that owns `model_dir`, None if it is not stamped; a stamp that is not
     what this module writes is a ModelDirOwnershipError (never read as "unowned")."""
+    from airflow_tfexp.experiment.errors import FileTooLargeError, NotARegularFileError
+    from airflow_tfexp.experiment.storage.fs import is_gcs
+
     path = owner_path(model_dir)
-    return parse_owner(filesystem(path).read_bytes(path), path)
+    try:
+        if not is_gcs(path) and os.path.islink(path):
+            raise NotARegularFileError(f"{path} is a link")
+        # bounded and non-blocking: the pages read the stamps of the dirs above a model dir
+        raw = filesystem(path).read_bytes_at_most(path, MAX_STAMP_BYTES)
+    except (FileTooLargeError, NotARegularFileError) as err:
+        raise ModelDirOwnershipError(
+            f"{path} is not an owner stamp ({err}): refusing to use its model dir."
+        ) from None
+    return parse_owner(raw, path)
 
 
 def parse_owner(raw: bytes | None, path: str) -> str | None:
