@@ -45,7 +45,9 @@ class LocalFileSystem:
             raise FileTooLargeError(f"{path} is over {limit:,} bytes")
         return data
 
-    def write_bytes(self, path: str, data: bytes) -> None:
+    @staticmethod
+    def _write_temp(path: str, data: bytes) -> str:
+        """`data` in a new, fsynced temporary file beside `path`; returns its name."""
         directory = os.path.dirname(path) or "."
         os.makedirs(directory, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
@@ -54,21 +56,22 @@ class LocalFileSystem:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return tmp
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        tmp = self._write_temp(path, data)
+        try:
             os.replace(tmp, path)
         except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            os.unlink(tmp)
             raise
 
     def create_new(self, path: str, data: bytes) -> bool:
-        directory = os.path.dirname(path) or "."
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+        tmp = self._write_temp(path, data)
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
             os.link(tmp, path)  # fails if `path` exists: exclusive, and never seen half-written
             return True
         except FileExistsError:
