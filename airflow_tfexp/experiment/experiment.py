@@ -303,6 +303,7 @@ class Experiment:
         predicate: Predicate | None,
         export: bool,
         every_checkpoint: bool,
+        evaluator_id: str | None = None,
     ) -> ContinuousEvaluation:
         predicate = _check_predicate(predicate) or self._continuous_eval_predicate_fn
         throttle = (
@@ -321,6 +322,7 @@ class Experiment:
             predicate=predicate,
             export=export,
             throttle_secs=throttle,
+            evaluator_id=evaluator_id,
         )
 
     def continuous_eval_pass(
@@ -330,10 +332,12 @@ class Experiment:
         evaluate_checkpoint_only_once: bool = True,
         continuous_eval_predicate_fn: Predicate | None = None,
         first: bool = True,
+        evaluator_id: str | None = None,
     ) -> EvaluationPass:
         """One pass of `continuous_eval` (no delay, no throttle): evaluate and export what is new,
         and say whether evaluation is over. For callers that wait between passes themselves, like
-        the deferrable Airflow operator; `first` asks the predicate with None first."""
+        the deferrable Airflow operator; `first` asks the predicate with None first;
+        `evaluator_id` keeps one registration across passes (None: a new one each pass)."""
         evaluation = self._continuous_evaluation(
             self._eval_input_fn,
             name=name,
@@ -342,6 +346,7 @@ class Experiment:
             predicate=continuous_eval_predicate_fn,
             export=True,
             every_checkpoint=every_checkpoint,
+            evaluator_id=evaluator_id,
         )
         if first and not evaluation.start():
             evaluation.registration.withdraw()

@@ -25,6 +25,18 @@ if TYPE_CHECKING:
 MIN_POLL_SECS = 0.5
 
 
+def evaluator_id(context: Any) -> str | None:
+    """One evaluator registration for this task instance across its deferrals and reschedules
+    (its passes run in new processes), distinct from every other evaluator's, even of one name."""
+    import hashlib
+
+    ti = context.get("ti") if hasattr(context, "get") else None
+    if ti is None:
+        return None
+    key = f"{ti.dag_id}\0{ti.run_id}\0{ti.task_id}\0{getattr(ti, 'map_index', -1)}"
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
 class ContinuousEvalOperator(ExperimentBaseOperator):
     """`Experiment.continuous_eval`, deferrable: evaluate what is new, then wait in the triggerer
     (no worker slot held) for the next checkpoint; finish after the final checkpoint (completion
@@ -127,6 +139,7 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
                 every_checkpoint=self.every_checkpoint,
                 evaluate_checkpoint_only_once=self.evaluate_checkpoint_only_once,
                 first=first,
+                evaluator_id=evaluator_id(context),
             )
             first = False
             evaluated += [r["global_step"] for r in outcome.results]
@@ -189,6 +202,7 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
             every_checkpoint=self.every_checkpoint,
             evaluate_checkpoint_only_once=self.evaluate_checkpoint_only_once,
             first=outcome_is_first(experiment, self.name),
+            evaluator_id=evaluator_id(context),
         )
         steps = [r["global_step"] for r in outcome.results]
         if outcome.finished:

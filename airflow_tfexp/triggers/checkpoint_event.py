@@ -78,9 +78,11 @@ class CheckpointEventTrigger(BaseEventTrigger):
     def _heartbeat(self, evaluating_step: int | None = None) -> None:
         from airflow_tfexp.experiment.evaluation.coordination import EvaluatorRegistration
 
-        EvaluatorRegistration(self.model_dir, self.name, every_checkpoint=True).heartbeat(
-            evaluating_step
-        )
+        if getattr(self, "_registration", None) is None:  # one registration for this trigger's life
+            self._registration = EvaluatorRegistration(
+                self.model_dir, self.name, every_checkpoint=True
+            )
+        self._registration.heartbeat(evaluating_step)
 
     # -- the watermark ---------------------------------------------------------------------
     async def _stored_watermark(self) -> int | None:

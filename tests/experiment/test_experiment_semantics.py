@@ -522,16 +522,17 @@ def test_continuous_eval_pass_evaluates_what_is_new_and_says_when_it_is_over(tmp
     write_checkpoint(model_dir, 10)
     write_checkpoint(model_dir, 20)
     experiment = make(tmp_path, train_steps=30)
-    first = experiment.continuous_eval_pass(every_checkpoint=True)
+    first = experiment.continuous_eval_pass(every_checkpoint=True, evaluator_id="task-1")
     assert [r["global_step"] for r in first.results] == [10, 20]
     assert (first.watermark, first.finished) == (20, None)
     # A later pass (another process after a deferral): nothing new, then the final step.
-    assert make(tmp_path).continuous_eval_pass(first=False).results == []
+    assert make(tmp_path).continuous_eval_pass(first=False, evaluator_id="task-1").results == []
     write_checkpoint(model_dir, 30)
-    last = make(tmp_path, train_steps=30).continuous_eval_pass(first=False)
+    last = make(tmp_path, train_steps=30).continuous_eval_pass(first=False, evaluator_id="task-1")
     assert [r["global_step"] for r in last.results] == [30]
     assert "train_steps=30" in last.finished
-    assert not (tmp_path / "model" / "eval_continuous" / "evaluator.json").exists()
+    # one registration across the passes (the deferred task's id), withdrawn at the end
+    assert list((tmp_path / "model" / "eval_continuous").glob("evaluator*.json")) == []
 
 
 def test_the_constructor_predicate_is_continuous_evals_default(tmp_path):

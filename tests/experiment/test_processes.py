@@ -115,8 +115,11 @@ def test_every_checkpoint_evaluator_protects_checkpoints_from_garbage_collection
         schedule_args={"every_checkpoint": True},
     )
     try:
-        registration = model_dir / "eval_continuous" / "evaluator.json"
-        wait_until(registration.exists, timeout=60, what="the evaluator's registration")
+
+        def registrations():
+            return list((model_dir / "eval_continuous").glob("evaluator-*.json"))
+
+        wait_until(registrations, timeout=60, what="the evaluator's registration")
         trained = run_cli(model_dir, "train", params, timeout=240)
         assert trained.returncode == 0, trained.stderr[-3000:]
         evaluator.wait(timeout=120)
@@ -127,7 +130,7 @@ def test_every_checkpoint_evaluator_protects_checkpoints_from_garbage_collection
     evaluated = [r["global_step"] for r in read_results(str(model_dir), "continuous")]
     assert evaluated == list(range(0, 121, 10))
     assert "Keeping" in trained.stderr and "has not evaluated it yet" in trained.stderr
-    assert not registration.exists()  # withdrawn on exit: garbage collection resumes
+    assert registrations() == []  # withdrawn on exit: garbage collection resumes
 
 
 def test_default_schedule_follows_the_tf_config_task_type(tmp_path):

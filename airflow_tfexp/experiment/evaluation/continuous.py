@@ -49,6 +49,7 @@ class ContinuousEvaluation:
         predicate: Callable[[Mapping[str, Any] | None], bool] | None,
         export: bool,
         throttle_secs: float,
+        evaluator_id: str | None = None,
     ) -> None:
         self.evaluator = evaluator
         self.input_fn = input_fn
@@ -66,6 +67,7 @@ class ContinuousEvaluation:
             name,
             every_checkpoint,
             stale_after_secs=max(coordination.MIN_STALE_SECS, 3 * throttle_secs),
+            **({"instance_id": evaluator_id} if evaluator_id else {}),
         )
         self.evaluated = evaluated_steps(model_dir, name)
         if self.evaluated:

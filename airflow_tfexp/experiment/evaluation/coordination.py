@@ -4,8 +4,10 @@
   input exhausted or a hook asked to stop); evaluators stop after evaluating that checkpoint and
   parameter servers exit.
 - A continuous evaluator registers itself (name, mode, the checkpoint it is evaluating, a
-  heartbeat); the trainer keeps checkpoints that a live evaluator still needs even past
-  `keep_checkpoint_max`, so they are not deleted before they are read.
+  heartbeat) in a file of its own instance (`eval_<name>/evaluator-<id>.json`: two evaluators
+  of one name never share one, so one withdrawing leaves the other's claim); the trainer keeps
+  checkpoints that a live evaluator still needs even past `keep_checkpoint_max`, so they are
+  not deleted before they are read.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +24,8 @@ from airflow_tfexp.experiment.storage.files import read_json, write_json_atomic
 from airflow_tfexp.experiment.storage.fs import filesystem, join
 
 COMPLETION_MARKER = "training_complete.json"
-REGISTRATION_FILE = "evaluator.json"
+REGISTRATION_FILE = "evaluator.json"  # the one-per-name layout of earlier releases, still read
+REGISTRATION_PREFIX = "evaluator-"
 MIN_STALE_SECS = 900.0
 
 
@@ -63,10 +67,15 @@ class EvaluatorRegistration:
     name: str | None
     every_checkpoint: bool
     stale_after_secs: float = MIN_STALE_SECS
+    # this evaluator's own registration file: unique per instance (a retry is a new instance;
+    # the registration of the try it replaces expires after stale_after_secs)
+    instance_id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex[:16])
 
     @property
     def path(self) -> str:
-        return join(eval_dir(self.model_dir, self.name), REGISTRATION_FILE)
+        return join(
+            eval_dir(self.model_dir, self.name), f"{REGISTRATION_PREFIX}{self.instance_id}.json"
+        )
 
     def heartbeat(self, evaluating_step: int | None = None) -> None:
         write_json_atomic(
@@ -78,6 +87,7 @@ class EvaluatorRegistration:
                 "heartbeat": time.time(),
                 "stale_after_secs": self.stale_after_secs,
                 "pid": os.getpid(),
+                "instance_id": self.instance_id,
             },
         )
 
@@ -91,12 +101,26 @@ def _live_registrations(model_dir: str, now: float) -> list[dict[str, Any]]:
     ]
     live = []
     for name in names:
-        try:
-            data = read_json(join(model_dir, name, REGISTRATION_FILE))
-        except ValueError:
-            continue  # a registration being rewritten; the next sweep sees it
-        if data and now - data.get("heartbeat", 0) <= data.get("stale_after_secs", MIN_STALE_SECS):
-            live.append(data)
+        directory = join(model_dir, name)
+        files = [
+            f
+            for f in filesystem(directory).listdir(directory)
+            if f == REGISTRATION_FILE or (f.startswith(REGISTRATION_PREFIX) and f.endswith(".json"))
+        ]
+        for file in files:
+            try:
+                data = read_json(join(directory, file))
+            except ValueError:
+                continue  # a registration being rewritten; the next sweep sees it
+            if not isinstance(data, dict):
+                continue
+            heartbeat, stale = (
+                data.get("heartbeat", 0),
+                data.get("stale_after_secs", MIN_STALE_SECS),
+            )
+            if isinstance(heartbeat, int | float) and isinstance(stale, int | float):
+                if now - heartbeat <= stale:
+                    live.append(data)
     return live
 
 
