@@ -18,10 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from airflow_tfexp.experiment._clock import Clock
-from airflow_tfexp.experiment._validation import (
-    check_optional_callable,
-    check_optional_seconds,
-)
+from airflow_tfexp.experiment._validation import check_optional_callable, check_optional_seconds
 from airflow_tfexp.experiment.arguments import (
     ExperimentArguments,
     check_estimator,
@@ -335,9 +332,8 @@ class Experiment:
         evaluator_id: str | None = None,
     ) -> EvaluationPass:
         """One pass of `continuous_eval` (no delay, no throttle): evaluate and export what is new,
-        and say whether evaluation is over. For callers that wait between passes themselves, like
-        the deferrable Airflow operator; `first` asks the predicate with None first;
-        `evaluator_id` keeps one registration across passes (None: a new one each pass)."""
+        say if evaluation is over. For callers that wait between passes (the deferrable operator);
+        `first` asks the predicate with None first; `evaluator_id`: one registration across passes."""
         evaluation = self._continuous_evaluation(
             self._eval_input_fn,
             name=name,

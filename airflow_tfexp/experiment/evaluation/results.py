@@ -6,6 +6,7 @@ retry), and exporters, early stopping and the UI read it without talking to the 
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Mapping
@@ -14,6 +15,7 @@ from typing import Any
 from airflow_tfexp.experiment.storage.files import append_jsonl, read_jsonl
 from airflow_tfexp.experiment.storage.fs import filesystem, join
 
+log = logging.getLogger(__name__)
 RESULTS_FILE = "results.jsonl"
 
 
@@ -79,7 +81,17 @@ def record_result(
 
 
 def read_results(model_dir: str, name: str | None) -> list[dict[str, Any]]:
-    return read_jsonl(results_path(model_dir, name))
+    """The evaluator's records; one without a whole-number global_step is skipped (with a
+    warning): every reader (GC, early stopping, exporters) relies on it."""
+    path = results_path(model_dir, name)
+    records = []
+    for record in read_jsonl(path):
+        step = record.get("global_step")
+        if isinstance(step, int) and not isinstance(step, bool):
+            records.append(record)
+        else:
+            log.warning("%s: a record without a whole global_step, skipped: %.80r", path, record)
+    return records
 
 
 def evaluated_steps(model_dir: str, name: str | None) -> set[int]:

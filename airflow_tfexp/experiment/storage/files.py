@@ -1,12 +1,16 @@
 """JSON files with the atomicity the engine promises, on a local disk or GCS: a reader never
-sees half a file, and a torn last line of a JSON-lines file (a killed writer) is ignored."""
+sees half a file, and a torn line of a JSON-lines file (a killed writer, a full disk) is skipped
+with a warning, never read as a record nor in the way of the records after it."""
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from airflow_tfexp.experiment.storage.fs import filesystem
+
+log = logging.getLogger(__name__)
 
 
 def write_json_atomic(path: str, data: Any) -> None:
@@ -29,16 +33,21 @@ def read_jsonl(path: str) -> list[dict[str, Any]]:
 
 
 def parse_jsonl(raw: bytes, path: str) -> list[dict[str, Any]]:
-    """The whole records of a JSON-lines file's content (`path` only names it in errors)."""
-    lines = raw.decode().split("\n")
+    """The whole records of a JSON-lines file's content (`path` names it in warnings). A line
+    that is not a JSON object (a record torn by a full disk or a kill, then followed by later
+    appends) is skipped with a warning naming the file and line: it never hides the records
+    after it."""
+    lines = raw.decode("utf-8", "replace").split("\n")
     records = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
-            if number == len(lines):  # torn final line without its newline
-                continue
-            raise ValueError(f"{path}: line {number} is not JSON: {line[:80]!r}") from None
+            record = None
+        if isinstance(record, dict):
+            records.append(record)
+        elif number != len(lines):  # a final line without its newline is still being written
+            log.warning("%s: line %d is not a JSON record, skipped: %r", path, number, line[:80])
     return records

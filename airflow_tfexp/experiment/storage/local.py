@@ -86,14 +86,17 @@ class LocalFileSystem:
             raise UnsafeModelDirError(f"{directory} is a link: refusing to append to {path}.")
         # O_NOFOLLOW: a results file that is a link (into another team's dir) is not appended
         # to; nor is one hard-linked from elsewhere (it is another dir's file too)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
         if os.fstat(fd).st_nlink > 1:
             os.close(fd)
             raise UnsafeModelDirError(
                 f"{path} is hard-linked from elsewhere: refusing to append to it."
             )
+        # a torn last line (a full disk, a kill) ends here, not glued to this record
+        size = os.fstat(fd).st_size
+        torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
         with os.fdopen(fd, "a") as handle:
-            handle.write(line.rstrip("\n") + "\n")
+            handle.write(("\n" if torn else "") + line.rstrip("\n") + "\n")
             handle.flush()
             os.fsync(handle.fileno())
 
