@@ -1,5 +1,6 @@
-"""A real GCS JSON-API server (gcp-storage-emulator) for gs:// tests, on disk so that a
-restart keeps the data (the outage tests stop and restart it)."""
+"""A real GCS JSON-API server (gcp-storage-emulator, with Cloud Storage's request
+preconditions added) for gs:// tests, on disk so that a restart keeps the data (the outage
+tests stop and restart it)."""
 
 from __future__ import annotations
 
@@ -30,10 +31,12 @@ class Emulator:
         return f"http://localhost:{self.port}"
 
     def start(self) -> None:
-        executable = os.path.join(os.path.dirname(sys.executable), "gcp-storage-emulator")
+        # the emulator plus Cloud Storage's request preconditions (see gcs_emulator_server.py)
+        server = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gcs_emulator_server.py")
         self.process = subprocess.Popen(
             [
-                executable,
+                sys.executable,
+                server,
                 "--data-dir",
                 self.data_dir,
                 "start",
