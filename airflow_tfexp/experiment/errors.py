@@ -17,3 +17,7 @@ class NotARegularFileError(ValueError):
 
 class UnsafeModelDirError(PermissionError):
     """A model dir holding links that lead out of it: writing there would write elsewhere."""
+
+
+class ConcurrentUpdateError(RuntimeError):
+    """A compare-and-swap update that lost to other writers every time it was tried."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+from collections.abc import Callable
 from typing import Protocol
 
 from airflow_tfexp.experiment.storage.locations import parse_model_dir
@@ -33,8 +34,15 @@ class FileSystem(Protocol):
         """Create the file with `data` only if it does not exist (atomically, whole): True if
         this call created it, False if it was already there (its content left alone)."""
 
+    def update_bytes(self, path: str, change: Callable[[bytes | None], bytes | None]) -> bool:
+        """Replace the file with `change(current content or None)`, compare-and-swap: if another
+        writer replaced it in between, `change` is called again on the newer content, so no
+        update is lost. `change` returns None to leave the file as it is; True if written.
+        Locally every updater holds a lock file beside it; on GCS, generation preconditions."""
+
     def append_line(self, path: str, line: str) -> None:
-        """Append one line (a JSON record); a crash leaves the file without it or with it whole."""
+        """Append one line (a JSON record); a crash leaves the file without it or with it whole,
+        and concurrent appenders never lose each other's lines."""
 
     def delete(self, path: str) -> None:
         """Delete a file if it exists."""

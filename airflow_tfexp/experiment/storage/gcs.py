@@ -11,12 +11,15 @@ import contextlib
 import contextvars
 import functools
 import logging
+import random
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 log = logging.getLogger(__name__)
 RETRY_DEADLINE_SECS = 120.0
+UPDATE_ATTEMPTS = 60  # compare-and-swap tries before giving up (backoff capped at 1 s)
 
 
 def split(path: str) -> tuple[str, str]:
@@ -158,13 +161,52 @@ class GcsFileSystem:
         except NotFound as err:
             raise _bucket_missing(path, err) from None
 
+    def update_bytes(self, path: str, change: Callable[[bytes | None], bytes | None]) -> bool:
+        from google.api_core.exceptions import NotFound, PreconditionFailed
+
+        from airflow_tfexp.experiment.errors import ConcurrentUpdateError
+
+        bucket, name = split(path)
+        for attempt in range(UPDATE_ATTEMPTS):
+            try:
+                blob = self.client.bucket(bucket).get_blob(name, retry=_retry())
+                generation = 0 if blob is None else blob.generation  # 0: "no live object"
+                current = None
+                if blob is not None:
+                    current = blob.download_as_bytes(if_generation_match=generation, retry=_retry())
+                new = change(current)
+                if new is None:
+                    return False
+                # only if nobody replaced it since it was read; a precondition makes the
+                # upload safe to retry
+                self.blob(path).upload_from_string(
+                    new, if_generation_match=generation, retry=_retry()
+                )
+                return True
+            except NotFound as err:  # no bucket, or the object deleted between two requests
+                if not self.client.bucket(bucket).exists(retry=_retry()):
+                    raise _bucket_missing(path, err) from None
+            except PreconditionFailed:
+                # another writer was first: back off (jittered, so that racers spread out)
+                time.sleep(random.uniform(0, min(1.0, 0.02 * 2**attempt)))
+        raise ConcurrentUpdateError(
+            f"{path}: still replaced by other writers after {UPDATE_ATTEMPTS} attempts to update it"
+        )
+
     def append_line(self, path: str, line: str) -> None:
-        # GCS objects cannot be appended to: rewrite the whole (small) object. Records come from
-        # one evaluator per results file, so there is a single writer.
-        current = self.read_bytes(path) or b""
-        if current and not current.endswith(b"\n"):
-            current += b"\n"
-        self.write_bytes(path, current + line.rstrip("\n").encode() + b"\n")
+        # GCS objects cannot be appended to: rewrite the whole (small) object, compare-and-swap
+        # on its generation, so that concurrent appenders (mapped evaluations) lose nothing
+        record = line.rstrip("\n").encode()
+
+        def with_line(current: bytes | None) -> bytes | None:
+            current = current or b""
+            if record in current.split(b"\n"):
+                return None  # already there: a retried upload that had in fact succeeded
+            if current and not current.endswith(b"\n"):
+                current += b"\n"  # a torn tail ends here, not glued to this record
+            return current + record + b"\n"
+
+        self.update_bytes(path, with_line)
 
     def delete(self, path: str) -> None:
         from google.api_core.exceptions import NotFound

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Callable
 
 from airflow_tfexp.experiment.errors import (
     FileTooLargeError,
     NotARegularFileError,
     UnsafeModelDirError,
 )
+
+
+def fsync_dir(directory: str) -> None:
+    """Make a directory's entries (a rename or create in it) durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class LocalFileSystem:
@@ -68,16 +79,35 @@ class LocalFileSystem:
         except BaseException:
             os.unlink(tmp)
             raise
+        fsync_dir(os.path.dirname(path) or ".")  # the rename itself survives a power cut
 
     def create_new(self, path: str, data: bytes) -> bool:
         tmp = self._write_temp(path, data)
         try:
             os.link(tmp, path)  # fails if `path` exists: exclusive, and never seen half-written
+            fsync_dir(os.path.dirname(path) or ".")
             return True
         except FileExistsError:
             return False
         finally:
             os.unlink(tmp)
+
+    def update_bytes(self, path: str, change: Callable[[bytes | None], bytes | None]) -> bool:
+        directory, name = os.path.split(path)
+        os.makedirs(directory or ".", exist_ok=True)
+        # the lock file, not the data file, is locked: the data file is replaced by rename
+        lock = os.open(
+            os.path.join(directory, f".{name}.lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666
+        )
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released by close, or by the kernel on a crash
+            new = change(self.read_bytes(path))
+            if new is None:
+                return False
+            self.write_bytes(path, new)
+            return True
+        finally:
+            os.close(lock)
 
     def append_line(self, path: str, line: str) -> None:
         directory = os.path.dirname(path) or "."
