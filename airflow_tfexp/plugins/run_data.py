@@ -140,6 +140,7 @@ def refuse_foreign_subdir(reader: ModelDirReader, *parts: str) -> None:
 
 def _evaluations(data: RunData, reader: ModelDirReader, names: list[str]) -> None:
     from airflow_tfexp.experiment.evaluation.results import RESULTS_FILE
+    from airflow_tfexp.experiment.storage.files import iter_jsonl
 
     directories = sorted(n for n in names if n == "eval" or n.startswith("eval_"))
     if len(directories) > MAX_EVALUATORS:
@@ -157,23 +158,17 @@ def _evaluations(data: RunData, reader: ModelDirReader, names: list[str]) -> Non
                 return
             path = reader.path(directory, RESULTS_FILE)
             records = []
-            for number, line in enumerate(raw.decode("utf-8", "replace").splitlines(), start=1):
-                if not line.strip():
-                    continue
-                if budget[0] <= 0:
-                    data.problems.append(
-                        f"{path}: line {number} and on not read, the page reads at most "
-                        f"{MAX_RESULT_RECORDS:,} evaluation records per model dir"
-                    )
-                    break
+            lines = iter_jsonl(
+                raw,
+                path,
+                data.problems.append,
+                limit=budget[0],
+                limit_reason=f"the page reads at most {MAX_RESULT_RECORDS:,} evaluation records "
+                "per model dir",
+            )
+            for number, record in lines:
                 budget[0] -= 1
-                where = f"{path}: line {number}"
-                try:
-                    record = _parse_json(line.encode(), where)
-                except ValueError as err:
-                    data.problems.append(f"{err}; skipped")
-                    continue
-                cleaned = clean_result(record, where, data.problems)
+                cleaned = clean_result(record, f"{path}: line {number}", data.problems)
                 if cleaned is not None:
                     records.append(cleaned)
             evaluator = directory.removeprefix("eval_") if directory != "eval" else "(default)"

@@ -22,4 +22,4 @@ def test_records_after_a_torn_one_are_all_read(model_dir, caplog):
     with caplog.at_level(logging.WARNING):
         steps = [r["global_step"] for r in read_results(model_dir, "c")]
     assert steps == [10, 30, 40]
-    assert "results.jsonl: line 2 is not a JSON record, skipped" in caplog.text
+    assert "results.jsonl: line 2 is not valid JSON" in caplog.text

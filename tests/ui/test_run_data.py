@@ -47,7 +47,7 @@ def test_bad_files_are_problems_not_errors(tmp_path):
     data = read_run_data(model_dir)
     assert [r["global_step"] for r in data.evaluations["continuous"]] == [5]
     problems = "\n".join(data.problems)
-    assert "results.jsonl: line 2: not an evaluation record (a JSON object), skipped" in problems
+    assert "results.jsonl: line 2 is not a JSON record (an object), skipped" in problems
     assert "results.jsonl: line 3 is not valid JSON" in problems
     assert "run.json is not valid JSON" in problems
     assert "no readable scalar summaries" in problems

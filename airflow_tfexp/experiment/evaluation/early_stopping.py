@@ -17,9 +17,8 @@ from airflow_tfexp.experiment._validation import (
     check_mode,
     check_optional_seconds,
 )
-from airflow_tfexp.experiment.evaluation.results import read_results, results_path
+from airflow_tfexp.experiment.evaluation.results import parse_results, read_results, results_path
 from airflow_tfexp.experiment.hooks import TrainingContext, TrainingHook
-from airflow_tfexp.experiment.storage.files import parse_jsonl
 from airflow_tfexp.experiment.storage.fs import filesystem
 
 log = logging.getLogger(__name__)
@@ -77,7 +76,7 @@ class EarlyStoppingHook(TrainingHook):
         values = [
             record["metrics"][self.metric]
             for record in sorted(records, key=lambda r: r["global_step"])
-            if self.metric in record.get("metrics", {})
+            if isinstance(record.get("metrics"), dict) and self.metric in record["metrics"]
         ]
         if not values:
             return None
@@ -103,7 +102,7 @@ class EarlyStoppingHook(TrainingHook):
         if raw is None or len(raw) == self._last_size:
             return False
         self._last_size = len(raw)
-        reason = self.should_stop(parse_jsonl(raw, path))
+        reason = self.should_stop(parse_results(raw, path))
         if reason:
             self.stopped_at, self.reason = step, reason
             log.info("Early stopping at step %d: %s.", step, reason)

@@ -2,6 +2,8 @@
 
 The file is the evaluator's memory: it survives restarts (only-once evaluation survives a task
 retry), and exporters, early stopping and the UI read it without talking to the evaluator.
+Appends never lose a record to a concurrent one (mapped evaluations of one name write the same
+file): locally one `O_APPEND` write each, on GCS a generation-matched rewrite (`append_line`).
 """
 
 from __future__ import annotations
@@ -9,10 +11,10 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from airflow_tfexp.experiment.storage.files import append_jsonl, read_jsonl
+from airflow_tfexp.experiment.storage.files import append_jsonl, iter_jsonl
 from airflow_tfexp.experiment.storage.fs import filesystem, join
 
 log = logging.getLogger(__name__)
@@ -80,39 +82,55 @@ def record_result(
     return record
 
 
-def read_results(model_dir: str, name: str | None) -> list[dict[str, Any]]:
-    """The evaluator's records; one without a whole-number global_step is skipped (with a
-    warning): every reader (GC, early stopping, exporters) relies on it."""
-    path = results_path(model_dir, name)
+def parse_results(
+    raw: bytes, path: str, problem: Callable[[str], None] | None = None
+) -> list[dict[str, Any]]:
+    """The evaluation records in a results file's content, in the order written. A torn or
+    garbage line, or a record without a whole-number global_step, is skipped and reported to
+    `problem` (default: a warning naming the file): every reader (continuous evaluation, the
+    sensor and triggers, GC, early stopping, exporters) relies on each record having one."""
+    report = problem or log.warning
     records = []
-    for record in read_jsonl(path):
+    for number, record in iter_jsonl(raw, path, report):
         step = record.get("global_step")
         if isinstance(step, int) and not isinstance(step, bool):
             records.append(record)
         else:
-            log.warning("%s: a record without a whole global_step, skipped: %.80r", path, record)
+            report(f"{path}: line {number} has no whole global_step ({step!r}), skipped")
     return records
+
+
+def read_results_file(path: str) -> list[dict[str, Any]]:
+    """The records of one results file ([] when there is none)."""
+    raw = filesystem(path).read_bytes(path)
+    return [] if raw is None else parse_results(raw, path)
+
+
+def read_results(model_dir: str, name: str | None) -> list[dict[str, Any]]:
+    """The evaluator's records (see `parse_results`)."""
+    return read_results_file(results_path(model_dir, name))
 
 
 def evaluated_steps(model_dir: str, name: str | None) -> set[int]:
     return {record["global_step"] for record in read_results(model_dir, name)}
 
 
+def _evaluator_dirs(model_dir: str) -> list[str]:
+    names = filesystem(model_dir).listdir(model_dir)
+    return sorted(n for n in names if n == "eval" or n.startswith("eval_"))
+
+
 def find_result(model_dir: str, global_step: int) -> dict[str, Any] | None:
     """The metrics of an evaluation of `global_step` recorded by any evaluator, or None."""
-    names = sorted(
-        n for n in filesystem(model_dir).listdir(model_dir) if n == "eval" or n.startswith("eval_")
-    )
-    for directory in names:
-        for record in read_jsonl(join(model_dir, directory, RESULTS_FILE)):
-            if record.get("global_step") == global_step:
+    for directory in _evaluator_dirs(model_dir):
+        for record in read_results_file(join(model_dir, directory, RESULTS_FILE)):
+            if record["global_step"] == global_step and isinstance(record.get("metrics"), dict):
                 return record["metrics"]
     return None
 
 
 def read_all_results(model_dir: str) -> dict[str, list[dict[str, Any]]]:
     """Every evaluator's recorded results: `{evaluator dir name: [records in order]}`."""
-    names = sorted(
-        n for n in filesystem(model_dir).listdir(model_dir) if n == "eval" or n.startswith("eval_")
-    )
-    return {n: read_jsonl(join(model_dir, n, RESULTS_FILE)) for n in names}
+    return {
+        n: read_results_file(join(model_dir, n, RESULTS_FILE)) for n in _evaluator_dirs(model_dir)
+    }
