@@ -188,13 +188,18 @@ class PublishOperator(BaseOperator):
     """Publish the blessed candidate: copy it to `publish_dir/<version>/`, then move
     `publish_dir/LATEST` (atomically) to it, and emit an event on the `publish_dir` asset.
 
-    Skips (with the reason in the log) when the blessing says no. Idempotent: a retry reuses the
-    version already copied for the same export.
+    Skips (with the reason in the log) when the blessing says no, and when the candidate is
+    older than the model LATEST points at (by the runs' logical dates, else by when each was
+    blessed): re-running an old day never rolls production back, unless `allow_rollback`.
+    Idempotent: a retry reuses the version already copied for the same export. Concurrent
+    publishers get distinct versions.
 
     :param model_dir: the run's model dir, where `blessing.json` is (templated).
     :param publish_dir: where models are published (templated); stamped as this
         experiment's, like a model dir.
     :param experiment_id: as for the experiment operators (None: this DAG's id).
+    :param allow_rollback: publish (and point LATEST at) the candidate even when it is older
+        than what LATEST holds: an explicit rollback.
     :return: the LATEST pointer: version, path, source export, metrics.
     """
 
@@ -208,9 +213,15 @@ class PublishOperator(BaseOperator):
         publish_dir: str,
         gcp_conn_id: str = DEFAULT_GCP_CONN_ID,
         experiment_id: str | None = None,
+        allow_rollback: bool = False,
         **kwargs: Any,
     ) -> None:
         check_experiment_id(experiment_id)
+        if not isinstance(allow_rollback, bool):
+            raise TypeError(
+                f"Invalid value for `allow_rollback`. Received: {allow_rollback!r}. Expected True "
+                "or False."
+            )
         if not is_templated(publish_dir):
             parse_model_dir(publish_dir, "publish_dir")
             kwargs.setdefault("outlets", [publish_asset(publish_dir)])
@@ -221,6 +232,7 @@ class PublishOperator(BaseOperator):
         self.publish_dir = publish_dir
         self.gcp_conn_id = gcp_conn_id
         self.experiment_id = experiment_id
+        self.allow_rollback = allow_rollback
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_tfexp.hooks.gcp_credentials import gcp_credentials
@@ -240,7 +252,10 @@ class PublishOperator(BaseOperator):
 
         from airflow_tfexp.experiment.retraining.blessing import read_blessing
         from airflow_tfexp.experiment.retraining.lineage import update_lineage
-        from airflow_tfexp.experiment.retraining.publishing import publish_export
+        from airflow_tfexp.experiment.retraining.publishing import (
+            OlderThanPublishedError,
+            publish_export,
+        )
 
         blessing = read_blessing(self.model_dir)
         if blessing is None:
@@ -252,18 +267,26 @@ class PublishOperator(BaseOperator):
             raise AirflowSkipException(f"Not publishing: not blessed ({blessing['reason']}).")
         candidate = check_candidate_export(blessing.get("candidate_export"), self.model_dir)
         run = context.get("dag_run")
-        pointer = publish_export(
-            candidate,
-            self.publish_dir,
-            {
-                "dag_id": getattr(run, "dag_id", None),
-                "run_id": getattr(run, "run_id", None),
-                "model_dir": self.model_dir,
-                "metric": blessing["metric"],
-                "value": blessing["candidate"],
-                "baseline": blessing["baseline"],
-            },
-        )
+        run_date = getattr(run, "logical_date", None) or getattr(run, "run_after", None)
+        try:
+            pointer = publish_export(
+                candidate,
+                self.publish_dir,
+                {
+                    "dag_id": getattr(run, "dag_id", None),
+                    "run_id": getattr(run, "run_id", None),
+                    "logical_date": run_date.isoformat() if run_date else None,
+                    "blessed_at": blessing.get("decided_at"),
+                    "model_dir": self.model_dir,
+                    "metric": blessing["metric"],
+                    "value": blessing["candidate"],
+                    "baseline": blessing["baseline"],
+                },
+                allow_rollback=self.allow_rollback,
+            )
+        except OlderThanPublishedError as err:
+            update_lineage(self.model_dir, {"published": None, "publish_skipped": str(err)})
+            raise AirflowSkipException(str(err)) from None
         update_lineage(self.model_dir, {"published": pointer})
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = {

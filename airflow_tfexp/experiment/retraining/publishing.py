@@ -4,6 +4,10 @@ A serving system reads `LATEST` (or, like TF Serving, the highest numbered versi
 `saved_model.pb`): the version dir is copied with `saved_model.pb` last and the pointer is
 replaced atomically only after, so no reader ever sees a half-copied model. Versions are
 integers (TF Serving's layout). Publishing the same export again (a retry) reuses its version.
+
+Concurrent publishers never share a version: each claims its number exclusively first. Locally
+every file and dir of the copy is fsynced before it is renamed in and before LATEST moves.
+LATEST only moves forward unless a rollback is asked for.
 """
 
 from __future__ import annotations
@@ -12,7 +16,10 @@ import json
 import logging
 import os
 import shutil
+import socket
 import time
+import uuid
+from datetime import datetime
 from typing import Any
 
 from airflow_tfexp.experiment.export.export_dirs import SAVED_MODEL_FILE
@@ -21,19 +28,24 @@ from airflow_tfexp.experiment.storage.fs import filesystem, is_gcs, join
 log = logging.getLogger(__name__)
 POINTER_FILE = "LATEST"
 RECORD_FILE = os.path.join("assets.extra", "published.json")
+CLAIMS_DIR = ".claims"  # one exclusively created file per version number taken
+ORDER_KEYS = ("logical_date", "blessed_at")  # what makes one candidate newer than another
 
 
 def latest_published(publish_dir: str) -> dict[str, Any] | None:
     """The pointer's record (version, path, source, ...), or None before the first publish."""
-    text = filesystem(publish_dir).read_bytes(join(publish_dir, POINTER_FILE))
-    if text is None:
-        return None
+    path = join(publish_dir, POINTER_FILE)
+    text = filesystem(publish_dir).read_bytes(path)
+    return None if text is None else _parse_pointer(text, path)
+
+
+def _parse_pointer(text: bytes, path: str) -> dict[str, Any]:
     try:
         record = json.loads(text)
     except ValueError:
-        raise ValueError(
-            f"{join(publish_dir, POINTER_FILE)} is not valid JSON: {text[:200]!r}"
-        ) from None
+        raise ValueError(f"{path} is not valid JSON: {text[:200]!r}") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{path} is not a publish record (a JSON object): {text[:200]!r}")
     return record
 
 
@@ -51,6 +63,20 @@ def _read_record(publish_dir: str, version: int) -> dict[str, Any] | None:
     return json.loads(text) if text else None
 
 
+def _fsync_tree(directory: str) -> None:
+    """Make a copied version durable (every file, then every dir) before it is renamed in."""
+    from airflow_tfexp.experiment.storage.local import fsync_dir
+
+    for current, _, names in os.walk(directory, topdown=False):
+        for name in names:
+            fd = os.open(os.path.join(current, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(current)
+
+
 def _copy_tree(source: str, destination: str, record: bytes) -> None:
     """Copy an export dir (local or gs://, either side) plus the publish record; saved_model.pb
     goes last, so the version is whole (record included) once it is there."""
@@ -65,11 +91,14 @@ def _copy_tree(source: str, destination: str, record: bytes) -> None:
         ]
     files.sort(key=lambda f: f == SAVED_MODEL_FILE)
     if not is_gcs(source) and not is_gcs(destination):
-        temp = f"{destination}.part-{os.getpid()}"
-        shutil.rmtree(temp, ignore_errors=True)
-        shutil.copytree(source, temp)
-        dst_fs.write_bytes(os.path.join(temp, RECORD_FILE), record)
-        os.replace(temp, destination)  # whole or absent
+        temp = os.path.join(os.path.dirname(destination), f".part-{uuid.uuid4().hex}")
+        try:
+            shutil.copytree(source, temp)
+            dst_fs.write_bytes(os.path.join(temp, RECORD_FILE), record)
+            _fsync_tree(temp)
+            os.rename(temp, destination)  # whole or absent (the version was claimed: not there)
+        finally:
+            shutil.rmtree(temp, ignore_errors=True)
         return
     for relative in files:
         if relative == SAVED_MODEL_FILE:
@@ -84,35 +113,125 @@ def _copy_tree(source: str, destination: str, record: bytes) -> None:
             src_fs.download_file(src, dst)  # type: ignore[attr-defined]
 
 
+class OlderThanPublishedError(ValueError):
+    """A publish whose candidate is older than the model LATEST points at (a rollback)."""
+
+
+def _when(record: dict[str, Any], key: str) -> float | None:
+    value = record.get(key)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def older_than(candidate: dict[str, Any], published: dict[str, Any]) -> str | None:
+    """Why `candidate` is older than `published` (by the runs' logical dates, else by when each
+    was blessed), or None when it is not (or they cannot be told apart)."""
+    for key in ORDER_KEYS:
+        mine, theirs = _when(candidate, key), _when(published, key)
+        if mine is not None and theirs is not None:
+            if mine < theirs:
+                return (
+                    f"the candidate {candidate.get('source')} ({key} {candidate[key]}) is older "
+                    f"than version {published.get('version')} that LATEST points at "
+                    f"({published.get('source')}, {key} {published[key]})"
+                )
+            return None
+    return None
+
+
+def _claim_version(publish_dir: str, claim: dict[str, Any]) -> int:
+    """The next version number, claimed for this publisher alone: `.claims/<version>` created
+    exclusively (a hard link locally, a generation-0 precondition on GCS). A loser takes the
+    next number; a claimed number is never written by anyone else, and never reused."""
+    fs = filesystem(publish_dir)
+    claims = join(publish_dir, CLAIMS_DIR)
+    taken = [int(n) for n in fs.listdir(publish_dir) + fs.listdir(claims) if n.isdigit()]
+    version = max(taken, default=0) + 1
+    data = json.dumps(claim, sort_keys=True).encode()
+    while not fs.create_new(join(claims, str(version)), data):
+        log.info(
+            "Version %d of %s was claimed by another publisher; trying the next.",
+            version,
+            publish_dir,
+        )
+        version += 1
+    return version
+
+
 def publish_export(
-    export_dir: str, publish_dir: str, metadata: dict[str, Any] | None = None
+    export_dir: str,
+    publish_dir: str,
+    metadata: dict[str, Any] | None = None,
+    allow_rollback: bool = False,
 ) -> dict[str, Any]:
     """Publish `export_dir` as the next version and point LATEST at it; returns the pointer.
 
     Idempotent: an export already published (same source path) keeps its version, and only the
-    pointer is (re)written."""
-    fs = filesystem(publish_dir)
+    pointer is (re)written. Versions only increase and LATEST only moves forward: a candidate
+    older than what LATEST holds (`older_than`) raises OlderThanPublishedError naming both,
+    unless `allow_rollback` (an explicit rollback)."""
     if SAVED_MODEL_FILE not in filesystem(export_dir).listdir(export_dir):
         raise ValueError(f"Cannot publish {export_dir!r}: it has no {SAVED_MODEL_FILE}.")
+    record = {"source": export_dir, **(metadata or {})}
+    current = latest_published(publish_dir)
+    if current and not allow_rollback and (why := older_than(record, current)):
+        raise OlderThanPublishedError(
+            f"Not publishing: {why}. Pass allow_rollback=True to roll back."
+        )
     versions = published_versions(publish_dir)
     version = next(
         (v for v in versions if (_read_record(publish_dir, v) or {}).get("source") == export_dir),
         None,
     )
-    record = {"source": export_dir, **(metadata or {})}
     if version is None:
-        taken = [int(n) for n in fs.listdir(publish_dir) if n.isdigit()]
-        version = max(taken, default=0) + 1
-        target = join(publish_dir, str(version))
         if not is_gcs(publish_dir):
             os.makedirs(publish_dir, exist_ok=True)
         record["published_at"] = time.time()
+        claim = {
+            "source": export_dir,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "at": time.time(),
+        }
+        version = _claim_version(publish_dir, claim)
+        target = join(publish_dir, str(version))
         _copy_tree(export_dir, target, json.dumps(record, sort_keys=True).encode())
         log.info("Copied %s to %s.", export_dir, target)
     else:
-        record = _read_record(publish_dir, version) or record
+        record = {**(_read_record(publish_dir, version) or record), **(metadata or {})}
         log.info("%s was already published as version %d; reusing it.", export_dir, version)
     pointer = {**record, "version": version, "path": join(publish_dir, str(version))}
-    fs.write_bytes(join(publish_dir, POINTER_FILE), json.dumps(pointer, sort_keys=True).encode())
-    log.info("%s now points at version %d.", join(publish_dir, POINTER_FILE), version)
+    return _move_pointer(publish_dir, pointer, allow_rollback)
+
+
+def _move_pointer(
+    publish_dir: str, pointer: dict[str, Any], allow_rollback: bool
+) -> dict[str, Any]:
+    """Point LATEST at `pointer`, compare-and-swap: a newer publish that moved it meanwhile
+    (another publisher, at the same time) is not undone."""
+    path = join(publish_dir, POINTER_FILE)
+    refused: list[str] = []
+
+    def forward(raw: bytes | None) -> bytes | None:
+        refused.clear()
+        current = _parse_pointer(raw, path) if raw else None
+        if current and not allow_rollback and (why := older_than(pointer, current)):
+            refused.append(why)
+            return None
+        return json.dumps(pointer, sort_keys=True).encode()
+
+    filesystem(path).update_bytes(path, forward)
+    if refused:
+        raise OlderThanPublishedError(
+            f"Version {pointer['version']} is published, but LATEST stays: {refused[0]} "
+            "(published meanwhile). Pass allow_rollback=True to roll back."
+        )
+    verb = "rolled back to" if allow_rollback else "points at"
+    log.info("%s now %s version %d.", path, verb, pointer["version"])
     return pointer

@@ -1,0 +1,103 @@
+"""Publishing is monotonic and exclusive: re-running an old day never rolls production back
+(unless asked to), and two publishers at once get two distinct versions, each byte-identical to
+its own export (before, both were told "version 1" and version 1 mixed their files)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+
+import pytest
+
+from airflow_tfexp.experiment.retraining.publishing import (
+    OlderThanPublishedError,
+    latest_published,
+    publish_export,
+    published_versions,
+)
+from airflow_tfexp.experiment.storage.fs import filesystem, join
+
+FILES = ("saved_model.pb", "fingerprint.pb", "variables/variables.index",
+         "variables/variables.data-00000-of-00001")  # fmt: skip
+ROUNDS = 10
+
+
+def fake_export(directory: str, seed: int) -> str:
+    """An export dir with a SavedModel's files (distinct bytes per seed; no TensorFlow)."""
+    fs = filesystem(directory)
+    for number, name in enumerate(FILES):
+        size = 300_000 if name.endswith("00001") else 2_000
+        fs.write_bytes(join(directory, *name.split("/")), os.urandom(size) + bytes([seed, number]))
+    return directory
+
+
+def tree(directory: str) -> dict[str, bytes]:
+    fs = filesystem(directory)
+    return {name: fs.read_bytes(join(directory, *name.split("/"))) for name in FILES}
+
+
+def test_an_older_candidate_does_not_roll_production_back(model_dir, caplog):
+    publish_dir = join(model_dir, "published")
+    day1 = fake_export(join(model_dir, "day1", "export", "1"), 1)
+    day2 = fake_export(join(model_dir, "day2", "export", "1"), 2)
+    publish_export(day1, publish_dir, {"logical_date": "2026-11-01T00:00:00+00:00"})
+    publish_export(day2, publish_dir, {"logical_date": "2026-11-02T00:00:00+00:00"})
+    with pytest.raises(OlderThanPublishedError) as raised:
+        publish_export(day1, publish_dir, {"logical_date": "2026-11-01T00:00:00+00:00"})
+    message = str(raised.value)
+    assert day1 in message and day2 in message and "allow_rollback=True" in message
+    assert latest_published(publish_dir)["version"] == 2
+    # a retry of the newest publish is not "older": it keeps its version
+    assert (
+        publish_export(day2, publish_dir, {"logical_date": "2026-11-02T00:00:00+00:00"})["version"]
+        == 2
+    )
+    with caplog.at_level(logging.INFO):
+        pointer = publish_export(
+            day1, publish_dir, {"logical_date": "2026-11-01T00:00:00+00:00"}, allow_rollback=True
+        )
+    assert (pointer["version"], latest_published(publish_dir)["version"]) == (1, 1)
+    assert published_versions(publish_dir) == [1, 2]  # the rollback reuses version 1
+    assert "rolled back to version 1" in caplog.text
+
+
+def _publish_rounds(base: str, writer: int, barrier) -> None:
+    for round_number in range(ROUNDS):
+        export = join(base, f"round{round_number}", f"run{writer}", "export")
+        barrier.wait(timeout=60)  # both publish at the same moment
+        publish_export(export, join(base, f"round{round_number}", "published"), {"writer": writer})
+
+
+@pytest.mark.slow
+def test_two_publishers_at_once_get_distinct_whole_versions(model_dir):
+    for round_number in range(ROUNDS):
+        for writer in range(2):
+            fake_export(join(model_dir, f"round{round_number}", f"run{writer}", "export"), writer)
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(2)
+    workers = [
+        context.Process(target=_publish_rounds, args=(model_dir, writer, barrier))
+        for writer in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=300)
+    assert [w.exitcode for w in workers] == [0, 0]
+    for round_number in range(ROUNDS):
+        base = join(model_dir, f"round{round_number}")
+        publish_dir = join(base, "published")
+        assert published_versions(publish_dir) == [1, 2], round_number
+        sources = set()
+        for version in (1, 2):
+            record = filesystem(publish_dir).read_bytes(
+                join(publish_dir, str(version), "assets.extra", "published.json")
+            )
+            writer = int(json.loads(record)["writer"])
+            sources.add(writer)
+            source = join(base, f"run{writer}", "export")
+            assert tree(join(publish_dir, str(version))) == tree(source), (round_number, version)
+        assert sources == {0, 1}
+        assert latest_published(publish_dir)["version"] in (1, 2)
