@@ -28,3 +28,8 @@ def model_dir_roots() -> list[str]:
 
 def ui_max_file_mb() -> float:
     return conf.getfloat(SECTION, "ui_max_file_mb", fallback=64.0)
+
+
+def trainer_lease_secs() -> float:
+    """`[tfexp] trainer_lease_secs`: a trainer lease without a heartbeat for this long is stale."""
+    return conf.getfloat(SECTION, "trainer_lease_secs", fallback=60.0)

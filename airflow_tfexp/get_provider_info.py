@@ -117,6 +117,16 @@ def get_provider_info() -> dict[str, Any]:
                         "example": None,
                         "default": "64",
                     },
+                    "trainer_lease_secs": {
+                        "description": "A trainer holds model_dir/trainer.lease while it trains, "
+                        "renewed every quarter of this; a second trainer on the same model dir "
+                        "fails naming the holder unless the lease has had no heartbeat for this "
+                        "many seconds (a retry of the same task instance takes over at once).",
+                        "version_added": "0.1.0",
+                        "type": "float",
+                        "example": None,
+                        "default": "60",
+                    },
                     "tensorboard_url": {
                         "description": "The TensorBoard serving your model dirs, for the "
                         "TensorBoard button on experiment tasks; {model_dir}, {dag_id} and "

@@ -3,7 +3,8 @@
 It runs the estimator's `train` with the experiment's hooks and listeners, holds a worker back
 as the seed did (`min(60, 5*k)` s, or until the global step reaches `int(8000*log(k+1))`), and
 (on the chief) clears the completion marker when training starts and writes it when training
-ends, so evaluators and parameter servers know when to stop.
+ends, so evaluators and parameter servers know when to stop. The chief holds the model dir's
+trainer lease from `start` to `finish` (or a failure), so that a second trainer fails fast.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from airflow_tfexp.experiment._clock import Clock
 from airflow_tfexp.experiment.evaluation import coordination
 from airflow_tfexp.experiment.evaluation.evaluator import CheckpointEvaluator
 from airflow_tfexp.experiment.storage.checkpoints import latest_checkpoint
+from airflow_tfexp.experiment.training_lease import LeaseGuard, TrainerLease
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ class Trainer:
         self.train_steps = train_steps
         self.clock = clock
         self.check_interval_secs = check_interval_secs
+        self._lease: TrainerLease | None = None
 
     @property
     def model_dir(self) -> str:
@@ -93,9 +96,19 @@ class Trainer:
             self.clock.sleep(self.check_interval_secs)
 
     def start(self) -> None:
-        """Training begins: an earlier run's completion marker no longer holds (chief only)."""
+        """Training begins (chief only): take the trainer lease (TrainerLeaseError naming the
+        holder when another trainer has it); an earlier run's completion marker no longer holds."""
         if self.is_chief:
+            if self._lease is None:
+                self._lease = TrainerLease(self.model_dir)
+                self._lease.acquire()
             coordination.clear_completion_marker(self.model_dir)
+
+    def release(self) -> None:
+        """Give the trainer lease back (training ended, or failed)."""
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
 
     def train(
         self,
@@ -104,21 +117,31 @@ class Trainer:
         max_steps: int | None = None,
         listeners: Sequence[Any] = (),
     ) -> None:
-        self.estimator.train(
-            input_fn=self.input_fn,
-            hooks=list(self.hooks),
-            steps=steps,
-            max_steps=max_steps,
-            saving_listeners=[*self.saving_listeners, *listeners],
-        )
+        guard = [LeaseGuard(self._lease)] if self._lease else []
+        try:
+            self.estimator.train(
+                input_fn=self.input_fn,
+                hooks=[*self.hooks, *guard],
+                steps=steps,
+                max_steps=max_steps,
+                saving_listeners=[*self.saving_listeners, *listeners],
+            )
+        except BaseException:
+            self.release()
+            raise
+        if self._lease:
+            self._lease.check()
 
     def finish(self) -> None:
         """Write the completion marker (chief only) so evaluators and servers can stop."""
         if not self.is_chief:
             return
-        step = self.latest_step()
-        reason = coordination.completion_reason(step, self.train_steps)
-        coordination.write_completion_marker(self.model_dir, step, reason)
+        try:
+            step = self.latest_step()
+            reason = coordination.completion_reason(step, self.train_steps)
+            coordination.write_completion_marker(self.model_dir, step, reason)
+        finally:
+            self.release()
         log.info("Training complete at global step %d (%s).", step, reason)
 
 

@@ -32,6 +32,21 @@ class _TaskLinks:
         return TASK_LINKS
 
 
+def trainer_identity(context: Context) -> Any:
+    """Who holds the trainer lease for this task: its task instance and try, so that a retry
+    takes over from a killed earlier try at once (`[tfexp] trainer_lease_secs` for others)."""
+    from airflow_tfexp._config import trainer_lease_secs
+    from airflow_tfexp.experiment.training_lease import TrainerIdentity
+
+    ti = context.get("ti")
+    if ti is None:
+        return TrainerIdentity(lease_secs=trainer_lease_secs())
+    task = f"{ti.dag_id}/{ti.task_id}/{ti.run_id}/{getattr(ti, 'map_index', -1)}"
+    return TrainerIdentity(
+        task=task, try_number=getattr(ti, "try_number", None), lease_secs=trainer_lease_secs()
+    )
+
+
 class ExperimentBaseOperator(BaseOperator):
     """Builds `experiment_fn(run_config, params)` inside `execute()` and runs one of its methods.
 
@@ -126,8 +141,10 @@ class ExperimentBaseOperator(BaseOperator):
         )
 
     def execute(self, context: Context) -> Any:
+        from airflow_tfexp.experiment.training_lease import training_as
+
         self.check_rendered()  # no I/O: a bad or out-of-roots path fails before anything else
-        with self.step_environment():
+        with self.step_environment(), training_as(trainer_identity(context)):
             self.claim_model_dir()
             return self.run_step(context)
 

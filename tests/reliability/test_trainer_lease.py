@@ -1,0 +1,126 @@
+"""One trainer per model dir: a second trainer fails fast naming the first (before, both trained
+steps 1-200 into one model dir and reported success); a SIGKILLed trainer's retry (the same task
+instance, a later try) takes over at once instead of waiting for the lease to expire."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from airflow_tfexp.experiment.storage.checkpoints import latest_checkpoint
+from airflow_tfexp.experiment.storage.fs import filesystem, join
+from airflow_tfexp.experiment.training_lease import (
+    LEASE_FILE,
+    TrainerIdentity,
+    TrainerLease,
+    TrainerLeaseError,
+)
+from tests.experiment.processes import cli_args, env, kill_group, wait_until
+
+TASK = "retrain/train/scheduled__2026-12-01/-1"
+
+
+def lease_of(model_dir: str) -> dict | None:
+    raw = filesystem(model_dir).read_bytes(join(model_dir, LEASE_FILE))
+    return json.loads(raw) if raw else None
+
+
+def test_a_second_trainer_is_refused_naming_the_first(model_dir):
+    first = TrainerLease(model_dir, TrainerIdentity(task=TASK, try_number=1))
+    first.acquire()
+    try:
+        other = TrainerLease(model_dir, TrainerIdentity(task="other/train/manual__1/-1"))
+        with pytest.raises(TrainerLeaseError) as raised:
+            other.acquire()
+        message = str(raised.value)
+        assert TASK in message and "(try 1)" in message and str(os.getpid()) in message
+        assert socket.gethostname() in message and "trainer_lease_secs = 60 s" in message
+        # the same task's earlier try is not taken over by the same try, only by a later one
+        with pytest.raises(TrainerLeaseError):
+            TrainerLease(model_dir, TrainerIdentity(task=TASK, try_number=1)).acquire()
+    finally:
+        first.release()
+    assert lease_of(model_dir)["released"] is True
+    second = TrainerLease(model_dir, TrainerIdentity(task="other/train/manual__1/-1"))
+    second.acquire()  # released: free again
+    second.release()
+
+
+def test_a_stale_lease_is_taken_over_and_its_holder_stops(model_dir, caplog):
+    holder = TrainerLease(model_dir, TrainerIdentity(task="a/train/r/-1", lease_secs=0.8))
+    holder.acquire()
+    holder._stop.set()  # a holder that hangs: no more heartbeats
+    time.sleep(1.2)
+    successor = TrainerLease(model_dir, TrainerIdentity(task="b/train/r/-1", lease_secs=0.8))
+    successor.acquire()
+    assert "Took over the trainer lease" in caplog.text and "stale" in caplog.text
+    holder._update_if_ours(None)  # the hung holder's next heartbeat finds it taken over
+    with pytest.raises(TrainerLeaseError, match="taken over by b/train/r/-1"):
+        holder.check()
+    holder.release()  # does not release the successor's lease
+    assert lease_of(model_dir)["task"] == "b/train/r/-1"
+    successor.release()
+
+
+def test_a_garbage_lease_file_protects_nothing(tmp_path):
+    model_dir = str(tmp_path)
+    filesystem(model_dir).write_bytes(join(model_dir, LEASE_FILE), b"\x00not json")
+    lease = TrainerLease(model_dir, TrainerIdentity(task=TASK))
+    lease.acquire()
+    assert lease_of(model_dir)["task"] == TASK
+    lease.release()
+
+
+def start_trainer(model_dir: str, task: str, try_number: int, log_path, **params):
+    environment = dict(
+        env(), TFEXP_TRAINER_TASK=task, TFEXP_TRAINER_TRY=str(try_number),
+        TFEXP_TRAINER_LEASE_SECS="600",
+    )  # fmt: skip
+    return subprocess.Popen(
+        cli_args(model_dir, "train", {"save_checkpoints_steps": 5, **params}),
+        env=environment,
+        stdout=open(log_path, "w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_two_trainers_and_a_killed_trainers_retry(model_dir, tmp_path):
+    first = start_trainer(
+        model_dir, TASK, 1, tmp_path / "first.log", train_steps=100_000, step_sleep_secs=0.02
+    )
+    try:
+        wait_until(lambda: latest_checkpoint(model_dir) is not None, 120, what="a checkpoint")
+        holder = lease_of(model_dir)
+        assert (holder["task"], holder["pid"]) == (TASK, first.pid)
+        # a trainer of another task on the same model dir fails fast, naming the first
+        started = time.monotonic()
+        second = start_trainer(model_dir, "other/train/manual/-1", 1, tmp_path / "second.log")
+        assert second.wait(timeout=120) != 0
+        log = (tmp_path / "second.log").read_text()
+        assert f"Another trainer is training in {model_dir}: {TASK} (try 1)" in log, log[-3000:]
+        assert f"pid {first.pid}" in log
+        assert first.poll() is None, "the first trainer was disturbed"
+        waited = time.monotonic() - started
+        # SIGKILL the first: its retry (try 2) takes over at once, not after 600 s
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+        killed_at = latest_checkpoint(model_dir).global_step
+        target = killed_at + 10
+        retry = start_trainer(model_dir, TASK, 2, tmp_path / "retry.log", train_steps=target)
+        assert retry.wait(timeout=180) == 0, (tmp_path / "retry.log").read_text()[-3000:]
+    finally:
+        kill_group(first)
+    retry_log = (tmp_path / "retry.log").read_text()
+    assert "held by an earlier try of this task" in retry_log
+    assert latest_checkpoint(model_dir).global_step == target  # resumed, not restarted
+    assert lease_of(model_dir)["released"] is True
+    assert waited < 120
