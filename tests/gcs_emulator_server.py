@@ -98,4 +98,3 @@ def _install() -> None:
 if __name__ == "__main__":
     _install()
     sys.exit(emulator_main.main(sys.argv[1:]))
-

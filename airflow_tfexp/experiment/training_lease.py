@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -163,7 +164,16 @@ class TrainerLease:
             refused[:] = [] if why[0] else [_describe(holder or {}, now)]
             return self._record(now) if why[0] else None
 
-        filesystem(self.path).update_bytes(self.path, take)
+        try:
+            filesystem(self.path).update_bytes(self.path, take)
+        except OSError as err:
+            if err.errno != errno.ENOSPC:
+                raise
+            raise OSError(
+                errno.ENOSPC,
+                f"No space left to write the trainer lease {self.path}: training did not start. "
+                "Free some space on that disk and run again; it resumes from the last checkpoint.",
+            ) from None
         if refused:
             raise TrainerLeaseError(
                 f"Another trainer is training in {self.model_dir}: {refused[0]}. Two trainers on "

@@ -117,6 +117,29 @@ class FailAt(TrainingHook):
         raise RuntimeError(f"injected failure at step {step}")
 
 
+class FillDiskAt(TrainingHook):
+    """Takes every free byte of the file system of `path` once training reaches `step` (a
+    disk filling up mid-training, after the trainer lease was written)."""
+
+    def __init__(self, step: int, path: str) -> None:
+        self.step, self.path, self.done = step, path, False
+
+    def after_step(self, step, logs):
+        import os
+
+        if step < self.step or self.done:
+            return
+        self.done = True
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT)
+        try:
+            while True:
+                os.write(fd, b"\0" * 4096)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
 class SlowSaves(CheckpointSaverListener):
     def __init__(self, secs: float) -> None:
         self.secs = secs
@@ -145,6 +168,8 @@ def experiment_fn(run_config: Any, params: dict[str, Any] | None) -> Experiment:
         )
     if params.get("fail_at_step"):
         hooks.append(FailAt(params["fail_at_step"], params.get("fail_once_file")))
+    if params.get("fill_disk_at_step"):
+        hooks.append(FillDiskAt(params["fill_disk_at_step"], params["fill_disk_path"]))
     if params.get("early_stopping"):
         hooks.append(EarlyStoppingHook(**params["early_stopping"], check_interval_secs=0))
     listeners = [SlowSaves(params["save_sleep_secs"])] if params.get("save_sleep_secs") else []

@@ -38,18 +38,6 @@ def tiny_data_input():
     return tf.data.Dataset.from_tensor_slices(x[:8]).batch(4)
 
 
-def fill(path) -> None:
-    """Take every free byte of the file system `path` is on."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError as err:
-        assert err.errno == 28  # ENOSPC
-    finally:
-        os.close(fd)
-
-
 def test_a_full_disk_is_a_clear_error_and_the_previous_checkpoint_stays_loadable(small_disk):
     model_dir = str(small_disk / "model")
     params = {"train_steps": 40, "save_checkpoints_steps": 20, "keep_checkpoint_max": None}
@@ -57,10 +45,10 @@ def test_a_full_disk_is_a_clear_error_and_the_previous_checkpoint_stays_loadable
     assert [c.global_step for c in list_checkpoints(model_dir)] == [0, 20, 40]
 
     filler = small_disk / "filler"
-    fill(filler)
     more = {**params, "train_steps": 80}
+    filling = {**more, "fill_disk_at_step": 50, "fill_disk_path": str(filler)}
     with pytest.raises(CheckpointError) as err:
-        experiment_fn(RunConfig(model_dir=model_dir), more).train()
+        experiment_fn(RunConfig(model_dir=model_dir), filling).train()
     message = str(err.value)
     assert message.startswith(
         f"Could not write the checkpoint for step 60 in {model_dir} (the disk is full): "
@@ -76,6 +64,9 @@ def test_a_full_disk_is_a_clear_error_and_the_previous_checkpoint_stays_loadable
     predictions = list(estimator.predict(tiny_data_input, checkpoint_path=f"{model_dir}/ckpt-40"))
     assert len(predictions) == 8 and all(p.shape == (3,) for p in predictions)
 
+    # a disk already full when training starts: a clear error before any step
+    with pytest.raises(OSError, match="No space left to write the trainer lease"):
+        experiment_fn(RunConfig(model_dir=model_dir), more).train()
     filler.unlink()  # room again: the same run resumes from step 40 and finishes
     experiment_fn(RunConfig(model_dir=model_dir), more).train()
     assert [c.global_step for c in list_checkpoints(model_dir)] == [0, 20, 40, 60, 80]

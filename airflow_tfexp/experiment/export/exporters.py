@@ -7,6 +7,7 @@ private SavedModel exporter by composition and one garbage-collection helper.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,8 +18,8 @@ from airflow_tfexp.experiment.export.export_dirs import (
     garbage_collect_exports,
     remove_stale_temp_dirs,
 )
-from airflow_tfexp.experiment.storage.files import read_json, write_json_atomic
-from airflow_tfexp.experiment.storage.fs import join
+from airflow_tfexp.experiment.storage.files import read_json
+from airflow_tfexp.experiment.storage.fs import filesystem, join
 
 log = logging.getLogger(__name__)
 BEST_RESULT_FILE = "best_eval_result.json"
@@ -141,7 +142,8 @@ class BestExporter(Exporter):
 
     The best result is stored beside the exports (`best_eval_result.json`), so a restarted
     evaluator remembers it and never exports a worse model as "best"; exactly the newest
-    `exports_to_keep` best exports are kept.
+    `exports_to_keep` best exports are kept. Concurrent evaluators (mapped evaluations) keep the
+    true best: it is updated by compare-and-swap, and an export beaten meanwhile is deleted.
     """
 
     def __init__(
@@ -185,13 +187,35 @@ class BestExporter(Exporter):
         path = self._saved_model_exporter.export(
             estimator, export_path, checkpoint_path, eval_result, is_the_final_export
         )
-        write_json_atomic(
-            join(export_path, BEST_RESULT_FILE),
-            {
-                "eval_result": to_jsonable(eval_result),
-                "export_dir": path,
-                "checkpoint_path": checkpoint_path,
-            },
-        )
+        if not self._record_best(export_path, path, checkpoint_path, eval_result):
+            log.info(
+                "BestExporter %r: step %s was beaten meanwhile by another evaluator's export; "
+                "deleting %s.",
+                self.name,
+                eval_result.get("global_step"),
+                path,
+            )
+            filesystem(path).delete_tree(path)
+            return None
         garbage_collect_exports(export_path, self._exports_to_keep)
         return path
+
+    def _record_best(
+        self, export_path: str, path: str, checkpoint_path: str, eval_result: Mapping[str, Any]
+    ) -> bool:
+        """Store this export as the best, compare-and-swap: False (nothing written) when a
+        concurrent exporter recorded a better one between the check and now."""
+        best_path = join(export_path, BEST_RESULT_FILE)
+        record = {
+            "eval_result": to_jsonable(eval_result),
+            "export_dir": path,
+            "checkpoint_path": checkpoint_path,
+        }
+
+        def if_still_best(raw: bytes | None) -> bytes | None:
+            best = json.loads(raw) if raw else None
+            if best is not None and not self._compare_fn(best["eval_result"], eval_result):
+                return None
+            return json.dumps(record, indent=1, sort_keys=True).encode()
+
+        return filesystem(best_path).update_bytes(best_path, if_still_best)

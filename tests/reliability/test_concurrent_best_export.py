@@ -1,0 +1,72 @@
+"""Concurrent BestExporters (mapped evaluations of one model dir) keep the true best: the best
+result is updated by compare-and-swap and an export beaten meanwhile is deleted (before, the
+last writer's result was stored as "best" whatever its loss). Local and gs://."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+import pytest
+
+from airflow_tfexp.experiment.export.export_dirs import SAVED_MODEL_FILE, list_exports
+from airflow_tfexp.experiment.export.exporters import BestExporter
+from airflow_tfexp.experiment.storage.fs import filesystem, is_gcs, join
+
+WRITERS = 4
+ROUNDS = 5
+
+
+class FileEstimator:
+    """A bring-your-own estimator whose export is a SavedModel's files (no TensorFlow): the
+    exporter only needs `export_saved_model`."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def export_saved_model(self, export_dir_base, serving_input_fn=None, checkpoint_path=None):
+        final = join(export_dir_base, f"{1_000_000_000 + self.step:010d}")
+        # like a real export: written aside and renamed in locally; on GCS whole once its
+        # saved_model.pb (written last) is there
+        target = final if is_gcs(final) else join(export_dir_base, f"temp-{self.step}")
+        fs = filesystem(final)
+        fs.write_bytes(join(target, "variables", "variables.index"), b"index %d" % self.step)
+        fs.write_bytes(join(target, SAVED_MODEL_FILE), b"model %d" % self.step)
+        if target != final:
+            os.rename(target, final)
+        return final
+
+
+def _export(base: str, writer: int, barrier) -> None:
+    for round_number in range(ROUNDS):
+        step = 10 * (writer + 1)
+        barrier.wait(timeout=60)
+        BestExporter("best", exports_to_keep=2).export(
+            FileEstimator(step),
+            join(base, f"round{round_number}"),
+            f"ckpt-{step}",
+            {"global_step": step, "loss": 1.0 - 0.1 * writer},
+            False,
+        )
+
+
+@pytest.mark.slow
+def test_concurrent_best_exporters_keep_the_true_best(model_dir):
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(WRITERS)
+    workers = [
+        context.Process(target=_export, args=(model_dir, writer, barrier))
+        for writer in range(WRITERS)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=240)
+    assert [w.exitcode for w in workers] == [0] * WRITERS
+    for round_number in range(ROUNDS):
+        export_path = join(model_dir, f"round{round_number}")
+        best = BestExporter.best_result(export_path)
+        assert best["eval_result"]["loss"] == pytest.approx(1.0 - 0.1 * (WRITERS - 1))
+        exports = list_exports(export_path)
+        assert best["export_dir"] in exports, round_number
+        assert 1 <= len(exports) <= 2
