@@ -4,7 +4,6 @@ checkpoint, the previous checkpoint intact, and training resumes from it once th
 from __future__ import annotations
 
 import os
-import subprocess
 
 import pytest
 
@@ -14,21 +13,6 @@ from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints
 from tests.experiment.tiny_experiment import data, experiment_fn
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.strip()}")
-    yield mount_point
-    subprocess.run(["umount", "-l", str(mount_point)], check=True)
 
 
 def tiny_data_input():
