@@ -82,6 +82,18 @@ def training_as(identity: TrainerIdentity) -> Iterator[None]:
         _IDENTITY.reset(token)
 
 
+def identity_environment() -> dict[str, str]:
+    """The current trainer identity as TFEXP_TRAINER_* variables, for the processes a task
+    starts to train (Ray workers): their chief holds the lease as this task's try."""
+    identity = _IDENTITY.get() or TrainerIdentity.from_environment()
+    environment = {"TFEXP_TRAINER_LEASE_SECS": str(identity.lease_secs)}
+    if identity.task:
+        environment["TFEXP_TRAINER_TASK"] = identity.task
+    if identity.try_number is not None:
+        environment["TFEXP_TRAINER_TRY"] = str(identity.try_number)
+    return environment
+
+
 def _parse(raw: bytes | None) -> dict[str, Any] | None:
     try:
         record = json.loads(raw) if raw else None

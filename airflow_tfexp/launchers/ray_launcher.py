@@ -80,7 +80,11 @@ def train_on_ray(
     import ray
 
     address = ray_address(ray_conn_id, task_log)
+    from airflow_tfexp.experiment.training_lease import identity_environment
+
+    # the workers' chief holds the trainer lease as this task's try
     env = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    env.update(identity_environment())
     if os.environ.get("PYTHONPATH"):
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     if address is None:

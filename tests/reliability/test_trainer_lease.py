@@ -20,6 +20,8 @@ from airflow_tfexp.experiment.training_lease import (
     TrainerIdentity,
     TrainerLease,
     TrainerLeaseError,
+    identity_environment,
+    training_as,
 )
 from tests.experiment.processes import cli_args, env, kill_group, wait_until
 
@@ -124,3 +126,20 @@ def test_two_trainers_and_a_killed_trainers_retry(model_dir, tmp_path):
     assert latest_checkpoint(model_dir).global_step == target  # resumed, not restarted
     assert lease_of(model_dir)["released"] is True
     assert waited < 120
+
+
+def test_the_identity_travels_to_processes_a_task_starts(monkeypatch):
+    """Ray workers and containers get the task's identity as TFEXP_TRAINER_* variables."""
+    with training_as(TrainerIdentity(task=TASK, try_number=3, lease_secs=5)):
+        environment = identity_environment()
+    assert environment == {
+        "TFEXP_TRAINER_TASK": TASK,
+        "TFEXP_TRAINER_TRY": "3",
+        "TFEXP_TRAINER_LEASE_SECS": "5",
+    }
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    assert TrainerIdentity.from_environment() == TrainerIdentity(TASK, 3, 5.0)
+    monkeypatch.setenv("TFEXP_TRAINER_TRY", "third")
+    with pytest.raises(ValueError, match="TFEXP_TRAINER_TRY='third'"):
+        TrainerIdentity.from_environment()

@@ -113,6 +113,20 @@ def _copy_tree(source: str, destination: str, record: bytes) -> None:
             src_fs.download_file(src, dst)  # type: ignore[attr-defined]
 
 
+def _remove_stale_copies(publish_dir: str, older_than_secs: float = 3600.0) -> None:
+    """Delete the hidden `.part-*` copies of publishers killed mid-copy (never versions)."""
+    now = time.time()
+    for name in os.listdir(publish_dir):
+        path = os.path.join(publish_dir, name)
+        try:
+            stale = now - os.lstat(path).st_mtime > older_than_secs
+        except FileNotFoundError:
+            continue
+        if name.startswith(".part-") and stale and not os.path.islink(path):
+            log.info("Deleting %s, the copy of a publish killed midway.", path)
+            shutil.rmtree(path, ignore_errors=True)
+
+
 class OlderThanPublishedError(ValueError):
     """A publish whose candidate is older than the model LATEST points at (a rollback)."""
 
@@ -192,6 +206,7 @@ def publish_export(
     if version is None:
         if not is_gcs(publish_dir):
             os.makedirs(publish_dir, exist_ok=True)
+            _remove_stale_copies(publish_dir)
         record["published_at"] = time.time()
         claim = {
             "source": export_dir,
