@@ -167,6 +167,7 @@ class BlessingConfig(_Strict):
     threshold: float | None = None
     bless_without_baseline: bool = True
     exporter: str | None = None  # whose export is the candidate; default: the only exporter
+    allow_rollback: bool = False  # publish a candidate older than LATEST's (PublishOperator)
 
 
 class ExperimentSpec(_Strict):

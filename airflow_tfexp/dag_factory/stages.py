@@ -192,6 +192,7 @@ def _publishing(spec: ExperimentSpec, common: dict[str, Any], last: str) -> list
                 "model_dir": spec.model_dir,
                 "publish_dir": spec.publish_dir,
                 "experiment_id": spec.dag_id,
+                "allow_rollback": blessing.allow_rollback,
             },
             upstream=("bless",),
         ),

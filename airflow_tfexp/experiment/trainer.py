@@ -18,7 +18,7 @@ from airflow_tfexp.experiment._clock import Clock
 from airflow_tfexp.experiment.evaluation import coordination
 from airflow_tfexp.experiment.evaluation.evaluator import CheckpointEvaluator
 from airflow_tfexp.experiment.storage.checkpoints import latest_checkpoint
-from airflow_tfexp.experiment.training_lease import LeaseGuard, TrainerLease
+from airflow_tfexp.experiment.training_lease import LeaseGuard, LeaseSaveGuard, TrainerLease
 
 log = logging.getLogger(__name__)
 
@@ -118,13 +118,14 @@ class Trainer:
         listeners: Sequence[Any] = (),
     ) -> None:
         guard = [LeaseGuard(self._lease)] if self._lease else []
+        save_guard = [LeaseSaveGuard(self._lease)] if self._lease else []
         try:
             self.estimator.train(
                 input_fn=self.input_fn,
                 hooks=[*self.hooks, *guard],
                 steps=steps,
                 max_steps=max_steps,
-                saving_listeners=[*self.saving_listeners, *listeners],
+                saving_listeners=[*self.saving_listeners, *listeners, *save_guard],
             )
         except BaseException:
             self.release()

@@ -7,7 +7,8 @@ heartbeat thread every quarter of `lease_secs`; every change is a compare-and-sw
 trainer fails at once naming the holder, unless the lease is stale (no heartbeat for
 `lease_secs`), released, or held by an earlier try of the same task instance (a SIGKILLed
 task's retry resumes at once, without waiting for the lease to expire). A holder that finds its
-lease taken over stops training at its next step (`LeaseGuard`).
+lease taken over, or that could not renew it for `lease_secs`, stops training at its next step
+and writes no further checkpoint (`LeaseGuard`, `LeaseSaveGuard`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import dataclasses
 import errno
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -26,12 +28,14 @@ import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from airflow_tfexp.experiment.hooks import TrainingHook
+from airflow_tfexp.experiment.hooks import CheckpointSaverListener, TrainingHook
 from airflow_tfexp.experiment.storage.fs import filesystem, join
 
 log = logging.getLogger(__name__)
 LEASE_FILE = "trainer.lease"
 DEFAULT_LEASE_SECS = 60.0
+MAX_LEASE_SECS = 86400.0  # a holder's longer lease (hand-edited, say) is not believed
+_PROCESS = uuid.uuid4().hex  # this process, told apart from another with the same host and pid
 _ACTIVE: set[str] = set()  # tokens of the leases this process holds and renews
 
 
@@ -94,19 +98,40 @@ def identity_environment() -> dict[str, str]:
     return environment
 
 
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
 def _parse(raw: bytes | None) -> dict[str, Any] | None:
+    """The holder's record; None for a lease that protects nothing (absent, garbage, or
+    without a believable heartbeat time): it is replaced."""
     try:
         record = json.loads(raw) if raw else None
-    except ValueError:
-        return None  # a garbage lease protects nothing: it is replaced
-    return record if isinstance(record, dict) else None
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    if record.get("released") is True:
+        return record
+    return record if _number(record.get("heartbeat_at")) is not None else None
+
+
+def _lease_secs(holder: Mapping[str, Any], default: float) -> float:
+    """The holder's lease length when believable (0 < secs <= a day), else `default`."""
+    secs = _number(holder.get("lease_secs"))
+    return secs if secs is not None and 0 < secs <= MAX_LEASE_SECS else default
 
 
 def _describe(holder: Mapping[str, Any], now: float) -> str:
     task = holder.get("task") or "a trainer outside Airflow"
     try_number = f" (try {holder['try_number']})" if holder.get("try_number") else ""
-    age = now - float(holder.get("heartbeat_at") or 0)
-    return f"{task}{try_number} on {holder.get('host')} pid {holder.get('pid')}, last heartbeat {age:.0f} s ago"
+    age = now - (_number(holder.get("heartbeat_at")) or 0)
+    return (
+        f"{str(task)[:200]}{try_number} on {str(holder.get('host'))[:100]} pid "
+        f"{holder.get('pid')}, last heartbeat {age:.0f} s ago"
+    )
 
 
 class TrainerLease:
@@ -134,6 +159,7 @@ class TrainerLease:
                 "try_number": self.identity.try_number,
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
+                "process": _PROCESS,
                 "acquired_at": acquired_at or now,
                 "heartbeat_at": now,
                 "lease_secs": self.identity.lease_secs,
@@ -147,33 +173,38 @@ class TrainerLease:
             return "free"
         if holder.get("token") == self.token:
             return "ours"
-        stale_after = float(holder.get("lease_secs") or self.identity.lease_secs)
-        if now - float(holder.get("heartbeat_at") or 0) > stale_after:
+        stale_after = _lease_secs(holder, self.identity.lease_secs)
+        age = now - float(holder["heartbeat_at"])
+        if age > stale_after:
             return f"stale: {_describe(holder, now)}"
+        if age < -stale_after:  # a wrong clock or a hand-edited lease must not pin it for good
+            return f"its heartbeat is {-age:.0f} s in the future: {_describe(holder, now)}"
         mine, theirs = self.identity, holder
         if mine.task and theirs.get("task") == mine.task:
-            earlier = (theirs.get("try_number") or 0) < (mine.try_number or 0)
+            earlier = (_number(theirs.get("try_number")) or 0) < (mine.try_number or 0)
             if earlier:
                 return f"held by an earlier try of this task: {_describe(holder, now)}"
-        same_process = (
-            theirs.get("host") == socket.gethostname() and theirs.get("pid") == os.getpid()
-        )
-        if same_process and theirs.get("token") not in _ACTIVE:
-            # its pid is this process's now: it is dead (a restarted container keeps its host
-            # name and often its pid), or it is an earlier trainer here that never released
-            return f"its process is gone: {_describe(holder, now)}"
+        if theirs.get("process") == _PROCESS and theirs.get("token") not in _ACTIVE:
+            return f"held by an earlier trainer of this process, never released: {_describe(holder, now)}"
         return None
 
     def acquire(self) -> None:
         """Take the lease, or raise TrainerLeaseError naming the trainer that holds it."""
         why: list[str | None] = [None]
-        refused: list[str] = []
+        refused: list[Any] = []
 
         def take(raw: bytes | None) -> bytes | None:
             now = time.time()
             holder = _parse(raw)
             why[0] = self._may_take(holder, now)
-            refused[:] = [] if why[0] else [_describe(holder or {}, now)]
+            refused[:] = (
+                []
+                if why[0]
+                else [
+                    _describe(holder or {}, now),
+                    _lease_secs(holder or {}, self.identity.lease_secs),
+                ]
+            )
             return self._record(now) if why[0] else None
 
         try:
@@ -190,9 +221,10 @@ class TrainerLease:
             raise TrainerLeaseError(
                 f"Another trainer is training in {self.model_dir}: {refused[0]}. Two trainers on "
                 "one model dir would interleave the checkpoints of two models. Wait for it to "
-                "finish, or, if it is dead, its lease expires after [tfexp] trainer_lease_secs = "
-                f"{self.identity.lease_secs:g} s without a heartbeat (a retry of the same task "
-                f"takes over at once). Lease: {self.path}"
+                "finish; if it is dead, its lease expires after "
+                f"{refused[1]:g} s without a heartbeat ([tfexp] trainer_lease_secs, or "
+                "TFEXP_TRAINER_LEASE_SECS outside Airflow; a retry of the same task takes over "
+                f"at once). If no trainer is running there, delete {self.path}."
             )
         if why[0] not in ("free", "ours"):
             log.warning("Took over the trainer lease of %s (%s).", self.model_dir, why[0])
@@ -218,14 +250,23 @@ class TrainerLease:
 
     def _heartbeat(self) -> None:
         interval = max(0.2, self.identity.lease_secs / 4)
+        renewed = time.monotonic()
         while not self._stop.wait(interval):
             try:
                 if not self._update_if_ours(None):
                     log.error("The trainer lease of %s was %s.", self.model_dir, self.lost)
                     _ACTIVE.discard(self.token)
                     return
+                renewed = time.monotonic()
             except Exception as err:  # a storage hiccup: try again next beat
                 log.warning("Could not renew the trainer lease of %s: %s", self.model_dir, err)
+                silent = time.monotonic() - renewed
+                if silent > self.identity.lease_secs:
+                    # others may now see it stale and take it: stop rather than train beside them
+                    self.lost = f"not renewed for {silent:.0f} s (last error: {err})"
+                    log.error("The trainer lease of %s was %s.", self.model_dir, self.lost)
+                    _ACTIVE.discard(self.token)
+                    return
 
     def check(self) -> None:
         """Raise TrainerLeaseError when another trainer took this one's lease over."""
@@ -248,7 +289,7 @@ class TrainerLease:
 
 
 class LeaseGuard(TrainingHook):
-    """Stops training (TrainerLeaseError) at the step after its lease was taken over."""
+    """Stops training (TrainerLeaseError) at the step after its lease was lost."""
 
     def __init__(self, lease: TrainerLease) -> None:
         self.lease = lease
@@ -256,3 +297,13 @@ class LeaseGuard(TrainingHook):
     def after_step(self, step: int, logs: Mapping[str, float]) -> bool | None:
         self.lease.check()
         return None
+
+
+class LeaseSaveGuard(CheckpointSaverListener):
+    """Refuses to write a checkpoint once the lease is lost (TrainerLeaseError)."""
+
+    def __init__(self, lease: TrainerLease) -> None:
+        self.lease = lease
+
+    def before_save(self, step: int) -> None:
+        self.lease.check()

@@ -70,3 +70,22 @@ def test_concurrent_best_exporters_keep_the_true_best(model_dir):
         exports = list_exports(export_path)
         assert best["export_dir"] in exports, round_number
         assert 1 <= len(exports) <= 2
+
+
+def test_a_retried_best_write_that_had_landed_keeps_its_export(model_dir):
+    """A dropped connection after the server stored best_eval_result.json: the retry finds
+    its own record there, and must not take it for a better one and delete its export."""
+    exporter = BestExporter("best")
+    base = join(model_dir, "export", "best")
+    path = FileEstimator(10).export_saved_model(base)
+    result = {"global_step": 10, "loss": 0.5}
+    assert exporter._record_best(base, path, "ckpt-10", result)
+    assert exporter._record_best(base, path, "ckpt-10", result)  # the retry
+    assert BestExporter.best_result(base)["export_dir"] == path
+
+
+def test_a_torn_best_result_names_its_file(tmp_path):
+    base = str(tmp_path)
+    filesystem(base).write_bytes(join(base, "best_eval_result.json"), b'{"eval_res')
+    with pytest.raises(ValueError, match="best_eval_result.json is not a best result.*Delete it"):
+        BestExporter.best_result(base)

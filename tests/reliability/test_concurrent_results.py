@@ -92,3 +92,16 @@ def test_an_update_that_lost_the_race_is_made_again_on_the_newer_content(gcs_emu
     assert seen == [b"1", b"10"]
     assert fs.read_bytes(path) == b"11"
     assert fs.update_bytes(path, lambda current: None) is False  # no change, nothing written
+
+
+def test_a_lock_file_planted_as_a_link_or_a_dir_is_a_clear_error(tmp_path):
+    from airflow_tfexp.experiment.errors import UnsafeModelDirError
+
+    target = tmp_path / "elsewhere"
+    target.write_text("not yours")
+    (tmp_path / ".run.json.lock").symlink_to(target)
+    (tmp_path / ".LATEST.lock").mkdir()
+    for name, what in (("run.json", "a link"), ("LATEST", "not a file")):
+        with pytest.raises(UnsafeModelDirError, match=f"is {what}.*Remove it"):
+            filesystem(str(tmp_path)).update_bytes(str(tmp_path / name), lambda raw: b"{}")
+    assert target.read_text() == "not yours"

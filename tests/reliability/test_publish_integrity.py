@@ -101,3 +101,30 @@ def test_two_publishers_at_once_get_distinct_whole_versions(model_dir):
             assert tree(join(publish_dir, str(version))) == tree(source), (round_number, version)
         assert sources == {0, 1}
         assert latest_published(publish_dir)["version"] in (1, 2)
+
+
+@pytest.mark.parametrize("moment", ["before the claim", "after the copy"])
+def test_an_older_model_never_stays_the_highest_version(model_dir, monkeypatch, moment):
+    """Parallel backfills: day 3 publishes while day 2 is midway. TF Serving serves the
+    highest numbered version, so day 2 must not end as one (it is refused before it becomes
+    visible, or withdrawn if LATEST moved after its copy)."""
+    from airflow_tfexp.experiment.retraining import publishing
+
+    publish_dir = join(model_dir, "published")
+    day2 = fake_export(join(model_dir, "day2", "export", "1"), 2)
+    day3 = fake_export(join(model_dir, "day3", "export", "1"), 3)
+    name = "_claim_version" if moment == "before the claim" else "_copy_tree"
+    original = getattr(publishing, name)
+
+    def day3_meanwhile(*args):
+        result = original(*args) if name == "_copy_tree" else None
+        monkeypatch.setattr(publishing, name, original)
+        publish_export(day3, publish_dir, {"logical_date": "2026-11-03T00:00:00+00:00"})
+        return result if name == "_copy_tree" else original(*args)
+
+    monkeypatch.setattr(publishing, name, day3_meanwhile)
+    with pytest.raises(OlderThanPublishedError, match="is older than version"):
+        publish_export(day2, publish_dir, {"logical_date": "2026-11-02T00:00:00+00:00"})
+    (highest,) = published_versions(publish_dir)
+    assert latest_published(publish_dir)["source"] == day3
+    assert tree(join(publish_dir, str(highest))) == tree(day3)

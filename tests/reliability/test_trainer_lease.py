@@ -42,7 +42,10 @@ def test_a_second_trainer_is_refused_naming_the_first(model_dir):
             other.acquire()
         message = str(raised.value)
         assert TASK in message and "(try 1)" in message and str(os.getpid()) in message
-        assert socket.gethostname() in message and "trainer_lease_secs = 60 s" in message
+        assert (
+            socket.gethostname() in message and "expires after 60 s without a heartbeat" in message
+        )
+        assert f"delete {join(model_dir, LEASE_FILE)}" in message
         # the same task's earlier try is not taken over by the same try, only by a later one
         with pytest.raises(TrainerLeaseError):
             TrainerLease(model_dir, TrainerIdentity(task=TASK, try_number=1)).acquire()
@@ -143,3 +146,44 @@ def test_the_identity_travels_to_processes_a_task_starts(monkeypatch):
     monkeypatch.setenv("TFEXP_TRAINER_TRY", "third")
     with pytest.raises(ValueError, match="TFEXP_TRAINER_TRY='third'"):
         TrainerIdentity.from_environment()
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        {"heartbeat_at": "yesterday", "task": "x"},
+        {"heartbeat_at": float("nan"), "task": "x"},
+        {"heartbeat_at": time.time() + 10 * 365 * 86400, "task": "x"},  # ten years ahead
+        {"heartbeat_at": time.time() - 120, "lease_secs": 1e300, "task": "x"},  # never stale?
+    ],
+    ids=["not a time", "nan", "far future", "endless lease"],
+)
+def test_a_hostile_lease_cannot_pin_the_model_dir(tmp_path, planted, caplog):
+    model_dir = str(tmp_path)
+    raw = json.dumps(planted).encode()  # NaN as JSON allows it
+    filesystem(model_dir).write_bytes(join(model_dir, LEASE_FILE), raw)
+    lease = TrainerLease(model_dir, TrainerIdentity(task=TASK))
+    lease.acquire()
+    assert lease_of(model_dir)["task"] == TASK
+    lease.release()
+
+
+def test_a_trainer_that_cannot_renew_stops_itself(tmp_path, monkeypatch):
+    """Renewals failing for longer than the lease: others may see it stale, so it stops."""
+    lease = TrainerLease(str(tmp_path), TrainerIdentity(task=TASK, lease_secs=0.8))
+    lease.acquire()
+
+    def unreachable(raw):
+        raise ConnectionError("storage unreachable")
+
+    monkeypatch.setattr(lease, "_update_if_ours", unreachable)
+    wait_until(lambda: lease.lost is not None, 10, what="the lease given up")
+    with pytest.raises(TrainerLeaseError, match="not renewed for"):
+        lease.check()
+    lease.release()
+
+
+def test_a_fifo_where_the_lease_goes_is_an_error_not_a_hang(tmp_path):
+    os.mkfifo(tmp_path / LEASE_FILE)
+    with pytest.raises(ValueError, match="FIFO"):
+        TrainerLease(str(tmp_path), TrainerIdentity(task=TASK)).acquire()

@@ -18,7 +18,6 @@ from airflow_tfexp.experiment.export.export_dirs import (
     garbage_collect_exports,
     remove_stale_temp_dirs,
 )
-from airflow_tfexp.experiment.storage.files import read_json
 from airflow_tfexp.experiment.storage.fs import filesystem, join
 
 log = logging.getLogger(__name__)
@@ -137,6 +136,19 @@ class FinalExporter(Exporter):
         )
 
 
+def _parse_best(raw: bytes, path: str) -> dict[str, Any]:
+    try:
+        best = json.loads(raw)
+    except ValueError:
+        best = None
+    if not isinstance(best, dict) or not isinstance(best.get("eval_result"), dict):
+        raise ValueError(
+            f"{path} is not a best result (a JSON object with an `eval_result`): "
+            f"{raw[:80]!r}. Delete it to start the best over, or restore it."
+        )
+    return best
+
+
 class BestExporter(Exporter):
     """Export when an evaluation beats the best so far (by `compare_fn`, default lower `loss`).
 
@@ -166,7 +178,9 @@ class BestExporter(Exporter):
     @staticmethod
     def best_result(export_path: str) -> dict[str, Any] | None:
         """The stored best: {"eval_result", "export_dir", "checkpoint_path"}, or None."""
-        return read_json(join(export_path, BEST_RESULT_FILE))
+        path = join(export_path, BEST_RESULT_FILE)
+        raw = filesystem(path).read_bytes(path)
+        return _parse_best(raw, path) if raw else None
 
     def export(self, estimator, export_path, checkpoint_path, eval_result, is_the_final_export):
         if not eval_result:
@@ -212,10 +226,15 @@ class BestExporter(Exporter):
             "checkpoint_path": checkpoint_path,
         }
 
+        already = []
+
         def if_still_best(raw: bytes | None) -> bytes | None:
-            best = json.loads(raw) if raw else None
+            best = _parse_best(raw, best_path) if raw else None
+            if best is not None and best.get("export_dir") == path:
+                already.append(True)  # a retried write that had in fact landed
+                return None
             if best is not None and not self._compare_fn(best["eval_result"], eval_result):
                 return None
             return json.dumps(record, indent=1, sort_keys=True).encode()
 
-        return filesystem(best_path).update_bytes(best_path, if_still_best)
+        return filesystem(best_path).update_bytes(best_path, if_still_best) or bool(already)

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +32,7 @@ POINTER_FILE = "LATEST"
 RECORD_FILE = os.path.join("assets.extra", "published.json")
 CLAIMS_DIR = ".claims"  # one exclusively created file per version number taken
 ORDER_KEYS = ("logical_date", "blessed_at")  # what makes one candidate newer than another
+MAX_VERSION = 2**63 - 1  # TF Serving reads version numbers as int64
 
 
 def latest_published(publish_dir: str) -> dict[str, Any] | None:
@@ -49,10 +52,15 @@ def _parse_pointer(text: bytes, path: str) -> dict[str, Any]:
     return record
 
 
+def _version_numbers(names: list[str]) -> list[int]:
+    """The names that are version numbers (ASCII digits, below TF Serving's int64 limit)."""
+    return [int(n) for n in names if n.isascii() and n.isdigit() and int(n) < MAX_VERSION]
+
+
 def published_versions(publish_dir: str) -> list[int]:
     """Whole version dirs (those with a saved_model.pb), ascending."""
     fs = filesystem(publish_dir)
-    versions = sorted(int(n) for n in fs.listdir(publish_dir) if n.isdigit())
+    versions = sorted(_version_numbers(fs.listdir(publish_dir)))
     return [v for v in versions if SAVED_MODEL_FILE in fs.listdir(join(publish_dir, str(v)))]
 
 
@@ -77,9 +85,13 @@ def _fsync_tree(directory: str) -> None:
         fsync_dir(current)
 
 
-def _copy_tree(source: str, destination: str, record: bytes) -> None:
+def _copy_tree(
+    source: str, destination: str, record: bytes, before_visible: Callable[[], None]
+) -> None:
     """Copy an export dir (local or gs://, either side) plus the publish record; saved_model.pb
-    goes last, so the version is whole (record included) once it is there."""
+    goes last, so the version is whole (record included) once it is there. `before_visible`
+    runs once everything else is copied, right before the version becomes visible; when it
+    raises, nothing of the copy is left."""
     src_fs, dst_fs = filesystem(source), filesystem(destination)
     if is_gcs(source):
         files = src_fs.list_tree(source)  # type: ignore[attr-defined]
@@ -96,12 +108,18 @@ def _copy_tree(source: str, destination: str, record: bytes) -> None:
             shutil.copytree(source, temp)
             dst_fs.write_bytes(os.path.join(temp, RECORD_FILE), record)
             _fsync_tree(temp)
+            before_visible()
             os.rename(temp, destination)  # whole or absent (the version was claimed: not there)
         finally:
             shutil.rmtree(temp, ignore_errors=True)
         return
     for relative in files:
         if relative == SAVED_MODEL_FILE:
+            try:
+                before_visible()
+            except BaseException:
+                dst_fs.delete_tree(destination)  # no saved_model.pb yet: never a version
+                raise
             dst_fs.write_bytes(join(destination, *RECORD_FILE.split(os.sep)), record)
         src, dst = join(source, *relative.split("/")), join(destination, *relative.split("/"))
         if is_gcs(source) and is_gcs(destination):
@@ -132,15 +150,20 @@ class OlderThanPublishedError(ValueError):
 
 
 def _when(record: dict[str, Any], key: str) -> float | None:
+    """The record's time under `key` (epoch seconds), None when absent or not believable (not
+    finite, or more than a day ahead: such a value must not pin LATEST for good)."""
     value = record.get(key)
+    when: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
+        when = float(value)
+    elif isinstance(value, str):
         try:
-            return datetime.fromisoformat(value).timestamp()
-        except ValueError:
-            return None
-    return None
+            when = datetime.fromisoformat(value).timestamp()
+        except (ValueError, OverflowError):
+            when = None
+    if when is None or not math.isfinite(when) or when > time.time() + 86400:
+        return None
+    return when
 
 
 def older_than(candidate: dict[str, Any], published: dict[str, Any]) -> str | None:
@@ -165,10 +188,16 @@ def _claim_version(publish_dir: str, claim: dict[str, Any]) -> int:
     next number; a claimed number is never written by anyone else, and never reused."""
     fs = filesystem(publish_dir)
     claims = join(publish_dir, CLAIMS_DIR)
-    taken = [int(n) for n in fs.listdir(publish_dir) + fs.listdir(claims) if n.isdigit()]
+    taken = _version_numbers(fs.listdir(publish_dir) + fs.listdir(claims))
     version = max(taken, default=0) + 1
     data = json.dumps(claim, sort_keys=True).encode()
-    while not fs.create_new(join(claims, str(version)), data):
+    while version >= MAX_VERSION or not fs.create_new(join(claims, str(version)), data):
+        if version >= MAX_VERSION:
+            raise ValueError(
+                f"{publish_dir}: no version number below 2**63 is free (the highest taken is "
+                f"{max(taken)}); TF Serving cannot load a higher one. Remove the stray entries "
+                f"of {claims} and the version dirs no longer served."
+            )
         log.info(
             "Version %d of %s was claimed by another publisher; trying the next.",
             version,
@@ -193,11 +222,15 @@ def publish_export(
     if SAVED_MODEL_FILE not in filesystem(export_dir).listdir(export_dir):
         raise ValueError(f"Cannot publish {export_dir!r}: it has no {SAVED_MODEL_FILE}.")
     record = {"source": export_dir, **(metadata or {})}
-    current = latest_published(publish_dir)
-    if current and not allow_rollback and (why := older_than(record, current)):
-        raise OlderThanPublishedError(
-            f"Not publishing: {why}. Pass allow_rollback=True to roll back."
-        )
+
+    def check_not_older() -> None:
+        current = _current_pointer(publish_dir, allow_rollback)
+        if current and not allow_rollback and (why := older_than(record, current)):
+            raise OlderThanPublishedError(
+                f"Not publishing: {why}. Pass allow_rollback=True to roll back."
+            )
+
+    check_not_older()
     versions = published_versions(publish_dir)
     version = next(
         (v for v in versions if (_read_record(publish_dir, v) or {}).get("source") == export_dir),
@@ -216,13 +249,56 @@ def publish_export(
         }
         version = _claim_version(publish_dir, claim)
         target = join(publish_dir, str(version))
-        _copy_tree(export_dir, target, json.dumps(record, sort_keys=True).encode())
+        # checked again right before the version becomes visible: a newer publish may have
+        # moved LATEST meanwhile, and an older model must not become the highest version
+        _copy_tree(export_dir, target, json.dumps(record, sort_keys=True).encode(), check_not_older)
         log.info("Copied %s to %s.", export_dir, target)
+        created = True
     else:
         record = {**(_read_record(publish_dir, version) or record), **(metadata or {})}
         log.info("%s was already published as version %d; reusing it.", export_dir, version)
+        created = False
     pointer = {**record, "version": version, "path": join(publish_dir, str(version))}
-    return _move_pointer(publish_dir, pointer, allow_rollback)
+    try:
+        return _move_pointer(publish_dir, pointer, allow_rollback)
+    except OlderThanPublishedError as err:
+        if not created:
+            raise
+        _withdraw(publish_dir, version)  # a newer publish won the race: not to be served
+        raise OlderThanPublishedError(
+            f"{err} Version {version}, its copy, was withdrawn."
+        ) from None
+
+
+def _current_pointer(publish_dir: str, allow_rollback: bool) -> dict[str, Any] | None:
+    """LATEST's record; an unreadable one is an error saying how to repair it, or (with
+    `allow_rollback`) replaced."""
+    try:
+        return latest_published(publish_dir)
+    except ValueError as err:
+        if allow_rollback:
+            log.warning("%s; replacing it (allow_rollback=True).", err)
+            return None
+        raise ValueError(
+            f"{err}. Repair it (a JSON object naming `version` and `path`), delete it, or "
+            "publish with allow_rollback=True to replace it."
+        ) from None
+
+
+def _withdraw(publish_dir: str, version: int) -> None:
+    """Take a version out of service (invisible at once, then deleted)."""
+    target = join(publish_dir, str(version))
+    fs = filesystem(target)
+    if is_gcs(target):
+        fs.delete(join(target, SAVED_MODEL_FILE))  # no saved_model.pb: not a version any more
+    else:
+        aside = os.path.join(publish_dir, f".part-withdrawn-{uuid.uuid4().hex}")
+        os.rename(target, aside)
+        target = aside
+    fs.delete_tree(target)
+    log.warning(
+        "Withdrew version %d of %s: a newer model was published meanwhile.", version, publish_dir
+    )
 
 
 def _move_pointer(
@@ -235,7 +311,12 @@ def _move_pointer(
 
     def forward(raw: bytes | None) -> bytes | None:
         refused.clear()
-        current = _parse_pointer(raw, path) if raw else None
+        try:
+            current = _parse_pointer(raw, path) if raw else None
+        except ValueError:
+            if not allow_rollback:
+                raise
+            current = None  # checked before copying: allow_rollback replaces it
         if current and not allow_rollback and (why := older_than(pointer, current)):
             refused.append(why)
             return None
@@ -244,8 +325,8 @@ def _move_pointer(
     filesystem(path).update_bytes(path, forward)
     if refused:
         raise OlderThanPublishedError(
-            f"Version {pointer['version']} is published, but LATEST stays: {refused[0]} "
-            "(published meanwhile). Pass allow_rollback=True to roll back."
+            f"Not publishing: {refused[0]} (published meanwhile). Pass allow_rollback=True to "
+            "roll back."
         )
     verb = "rolled back to" if allow_rollback else "points at"
     log.info("%s now %s version %d.", path, verb, pointer["version"])

@@ -15,6 +15,8 @@ from airflow_tfexp.experiment.errors import (
     UnsafeModelDirError,
 )
 
+UPDATE_MAX_BYTES = 64 * 2**20  # the largest file `update_bytes` reads (its files are small)
+
 
 def fsync_dir(directory: str) -> None:
     """Make a directory's entries (a rename or create in it) durable."""
@@ -96,12 +98,18 @@ class LocalFileSystem:
         directory, name = os.path.split(path)
         os.makedirs(directory or ".", exist_ok=True)
         # the lock file, not the data file, is locked: the data file is replaced by rename
-        lock = os.open(
-            os.path.join(directory, f".{name}.lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666
-        )
+        lock_path = os.path.join(directory, f".{name}.lock")
+        try:
+            lock = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        except OSError as err:  # a link (ELOOP) or a dir planted where the lock goes
+            raise UnsafeModelDirError(
+                f"Cannot lock {path}: {lock_path} is {'a link' if os.path.islink(lock_path) else 'not a file'} "
+                f"({err.strerror}). Remove it; it is recreated as a plain file."
+            ) from None
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released by close, or by the kernel on a crash
-            new = change(self.read_bytes(path))
+            # bounded and never blocking: a FIFO or a huge file planted there is an error
+            new = change(self.read_bytes_at_most(path, UPDATE_MAX_BYTES))
             if new is None:
                 return False
             self.write_bytes(path, new)
