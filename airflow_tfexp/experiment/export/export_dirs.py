@@ -13,12 +13,13 @@ import re
 import shutil
 import time
 
-from airflow_tfexp.experiment.storage.fs import filesystem, is_gcs, join
+from airflow_tfexp.experiment.storage.fs import basename, filesystem, is_gcs, join
 
 log = logging.getLogger(__name__)
 _EXPORT_NAME = re.compile(r"^\d{10}$")
 SAVED_MODEL_FILE = "saved_model.pb"
 TEMP_PREFIX = "temp-"
+CLAIMS_DIR = ".claims"  # gs:// export numbers taken (one empty object each)
 
 
 def list_exports(export_dir_base: str) -> list[str]:
@@ -31,6 +32,26 @@ def list_exports(export_dir_base: str) -> list[str]:
     if is_gcs(export_dir_base):
         names = [n for n in names if SAVED_MODEL_FILE in fs.listdir(join(export_dir_base, n))]
     return [join(export_dir_base, n) for n in names]
+
+
+def next_export_number(export_dir_base: str, earliest: int) -> int:
+    """The name the next export takes: `earliest` (a unix time), or one above the newest
+    export when that is later, so export names strictly increase and garbage collection (which
+    keeps the highest names) never deletes the export just written."""
+    names = [
+        n for n in filesystem(export_dir_base).listdir(export_dir_base) if _EXPORT_NAME.match(n)
+    ]
+    return max([earliest, *(int(n) + 1 for n in names)])
+
+
+def claim_export_number(export_dir_base: str, earliest: int) -> int:
+    """On GCS, where nothing can be renamed into place: a number no other exporter gets,
+    claimed by creating `<base>/.claims/<number>` (only if absent)."""
+    fs = filesystem(export_dir_base)
+    number = next_export_number(export_dir_base, earliest)
+    while not fs.create_new(join(export_dir_base, CLAIMS_DIR, f"{number:010d}"), b""):
+        number += 1  # another exporter claimed it first
+    return number
 
 
 def refuse_linked(export_dir_base: str) -> None:
@@ -63,9 +84,10 @@ class ExportTarget:
         self.final_path: str | None = None
 
     def commit(self) -> str:
-        """Rename the finished export to the first free `<base>/<timestamp>` and return it."""
+        """Rename the finished export to `<base>/<n>` and return it: n is the time, or one above
+        the newest export when that is later (`next_export_number`)."""
         refuse_linked(self.export_dir_base)
-        timestamp = int(time.time())
+        timestamp = next_export_number(self.export_dir_base, int(time.time()))
         while True:
             final = os.path.join(self.export_dir_base, f"{timestamp:010d}")
             try:
@@ -112,4 +134,6 @@ def garbage_collect_exports(export_dir_base: str, exports_to_keep: int | None) -
         refuse_linked(export_dir_base)
         log.info("Deleting export %s: only the newest %d are kept.", path, exports_to_keep)
         filesystem(path).delete_tree(path)
+        if is_gcs(path):
+            filesystem(path).delete(join(export_dir_base, CLAIMS_DIR, basename(path)))
     return doomed

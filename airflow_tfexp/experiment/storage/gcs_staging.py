@@ -18,7 +18,7 @@ import os
 import shutil
 import time
 
-from airflow_tfexp.experiment.export.export_dirs import SAVED_MODEL_FILE
+from airflow_tfexp.experiment.export.export_dirs import SAVED_MODEL_FILE, claim_export_number
 from airflow_tfexp.experiment.storage.checkpoints import STATE_FILE
 from airflow_tfexp.experiment.storage.confinement import confined
 from airflow_tfexp.experiment.storage.fs import basename, filesystem
@@ -186,9 +186,8 @@ class GcsStaging:
             self.fs.upload_file(
                 os.path.join(local_export_dir, relative), f"{temp}/{relative.replace(os.sep, '/')}"
             )
-        timestamp = int(basename(local_export_dir))
-        while SAVED_MODEL_FILE in self.fs.listdir(f"{remote_base}/{timestamp:010d}"):
-            timestamp += 1  # another export took this second
+        # never into a dir another exporter writes too: the number is claimed first
+        timestamp = claim_export_number(remote_base, int(basename(local_export_dir)))
         final = f"{remote_base}/{timestamp:010d}"
         for relative in files:
             name = relative.replace(os.sep, "/")
