@@ -14,7 +14,7 @@ from airflow_tfexp._airflow import (
     raise_on_error_event,
     run_start_timestamp,
 )
-from airflow_tfexp._config import default_deferrable
+from airflow_tfexp._config import checkpoint_poll_interval, default_deferrable
 from airflow_tfexp.experiment._validation import check_optional_seconds
 from airflow_tfexp.experiment.storage.locations import parse_model_dir
 from airflow_tfexp.names import DEFAULT_GCP_CONN_ID
@@ -37,6 +37,7 @@ class CheckpointSensor(BaseSensorOperator):
     :param wait_for_training_complete: return only once training completed, with every
         checkpoint newer than the watermark (keep them with `keep_checkpoint_max=None`).
     :param deferrable: wait in the triggerer (default from `[tfexp] default_deferrable`).
+    :param poke_interval: seconds between two looks (default `[tfexp] checkpoint_poll_interval`).
     :param gcp_conn_id: the connection whose credentials reach a gs:// model dir.
     :param defer_settle_secs: once deferred, the trigger's first look waits this long, so the
         task is never resumed before the scheduler processed its deferral (apache/airflow#72716
@@ -58,6 +59,9 @@ class CheckpointSensor(BaseSensorOperator):
         defer_settle_secs: float = DEFER_SETTLE_SECS,
         **kwargs: Any,
     ) -> None:
+        # Airflow's sensor default is 60 s: a checkpoint waits for `[tfexp]
+        # checkpoint_poll_interval` (5 s) unless the task sets `poke_interval`
+        kwargs.setdefault("poke_interval", checkpoint_poll_interval())
         super().__init__(**kwargs)
         self.gcp_conn_id = gcp_conn_id
         self.defer_settle_secs = check_optional_seconds("defer_settle_secs", defer_settle_secs)

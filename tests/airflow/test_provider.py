@@ -165,3 +165,12 @@ def test_templated_values_are_checked_when_rendered_not_at_parse_time():
         "warm_start_from",
         "publish_dir",
     )
+
+
+def test_checkpoint_poll_interval_is_the_sensors_default(monkeypatch):
+    """`[tfexp] checkpoint_poll_interval` (5 s) is how often a sensor looks unless the task
+    says otherwise (it was never read: sensors looked every 60 s, Airflow's default)."""
+    assert CheckpointSensor(task_id="s", model_dir="/m").poke_interval == 5
+    monkeypatch.setenv("AIRFLOW__TFEXP__CHECKPOINT_POLL_INTERVAL", "2.5")
+    assert CheckpointSensor(task_id="s", model_dir="/m").poke_interval == 2.5
+    assert CheckpointSensor(task_id="s", model_dir="/m", poke_interval=30).poke_interval == 30
