@@ -102,7 +102,11 @@ class Trainer:
             if self._lease is None:
                 self._lease = TrainerLease(self.model_dir)
                 self._lease.acquire()
-            coordination.clear_completion_marker(self.model_dir)
+            try:
+                coordination.clear_completion_marker(self.model_dir)
+            except BaseException:
+                self.release()
+                raise
 
     def release(self) -> None:
         """Give the trainer lease back (training ended, or failed)."""
@@ -158,9 +162,26 @@ def train_and_evaluate_in_iterations(
 ) -> tuple[dict[str, Any] | None, list[str | None] | None]:
     """`Experiment.continuous_train_and_eval`: train `per_iteration` steps, evaluate, export,
     repeated until `train_steps`, the end of the input, or the predicate says stop."""
+    trainer.start()
+    try:
+        return _iterate(
+            trainer, evaluator, input_fn, eval_steps, train_steps, per_iteration, predicate
+        )
+    finally:
+        trainer.release()  # also when an evaluation or export between rounds fails
+
+
+def _iterate(
+    trainer: Trainer,
+    evaluator: CheckpointEvaluator,
+    input_fn: Callable[[], Any],
+    eval_steps: int | None,
+    train_steps: int | None,
+    per_iteration: int,
+    predicate: Callable[[Any], bool] | None,
+) -> tuple[dict[str, Any] | None, list[str | None] | None]:
     eval_result: dict[str, Any] | None = None
     export_results: list[str | None] | None = None
-    trainer.start()
     while predicate is None or predicate(eval_result):
         step = trainer.latest_step()
         if train_steps is not None and step >= train_steps:

@@ -141,10 +141,11 @@ class TrainerLease:
         self.model_dir = model_dir
         self.path = join(model_dir, LEASE_FILE)
         self.identity = identity or _IDENTITY.get() or TrainerIdentity.from_environment()
-        if not self.identity.lease_secs > 0:
+        if not 0 < self.identity.lease_secs <= MAX_LEASE_SECS:  # NaN fails too
             raise ValueError(
-                f"Invalid value for `[tfexp] trainer_lease_secs`. Received: "
-                f"{self.identity.lease_secs!r}. Expected a number of seconds > 0."
+                f"Invalid value for `[tfexp] trainer_lease_secs` (TFEXP_TRAINER_LEASE_SECS). "
+                f"Received: {self.identity.lease_secs!r}. Expected seconds > 0 and at most "
+                f"{MAX_LEASE_SECS:g} (other trainers do not believe a longer lease)."
             )
         self.token = uuid.uuid4().hex
         self.lost: str | None = None  # why this trainer no longer holds the lease
@@ -229,6 +230,7 @@ class TrainerLease:
         if why[0] not in ("free", "ours"):
             log.warning("Took over the trainer lease of %s (%s).", self.model_dir, why[0])
         self._acquired_at = time.time()
+        self._renewed = time.monotonic()  # the last renewal known to have landed
         _ACTIVE.add(self.token)
         self._thread = threading.Thread(
             target=self._heartbeat, name=f"tfexp-lease-{self.token[:6]}", daemon=True
@@ -253,11 +255,12 @@ class TrainerLease:
         renewed = time.monotonic()
         while not self._stop.wait(interval):
             try:
+                started = time.monotonic()
                 if not self._update_if_ours(None):
                     log.error("The trainer lease of %s was %s.", self.model_dir, self.lost)
                     _ACTIVE.discard(self.token)
                     return
-                renewed = time.monotonic()
+                renewed = self._renewed = started
             except Exception as err:  # a storage hiccup: try again next beat
                 log.warning("Could not renew the trainer lease of %s: %s", self.model_dir, err)
                 silent = time.monotonic() - renewed
@@ -269,7 +272,12 @@ class TrainerLease:
                     return
 
     def check(self) -> None:
-        """Raise TrainerLeaseError when another trainer took this one's lease over."""
+        """Raise TrainerLeaseError when another trainer took this one's lease over, or when no
+        renewal landed for 3/4 of the lease (a renewal hung on a stalled connection: others may
+        see the lease stale soon, and this trainer must not write beside them)."""
+        silent = time.monotonic() - getattr(self, "_renewed", time.monotonic())
+        if not self.lost and self._thread is not None and silent > 0.75 * self.identity.lease_secs:
+            self.lost = f"not renewed for {silent:.0f} s (a renewal is stuck or failing)"
         if self.lost:
             raise TrainerLeaseError(
                 f"Stopped training in {self.model_dir}: its trainer lease was {self.lost}."

@@ -125,6 +125,47 @@ def test_an_older_model_never_stays_the_highest_version(model_dir, monkeypatch, 
     monkeypatch.setattr(publishing, name, day3_meanwhile)
     with pytest.raises(OlderThanPublishedError, match="is older than version"):
         publish_export(day2, publish_dir, {"logical_date": "2026-11-02T00:00:00+00:00"})
-    (highest,) = published_versions(publish_dir)
+    highest = published_versions(publish_dir)[-1]
     assert latest_published(publish_dir)["source"] == day3
     assert tree(join(publish_dir, str(highest))) == tree(day3)
+
+
+def test_a_slow_newer_publisher_with_the_lower_number_withdraws_the_older_above(
+    model_dir, monkeypatch
+):
+    """Day 3 claims version 1 and copies slowly; day 2 claims 2 and finishes first. When day 3
+    moves LATEST, day 2's version 2 (older, yet the highest number) is withdrawn."""
+    from airflow_tfexp.experiment.retraining import publishing
+
+    publish_dir = join(model_dir, "published")
+    day2 = fake_export(join(model_dir, "day2", "export", "1"), 2)
+    day3 = fake_export(join(model_dir, "day3", "export", "1"), 3)
+    original = publishing._copy_tree
+
+    def day2_overtakes(source, destination, record, before_visible):
+        monkeypatch.setattr(publishing, "_copy_tree", original)
+        publish_export(day2, publish_dir, {"logical_date": "2026-11-02T00:00:00+00:00"})
+        original(source, destination, record, before_visible)
+
+    monkeypatch.setattr(publishing, "_copy_tree", day2_overtakes)
+    pointer = publish_export(day3, publish_dir, {"logical_date": "2026-11-03T00:00:00+00:00"})
+    assert pointer["version"] == 1
+    assert published_versions(publish_dir) == [1]  # version 2 (day 2) withdrawn
+    assert tree(join(publish_dir, "1")) == tree(day3)
+
+
+def test_a_retry_of_an_older_publish_withdraws_the_copy_its_killed_try_left(model_dir):
+    """A publisher killed after its (older) version became visible, before LATEST: its retry
+    is refused, and takes the copy out of service."""
+    from airflow_tfexp.experiment.retraining import publishing
+
+    publish_dir = join(model_dir, "published")
+    day2 = fake_export(join(model_dir, "day2", "export", "1"), 2)
+    day3 = fake_export(join(model_dir, "day3", "export", "1"), 3)
+    publish_export(day3, publish_dir, {"logical_date": "2026-11-03T00:00:00+00:00"})
+    record = {"source": day2, "logical_date": "2026-11-02T00:00:00+00:00"}
+    publishing._copy_tree(day2, join(publish_dir, "2"), json.dumps(record).encode(), lambda: None)
+    assert published_versions(publish_dir) == [1, 2]  # what the killed try left
+    with pytest.raises(OlderThanPublishedError):
+        publish_export(day2, publish_dir, {"logical_date": "2026-11-02T00:00:00+00:00"})
+    assert published_versions(publish_dir) == [1]

@@ -187,3 +187,27 @@ def test_a_fifo_where_the_lease_goes_is_an_error_not_a_hang(tmp_path):
     os.mkfifo(tmp_path / LEASE_FILE)
     with pytest.raises(ValueError, match="FIFO"):
         TrainerLease(str(tmp_path), TrainerIdentity(task=TASK)).acquire()
+
+
+def test_a_renewal_that_hangs_counts_as_not_renewed(tmp_path, monkeypatch):
+    """A stalled connection: the renewal neither lands nor fails. After 3/4 of the lease the
+    trainer counts it lost (others may see it stale soon) and writes no more checkpoints."""
+    import threading
+
+    from airflow_tfexp.experiment.training_lease import LeaseSaveGuard
+
+    lease = TrainerLease(str(tmp_path), TrainerIdentity(task=TASK, lease_secs=1.0))
+    lease.acquire()
+    stuck = threading.Event()
+    monkeypatch.setattr(lease, "_update_if_ours", lambda record: stuck.wait(30))
+    time.sleep(1.0)
+    with pytest.raises(TrainerLeaseError, match="not renewed for"):
+        LeaseSaveGuard(lease).before_save(100)
+    stuck.set()
+    lease.release()
+
+
+@pytest.mark.parametrize("secs", [float("inf"), float("nan"), 0, 200_000])
+def test_a_lease_length_others_would_not_believe_is_refused(tmp_path, secs):
+    with pytest.raises(ValueError, match="trainer_lease_secs"):
+        TrainerLease(str(tmp_path), TrainerIdentity(task=TASK, lease_secs=secs))

@@ -21,7 +21,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow_tfexp.experiment.export.export_dirs import SAVED_MODEL_FILE
@@ -158,7 +158,10 @@ def _when(record: dict[str, Any], key: str) -> float | None:
         when = float(value)
     elif isinstance(value, str):
         try:
-            when = datetime.fromisoformat(value).timestamp()
+            moment = datetime.fromisoformat(value)
+            if moment.tzinfo is None:  # Airflow's dates are UTC; never the host's zone
+                moment = moment.replace(tzinfo=UTC)
+            when = moment.timestamp()
         except (ValueError, OverflowError):
             when = None
     if when is None or not math.isfinite(when) or when > time.time() + 86400:
@@ -230,7 +233,11 @@ def publish_export(
                 f"Not publishing: {why}. Pass allow_rollback=True to roll back."
             )
 
-    check_not_older()
+    try:
+        check_not_older()
+    except OlderThanPublishedError:
+        withdraw_older_versions(publish_dir)  # say, this source's copy left by a killed try
+        raise
     versions = published_versions(publish_dir)
     version = next(
         (v for v in versions if (_read_record(publish_dir, v) or {}).get("source") == export_dir),
@@ -260,14 +267,35 @@ def publish_export(
         created = False
     pointer = {**record, "version": version, "path": join(publish_dir, str(version))}
     try:
-        return _move_pointer(publish_dir, pointer, allow_rollback)
-    except OlderThanPublishedError as err:
-        if not created:
-            raise
-        _withdraw(publish_dir, version)  # a newer publish won the race: not to be served
-        raise OlderThanPublishedError(
-            f"{err} Version {version}, its copy, was withdrawn."
-        ) from None
+        moved = _move_pointer(publish_dir, pointer, allow_rollback)
+    except OlderThanPublishedError:
+        if created:  # a newer publish won the race: this older copy must not be served
+            withdraw_older_versions(publish_dir)
+        raise
+    if not allow_rollback:
+        withdraw_older_versions(publish_dir)  # a slower older publisher that got a higher number
+    return moved
+
+
+def withdraw_older_versions(publish_dir: str) -> list[int]:
+    """Take out of service every version numbered above the one LATEST points at whose model
+    is older than LATEST's: TF Serving serves the highest number, and concurrent publishers
+    do not finish in the order they claimed numbers. Returns the versions withdrawn."""
+    try:
+        current = latest_published(publish_dir)
+    except ValueError:
+        return []
+    if not current or not isinstance(current.get("version"), int):
+        return []
+    withdrawn = []
+    for version in published_versions(publish_dir):
+        if version <= current["version"]:
+            continue
+        record = _read_record(publish_dir, version) or {}
+        if older_than(record, current):
+            _withdraw(publish_dir, version)
+            withdrawn.append(version)
+    return withdrawn
 
 
 def _current_pointer(publish_dir: str, allow_rollback: bool) -> dict[str, Any] | None:
@@ -293,11 +321,17 @@ def _withdraw(publish_dir: str, version: int) -> None:
         fs.delete(join(target, SAVED_MODEL_FILE))  # no saved_model.pb: not a version any more
     else:
         aside = os.path.join(publish_dir, f".part-withdrawn-{uuid.uuid4().hex}")
-        os.rename(target, aside)
+        try:
+            os.rename(target, aside)
+        except FileNotFoundError:
+            return  # another publisher withdrew it first
         target = aside
     fs.delete_tree(target)
     log.warning(
-        "Withdrew version %d of %s: a newer model was published meanwhile.", version, publish_dir
+        "Withdrew version %d of %s: it is older than the model LATEST points at, and serving "
+        "systems load the highest version.",
+        version,
+        publish_dir,
     )
 
 

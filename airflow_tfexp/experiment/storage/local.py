@@ -48,11 +48,18 @@ class LocalFileSystem:
             return None
         except IsADirectoryError:
             raise NotARegularFileError(f"{path} is a directory, not a file") from None
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(fd)
+            kind = (
+                "a FIFO"
+                if stat.S_ISFIFO(mode)
+                else "a directory"
+                if stat.S_ISDIR(mode)
+                else "a device or socket"
+            )
+            raise NotARegularFileError(f"{path} is {kind}, not a regular file")
         with os.fdopen(fd, "rb") as handle:
-            mode = os.fstat(fd).st_mode
-            if not stat.S_ISREG(mode):
-                kind = "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
-                raise NotARegularFileError(f"{path} is {kind}, not a regular file")
             data = handle.read(limit + 1)
         if len(data) > limit:
             raise FileTooLargeError(f"{path} is over {limit:,} bytes")
