@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from airflow_tfexp.experiment._clock import Clock
-from airflow_tfexp.experiment.evaluation.coordination import read_completion_marker
+from airflow_tfexp.experiment.evaluation.coordination import current_completion
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,8 @@ def serve_until_training_complete(
         server.target,
     )
     while True:
-        marker = read_completion_marker(model_dir)
-        if marker is not None and marker["wall_time"] >= started:
+        marker = current_completion(model_dir, started)
+        if marker is not None:
             log.info(
                 "Training completed at step %d; %s:%d server exits.",
                 marker["global_step"],

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_tfexp._airflow import is_templated, scoped_environment
+from airflow_tfexp._airflow import is_templated, run_start_timestamp, scoped_environment
 from airflow_tfexp.experiment.experiment_fn import parse_experiment_fn
 from airflow_tfexp.experiment.storage.locations import parse_model_dir
 from airflow_tfexp.names import DEFAULT_GCP_CONN_ID
@@ -144,18 +144,21 @@ class ExperimentBaseOperator(BaseOperator):
         from airflow_tfexp.experiment.training_lease import training_as
 
         self.check_rendered()  # no I/O: a bad or out-of-roots path fails before anything else
-        with self.step_environment(), training_as(trainer_identity(context)):
+        with self.step_environment(context), training_as(trainer_identity(context)):
             self.claim_model_dir()
             return self.run_step(context)
 
     @contextlib.contextmanager
-    def step_environment(self) -> Iterator[None]:
-        """TF_CONFIG and (for gs:// model dirs) the `gcp_conn_id` credentials of this step."""
+    def step_environment(self, context: Context | None = None) -> Iterator[None]:
+        """TF_CONFIG and (for gs:// model dirs) the `gcp_conn_id` credentials of this step;
+        completion markers older than its DAG run are an earlier run's (ignored)."""
+        from airflow_tfexp.experiment.evaluation.coordination import completions_after
         from airflow_tfexp.hooks.gcp_credentials import gcp_credentials
 
         with (
             self.tf_config_environment(),
             gcp_credentials(self.gcp_conn_id, self.model_dir, self.log),
+            completions_after(run_start_timestamp(context) if context else None),
         ):
             yield
 

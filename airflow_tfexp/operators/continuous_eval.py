@@ -125,7 +125,7 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
         passes: int = 0,
     ) -> dict[str, Any]:
         raise_on_error_event(self.task_id, self.model_dir, event)
-        with self.step_environment():
+        with self.step_environment(context):
             return self._pass(context, first=False, evaluated=list(evaluated or []), passes=passes)
 
     def _pass(

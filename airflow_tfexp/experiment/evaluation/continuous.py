@@ -96,7 +96,7 @@ class ContinuousEvaluation:
     def run_pass(self) -> EvaluationPass:
         name = self.name
         self.registration.heartbeat()
-        marker = coordination.read_completion_marker(self.evaluator.model_dir)
+        marker = coordination.current_completion(self.evaluator.model_dir)
         checkpoints = self.evaluator.checkpoints()
         pending = select_pending(
             checkpoints,

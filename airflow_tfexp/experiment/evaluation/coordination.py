@@ -12,17 +12,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
+import logging
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from airflow_tfexp.experiment.evaluation.results import eval_dir, evaluated_steps
 from airflow_tfexp.experiment.storage.files import read_json, write_json_atomic
 from airflow_tfexp.experiment.storage.fs import filesystem, join
 
+log = logging.getLogger(__name__)
 COMPLETION_MARKER = "training_complete.json"
 REGISTRATION_FILE = "evaluator.json"  # the one-per-name layout of earlier releases, still read
 REGISTRATION_PREFIX = "evaluator-"
@@ -52,6 +56,53 @@ def write_completion_marker(model_dir: str, global_step: int, reason: str) -> No
 def read_completion_marker(model_dir: str) -> dict[str, Any] | None:
     """The marker's content ({global_step, reason, wall_time}), or None while training runs."""
     return read_json(completion_marker_path(model_dir))
+
+
+# When the run this code works for started (Unix time; None outside Airflow): a completion
+# marker written before it is an earlier run's, and says nothing about this run's training.
+_COMPLETED_AFTER: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "tfexp_completed_after", default=None
+)
+
+
+@contextlib.contextmanager
+def completions_after(timestamp: float | None) -> Iterator[None]:
+    """Readers in this context ignore completion markers written before `timestamp` (set by
+    the operators to their DAG run's start: a rerun with more `train_steps` is evaluated)."""
+    token = _COMPLETED_AFTER.set(timestamp)
+    try:
+        yield
+    finally:
+        _COMPLETED_AFTER.reset(token)
+
+
+def is_current(marker: dict[str, Any] | None, completed_after: float | None) -> bool:
+    """Whether `marker` belongs to the run that started at `completed_after` (or any run)."""
+    if marker is None:
+        return False
+    wall_time = marker.get("wall_time")
+    if completed_after is None:
+        return True
+    return isinstance(wall_time, int | float) and wall_time >= completed_after
+
+
+def current_completion(
+    model_dir: str, completed_after: float | None = None, *, marker: Any = ...
+) -> dict[str, Any] | None:
+    """The completion marker when it is this run's, else None (also while training runs): the
+    one test every reader applies. `completed_after` defaults to the context's
+    (`completions_after`); `marker`, when given, is one already read."""
+    after = _COMPLETED_AFTER.get() if completed_after is None else completed_after
+    found = read_completion_marker(model_dir) if marker is ... else marker
+    if found is not None and not is_current(found, after):
+        log.info(
+            "Ignoring %s: written at %s, before this run started (%s); it is an earlier run's.",
+            completion_marker_path(model_dir),
+            found.get("wall_time"),
+            after,
+        )
+        return None
+    return found
 
 
 def clear_completion_marker(model_dir: str) -> None:

@@ -12,7 +12,7 @@ import dataclasses
 import enum
 from typing import Any
 
-from airflow_tfexp.experiment.evaluation.coordination import COMPLETION_MARKER
+from airflow_tfexp.experiment.evaluation.coordination import COMPLETION_MARKER, current_completion
 from airflow_tfexp.experiment.evaluation.results import evaluated_steps
 from airflow_tfexp.experiment.storage.checkpoints import (
     CheckpointInfo,
@@ -35,6 +35,7 @@ class ModelDirScan:
     completion: dict[str, Any] | None  # the training completion marker, if present
     evaluated_max: int | None  # the named evaluator's highest evaluated step
     requests: int  # storage reads this scan cost
+    model_dir: str = ""
 
 
 def scan_model_dir(model_dir: str, name: str | None = None) -> ModelDirScan:
@@ -53,7 +54,7 @@ def scan_model_dir(model_dir: str, name: str | None = None) -> ModelDirScan:
         steps = evaluated_steps(model_dir, name)
         evaluated_max = max(steps) if steps else None
     checkpoints = checkpoints_from_listing(model_dir, names, state)
-    return ModelDirScan(checkpoints, completion, evaluated_max, requests)
+    return ModelDirScan(checkpoints, completion, evaluated_max, requests, model_dir)
 
 
 def watermark(after_step: int | None, scan: ModelDirScan) -> int:
@@ -76,13 +77,7 @@ def checkpoints_to_report(
     """
     floor = watermark(after_step, scan)
     new = [c.as_dict() for c in scan.checkpoints if c.global_step > floor]
-    completion = scan.completion
-    if (
-        completion is not None
-        and completed_after is not None
-        and completion.get("wall_time", 0) < completed_after
-    ):
-        completion = None
+    completion = current_completion(scan.model_dir, completed_after, marker=scan.completion)
     event = {"checkpoints": new, "watermark": floor, "completion": completion}
     if completion is not None:
         status = CheckpointEventStatus.SUCCESS if new else CheckpointEventStatus.TRAINING_COMPLETE
