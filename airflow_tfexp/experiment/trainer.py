@@ -18,7 +18,7 @@ from airflow_tfexp.experiment._clock import Clock
 from airflow_tfexp.experiment.evaluation import coordination
 from airflow_tfexp.experiment.evaluation.evaluator import CheckpointEvaluator
 from airflow_tfexp.experiment.storage.checkpoints import latest_checkpoint
-from airflow_tfexp.experiment.training_lease import LeaseGuard, LeaseSaveGuard, TrainerLease
+from airflow_tfexp.experiment.training_lease import LeaseSaveGuard, TrainerLease
 
 log = logging.getLogger(__name__)
 
@@ -121,12 +121,14 @@ class Trainer:
         max_steps: int | None = None,
         listeners: Sequence[Any] = (),
     ) -> None:
-        guard = [LeaseGuard(self._lease)] if self._lease else []
-        save_guard = [LeaseSaveGuard(self._lease)] if self._lease else []
+        # the lease's guard goes only to an estimator that takes this engine's listeners (a
+        # bring-your-own one gets its own as they are; its lease is checked after `train`)
+        guarded = self._lease if getattr(self.estimator, "accepts_training_hooks", False) else None
+        save_guard = [LeaseSaveGuard(guarded)] if guarded else []
         try:
             self.estimator.train(
                 input_fn=self.input_fn,
-                hooks=[*self.hooks, *guard],
+                hooks=list(self.hooks),
                 steps=steps,
                 max_steps=max_steps,
                 saving_listeners=[*self.saving_listeners, *listeners, *save_guard],

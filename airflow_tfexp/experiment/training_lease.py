@@ -7,8 +7,11 @@ heartbeat thread every quarter of `lease_secs`; every change is a compare-and-sw
 trainer fails at once naming the holder, unless the lease is stale (no heartbeat for
 `lease_secs`), released, or held by an earlier try of the same task instance (a SIGKILLed
 task's retry resumes at once, without waiting for the lease to expire). A holder that finds its
-lease taken over, or that could not renew it for `lease_secs`, stops training at its next step
-and writes no further checkpoint (`LeaseGuard`, `LeaseSaveGuard`).
+lease taken over, or that could not renew it for 3/4 of `lease_secs`, fails at its next
+checkpoint save and writes no further checkpoint (`LeaseSaveGuard`: a saving listener, not a
+per-step hook, so the chief of a multi-worker run steps exactly like its workers). A trainer
+outside Airflow whose holder ran on this machine and is gone (its pid exited, or was reused)
+takes over at once too.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from airflow_tfexp.experiment.hooks import CheckpointSaverListener, TrainingHook
+from airflow_tfexp.experiment.hooks import CheckpointSaverListener
 from airflow_tfexp.experiment.storage.fs import filesystem, join
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,42 @@ LEASE_FILE = "trainer.lease"
 DEFAULT_LEASE_SECS = 60.0
 MAX_LEASE_SECS = 86400.0  # a holder's longer lease (hand-edited, say) is not believed
 _PROCESS = uuid.uuid4().hex  # this process, told apart from another with the same host and pid
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat)."""
+    stat = _read(f"/proc/{pid}/stat")
+    return stat.rsplit(")", 1)[-1].split()[19] if stat else None
+
+
+def _machine() -> str | None:
+    """This boot of this machine, in this pid namespace: where a pid names one process."""
+    boot = _read("/proc/sys/kernel/random/boot_id")
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    return f"{boot}/{namespace}" if boot else None
+
+
+def process_gone(holder: Mapping[str, Any]) -> bool:
+    """Whether the holder ran in this machine's pid namespace (same boot) and its process no
+    longer runs (the pid exited, or now names a process started later). False when that
+    cannot be told (another machine or container): then only staleness frees the lease."""
+    machine, pid, started = holder.get("machine"), holder.get("pid"), holder.get("started")
+    if machine is None or machine != _machine() or not isinstance(pid, int) or not started:
+        return False
+    return _start_time(pid) != started
+
+
 _ACTIVE: set[str] = set()  # tokens of the leases this process holds and renews
 
 
@@ -161,6 +200,8 @@ class TrainerLease:
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
                 "process": _PROCESS,
+                "machine": _machine(),
+                "started": _start_time(os.getpid()),
                 "acquired_at": acquired_at or now,
                 "heartbeat_at": now,
                 "lease_secs": self.identity.lease_secs,
@@ -182,9 +223,11 @@ class TrainerLease:
             return f"its heartbeat is {-age:.0f} s in the future: {_describe(holder, now)}"
         mine, theirs = self.identity, holder
         if mine.task and theirs.get("task") == mine.task:
-            earlier = (_number(theirs.get("try_number")) or 0) < (mine.try_number or 0)
-            if earlier:
-                return f"held by an earlier try of this task: {_describe(holder, now)}"
+            # a later try, or the same try restarted (Ray restarting its worker group)
+            if (_number(theirs.get("try_number")) or 0) <= (mine.try_number or 0):
+                return f"held by an earlier run of this task: {_describe(holder, now)}"
+        if theirs.get("process") != _PROCESS and process_gone(theirs):
+            return f"its process is gone: {_describe(holder, now)}"
         if theirs.get("process") == _PROCESS and theirs.get("token") not in _ACTIVE:
             return f"held by an earlier trainer of this process, never released: {_describe(holder, now)}"
         return None
@@ -294,17 +337,6 @@ class TrainerLease:
         released = json.dumps({"released": True, "released_at": time.time()}).encode()
         with contextlib.suppress(Exception):  # an unreleased lease only expires later
             self._update_if_ours(released)
-
-
-class LeaseGuard(TrainingHook):
-    """Stops training (TrainerLeaseError) at the step after its lease was lost."""
-
-    def __init__(self, lease: TrainerLease) -> None:
-        self.lease = lease
-
-    def after_step(self, step: int, logs: Mapping[str, float]) -> bool | None:
-        self.lease.check()
-        return None
 
 
 class LeaseSaveGuard(CheckpointSaverListener):

@@ -20,6 +20,7 @@ from airflow_tfexp.experiment.training_lease import (
     TrainerIdentity,
     TrainerLease,
     TrainerLeaseError,
+    _start_time,
     identity_environment,
     training_as,
 )
@@ -46,9 +47,9 @@ def test_a_second_trainer_is_refused_naming_the_first(model_dir):
             socket.gethostname() in message and "expires after 60 s without a heartbeat" in message
         )
         assert f"delete {join(model_dir, LEASE_FILE)}" in message
-        # the same task's earlier try is not taken over by the same try, only by a later one
+        # an earlier try of the same task (a zombie) does not take over from a later one
         with pytest.raises(TrainerLeaseError):
-            TrainerLease(model_dir, TrainerIdentity(task=TASK, try_number=1)).acquire()
+            TrainerLease(model_dir, TrainerIdentity(task=TASK, try_number=0)).acquire()
     finally:
         first.release()
     assert lease_of(model_dir)["released"] is True
@@ -125,7 +126,7 @@ def test_two_trainers_and_a_killed_trainers_retry(model_dir, tmp_path):
     finally:
         kill_group(first)
     retry_log = (tmp_path / "retry.log").read_text()
-    assert "held by an earlier try of this task" in retry_log
+    assert "held by an earlier run of this task" in retry_log
     assert latest_checkpoint(model_dir).global_step == target  # resumed, not restarted
     assert lease_of(model_dir)["released"] is True
     assert waited < 120
@@ -211,3 +212,23 @@ def test_a_renewal_that_hangs_counts_as_not_renewed(tmp_path, monkeypatch):
 def test_a_lease_length_others_would_not_believe_is_refused(tmp_path, secs):
     with pytest.raises(ValueError, match="trainer_lease_secs"):
         TrainerLease(str(tmp_path), TrainerIdentity(task=TASK, lease_secs=secs))
+
+
+def test_a_trainer_outside_airflow_takes_over_from_a_dead_one_on_this_machine(tmp_path):
+    """A container or command line restarted after a SIGKILL, same machine: its pid is gone,
+    so the restart need not wait for the lease to expire. A live one is not taken over."""
+    model_dir = str(tmp_path)
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        planted = json.loads(TrainerLease(model_dir)._record(time.time()))
+        planted.update(pid=sleeper.pid, process="another", token="theirs")
+        planted["started"] = _start_time(sleeper.pid)
+        filesystem(model_dir).write_bytes(join(model_dir, LEASE_FILE), json.dumps(planted).encode())
+        with pytest.raises(TrainerLeaseError, match=f"pid {sleeper.pid}"):
+            TrainerLease(model_dir).acquire()  # alive: refused
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    lease = TrainerLease(model_dir)
+    lease.acquire()  # its process is gone
+    lease.release()
