@@ -35,15 +35,15 @@ from airflow_tfexp.experiment.evaluation.in_training import InTrainingEvaluator
 from airflow_tfexp.experiment.export.exporters import Exporter
 from airflow_tfexp.experiment.hooks import (
     CheckpointSaverListener,
-    HookList,
-    ListenerList,
     TrainingHook,
+    as_sequence,
 )
 from airflow_tfexp.experiment.std_server import serve_until_training_complete
 from airflow_tfexp.experiment.storage.checkpoints import (
     CheckpointInfo,
     complete_checkpoint,
     list_checkpoints,
+    newest_checkpoint,
 )
 from airflow_tfexp.experiment.trainer import Trainer, train_and_evaluate_in_iterations
 
@@ -111,10 +111,11 @@ class Experiment:
             checkpoint_and_export=checkpoint_and_export,
             check_interval_secs=check_interval_secs,
         )
-        self._train_monitors = HookList(train_monitors, "train_monitors").hooks
-        self._eval_hooks = HookList(eval_hooks, "eval_hooks").hooks
+        # handed to the estimator as they are: it checks them (its own may take other hooks)
+        self._train_monitors = as_sequence(train_monitors, "train_monitors")
+        self._eval_hooks = as_sequence(eval_hooks, "eval_hooks")
         self._export_strategies = check_export_strategies(export_strategies, Exporter)
-        self._saving_listeners = ListenerList(saving_listeners, "saving_listeners").listeners
+        self._saving_listeners = as_sequence(saving_listeners, "saving_listeners")
         self._continuous_eval_predicate_fn = _check_predicate(continuous_eval_predicate_fn)
         self._clock = Clock()
 
@@ -136,9 +137,9 @@ class Experiment:
         return list_checkpoints(self.model_dir)
 
     def latest_checkpoint(self) -> CheckpointInfo | None:
-        """The newest complete checkpoint, or None."""
-        checkpoints = self.checkpoints()
-        return checkpoints[-1] if checkpoints else None
+        """The newest checkpoint, or None; CheckpointError naming the missing files when the
+        newest one the state file names is damaged (never the previous one in its place)."""
+        return newest_checkpoint(self.model_dir)
 
     @property
     def trainer(self) -> Trainer:
@@ -439,7 +440,7 @@ class Experiment:
         )
 
     def extend_train_hooks(self, additional_hooks: Sequence[TrainingHook]) -> None:
-        self._train_monitors.extend(HookList(additional_hooks, "additional_hooks").hooks)
+        self._train_monitors.extend(as_sequence(additional_hooks, "additional_hooks"))
 
     def reset_export_strategies(self, new_export_strategies: Any = None) -> list[Exporter]:
         """Replace the export strategies; returns the old ones."""

@@ -60,6 +60,18 @@ class CheckpointSaverListener:
         """Training ended; the final checkpoint has been saved."""
 
 
+def as_sequence(items: Any, argument: str) -> list[Any]:
+    """Hooks or listeners as given, in a list: the estimator checks their kind (a
+    bring-your-own estimator may take its own), only a list or tuple is checked here."""
+    if items is None:
+        return []
+    if not isinstance(items, list | tuple):
+        raise ValueError(
+            f"Invalid value for `{argument}`. Received: {items!r}. Expected a list of hooks."
+        )
+    return list(items)
+
+
 def _check_all(kind: type, items: Iterable[Any], argument: str) -> list[Any]:
     items = list(items or [])
     for item in items:

@@ -64,6 +64,8 @@ class KerasEstimator:
         has written a checkpoint (a retry resumes from its own checkpoint instead).
     """
 
+    accepts_training_hooks = True  # the engine may add its own (the trainer lease's guards)
+
     def __init__(
         self,
         model_fn: ModelFn,

@@ -155,3 +155,27 @@ def test_event_driven_builds_a_training_dag_and_an_evaluation_dag_on_the_checkpo
         {"model_dir": "/tmp/watched", "name": "event", "poll_interval": 2.0, "gcp_conn_id": None},
     )
     assert evaluation.max_active_runs == 1
+
+
+def test_per_checkpoint_with_a_model_dir_param_renders_in_every_stage(airflow_db, tmp_path):
+    """The pattern of dags/experiments/digits.yaml (`model_dir: "{{ params.model_dir }}"`) in
+    per_checkpoint mode: the sensor and every stage render it (the sensor had no params and
+    failed with "'dict object' has no attribute 'model_dir'")."""
+    model_dir = str(tmp_path / "model")
+    config = tiny_config(
+        "per_checkpoint",
+        "{{ params.model_dir }}",
+        dag_id="tfexp_tiny_per_checkpoint_params",
+        params={"model_dir": {"default": model_dir, "schema": {"type": "string"}}},
+    )
+    dag = write_factory_dag(config)
+    run = dag.test()
+    assert run.state == "success"
+    assert sorted(r["global_step"] for r in read_results(model_dir, "continuous")) == [
+        0,
+        20,
+        40,
+        60,
+    ]
+    (export,) = list_exports(join(model_dir, "export", "final"))
+    assert export

@@ -423,8 +423,8 @@ def test_extend_train_hooks_and_a_hook_can_stop_training(tmp_path):
     experiment.extend_train_hooks([StopAt()])
     experiment.train(delay_secs=0)
     assert read_completion_marker(experiment.model_dir)["global_step"] == 17
-    with pytest.raises(ValueError, match="additional_hooks"):
-        experiment.extend_train_hooks(["not a hook"])
+    with pytest.raises(ValueError, match="`additional_hooks`.*a list of hooks"):
+        experiment.extend_train_hooks(StopAt())  # one hook, not a list
 
 
 def test_reset_export_strategies_returns_the_old_ones(tmp_path):
@@ -464,8 +464,8 @@ class NoEvaluate:
         ({"continuous_eval_throttle_secs": -1}, r"`continuous_eval_throttle_secs`. Received: -1"),
         ({"min_eval_frequency": -5}, r"`min_eval_frequency`. Received: -5"),
         ({"check_interval_secs": -1}, r"`check_interval_secs`. Received: -1"),
-        ({"train_monitors": [object()]}, r"Invalid value in `train_monitors`"),
-        ({"saving_listeners": [TrainingHook()]}, r"Invalid value in `saving_listeners`"),
+        ({"train_monitors": object()}, r"Invalid value for `train_monitors`.*a list of hooks"),
+        ({"saving_listeners": "x"}, r"Invalid value for `saving_listeners`.*a list of hooks"),
         ({"eval_metrics": {"auc": abs}}, r"`eval_metrics` is not supported by FakeEstimator"),
     ],
 )

@@ -89,3 +89,18 @@ def test_a_torn_best_result_names_its_file(tmp_path):
     filesystem(base).write_bytes(join(base, "best_eval_result.json"), b'{"eval_res')
     with pytest.raises(ValueError, match="best_eval_result.json is not a best result.*Delete it"):
         BestExporter.best_result(base)
+
+
+def test_a_misspelt_metric_fails_at_the_first_export_listing_the_metrics(tmp_path):
+    """metric_compare_fn("close_enuf") used to pass the first export and crash later with a
+    bare KeyError."""
+    from airflow_tfexp.experiment.export.exporters import metric_compare_fn
+
+    exporter = BestExporter("best", compare_fn=metric_compare_fn("close_enuf", "max"))
+    result = {"global_step": 10, "loss": 0.5, "accuracy": 0.9}
+    with pytest.raises(ValueError) as raised:
+        exporter.export(FileEstimator(10), str(tmp_path), "ckpt-10", result, False)
+    assert "'close_enuf'" in str(raised.value) and "accuracy, global_step, loss" in str(
+        raised.value
+    )
+    assert list_exports(str(tmp_path)) == []  # nothing exported under a wrong comparison

@@ -70,6 +70,7 @@ class ContinuousEvaluation:
             **({"instance_id": evaluator_id} if evaluator_id else {}),
         )
         self.evaluated = evaluated_steps(model_dir, name)
+        self._reported: set[str] = set()  # damaged checkpoints already logged
         if self.evaluated:
             log.info(
                 "Continuous evaluation %r: %d checkpoints already evaluated (up to step %d) "
@@ -97,7 +98,10 @@ class ContinuousEvaluation:
         name = self.name
         self.registration.heartbeat()
         marker = coordination.current_completion(self.evaluator.model_dir)
-        checkpoints = self.evaluator.checkpoints()
+        checkpoints, damaged = self.evaluator.checkpoints_and_damage()
+        if damaged and damaged not in self._reported:
+            self._reported.add(damaged)  # once: it is logged again only if it changes
+            log.warning("Continuous evaluation %r: skipping %s.", name, damaged)
         pending = select_pending(
             checkpoints,
             self.evaluated,

@@ -13,7 +13,11 @@ from typing import Any
 
 from airflow_tfexp.experiment._clock import Clock
 from airflow_tfexp.experiment.evaluation.results import find_result, record_result
-from airflow_tfexp.experiment.storage.checkpoints import CheckpointInfo, list_checkpoints
+from airflow_tfexp.experiment.storage.checkpoints import (
+    CheckpointInfo,
+    list_checkpoints,
+    scan_checkpoints,
+)
 from airflow_tfexp.experiment.storage.fs import join
 
 log = logging.getLogger(__name__)
@@ -52,6 +56,10 @@ class CheckpointEvaluator:
     def checkpoints(self) -> list[CheckpointInfo]:
         """The complete checkpoints in the model dir, in step order."""
         return list_checkpoints(self.model_dir)
+
+    def checkpoints_and_damage(self) -> tuple[list[CheckpointInfo], str | None]:
+        """`checkpoints()`, and why the newest the state names is not among them (or None)."""
+        return scan_checkpoints(self.model_dir)
 
     def evaluate(
         self,

@@ -50,6 +50,7 @@ def metric_compare_fn(metric: str, mode: str = "min") -> CompareFn:
         return current < best if mode == "min" else current > best
 
     compare.__name__ = f"{metric}_{'smaller' if mode == 'min' else 'larger'}"
+    compare.metric = metric  # type: ignore[attr-defined]  # checked against the first result
     return compare
 
 
@@ -188,6 +189,13 @@ class BestExporter(Exporter):
                 "BestExporter %r: skipped, there is no evaluation result to compare.", self.name
             )
             return None
+        metric = getattr(self._compare_fn, "metric", None)
+        if metric is not None and metric not in eval_result:  # a typo fails at the first export
+            raise ValueError(
+                f"BestExporter {self.name!r} compares {metric!r}, which the evaluation does not "
+                f"have; its metrics are: {', '.join(sorted(map(str, eval_result)))}. Fix the "
+                "name given to metric_compare_fn."
+            )
         best = self.best_result(export_path)
         if best is not None and not self._compare_fn(best["eval_result"], eval_result):
             log.info(

@@ -90,12 +90,49 @@ def checkpoints_from_listing(
 
 def list_checkpoints(model_dir: str) -> list[CheckpointInfo]:
     """Every complete checkpoint in `model_dir` (local or gs://), in step order."""
+    return scan_checkpoints(model_dir)[0]
+
+
+def scan_checkpoints(model_dir: str) -> tuple[list[CheckpointInfo], str | None]:
+    """The complete checkpoints, and why the newest the state names is not one of them (see
+    `damaged_newest`), from one listing and one read."""
     names = filesystem(model_dir).listdir(model_dir)
-    return checkpoints_from_listing(model_dir, names, read_state(model_dir, names))
+    state = read_state(model_dir, names)
+    return checkpoints_from_listing(model_dir, names, state), damaged_newest(
+        model_dir, names, state
+    )
 
 
 def latest_checkpoint(model_dir: str) -> CheckpointInfo | None:
     checkpoints = list_checkpoints(model_dir)
+    return checkpoints[-1] if checkpoints else None
+
+
+def damaged_newest(model_dir: str, names: list[str], state_text: str | None) -> str | None:
+    """Why the newest checkpoint the state file names is not complete (a data file deleted or
+    lost after it was saved), or None when it is complete or none is named."""
+    newest = state_latest_step(state_text)
+    if newest is None or newest in complete_checkpoints(names, state_text):
+        return None
+    base = f"{CHECKPOINT_PREFIX}-{newest}"
+    return f"{join(model_dir, base)}, the newest checkpoint {STATE_FILE} names, is incomplete: {_incomplete(model_dir, base, names)}"
+
+
+def newest_checkpoint(model_dir: str) -> CheckpointInfo | None:
+    """The newest checkpoint, for a step asked to use "the latest" (evaluate, export): a
+    CheckpointError naming the missing files when the newest the state names is damaged,
+    rather than the previous one silently in its place."""
+    checkpoints, why = scan_checkpoints(model_dir)
+    if why:
+        fallback = (
+            f" (the newest complete one is {checkpoints[-1].checkpoint_path})"
+            if checkpoints
+            else ""
+        )
+        raise CheckpointError(
+            f"{why}. Not using an older checkpoint in its place{fallback}: restore the missing "
+            f"files, or pass that checkpoint's path explicitly."
+        )
     return checkpoints[-1] if checkpoints else None
 
 
@@ -110,11 +147,40 @@ def is_complete(checkpoint_path: str) -> bool:
     return step in complete_checkpoints(names, read_state(directory, names))
 
 
+def missing_files(names: Iterable[str], base: str) -> list[str]:
+    """What a checkpoint prefix (`ckpt-60`) lacks among these file names: its `.index`, its
+    data shards (the ones the present shards' `-of-MMMMM` says should be there, or any)."""
+    names = set(names)
+    missing = [] if f"{base}.index" in names else [f"{base}.index"]
+    shards = [n for n in names if n.startswith(f"{base}.data-")]
+    totals = {int(n.rsplit("-of-", 1)[1]) for n in shards if n.rsplit("-of-", 1)[-1].isdigit()}
+    if not shards:
+        missing.append(f"{base}.data-00000-of-00001 (no data shard at all)")
+    for total in totals:
+        missing += [
+            f"{base}.data-{shard:05d}-of-{total:05d}"
+            for shard in range(total)
+            if f"{base}.data-{shard:05d}-of-{total:05d}" not in names
+        ]
+    return missing
+
+
+def _incomplete(directory: str, base: str, names: list[str]) -> str:
+    missing = missing_files(names, base)
+    if missing:
+        return f"it has no {', '.join(missing)}"
+    return (
+        f"the checkpoint state file {join(directory, STATE_FILE)} does not name it or a later step"
+    )
+
+
 def complete_checkpoint(checkpoint_path: str) -> CheckpointInfo:
-    """The checkpoint at this prefix, or CheckpointError when it is missing or incomplete
-    (a prefix not named `ckpt-<step>` gets step -1)."""
+    """The checkpoint at this prefix, or CheckpointError naming what is missing (a prefix not
+    named `ckpt-<step>` gets step -1)."""
     if not is_complete(checkpoint_path):
-        raise CheckpointError(f"Checkpoint {checkpoint_path} is missing or incomplete.")
+        directory, base = dirname(checkpoint_path) or ".", basename(checkpoint_path)
+        why = _incomplete(directory, base, filesystem(directory).listdir(directory))
+        raise CheckpointError(f"Checkpoint {checkpoint_path} is missing or incomplete: {why}.")
     step = checkpoint_step(checkpoint_path)
     return CheckpointInfo(step if step is not None else -1, checkpoint_path)
 

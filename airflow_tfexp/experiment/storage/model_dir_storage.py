@@ -8,6 +8,7 @@ order that keeps readers from ever seeing half a checkpoint or export).
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 
@@ -103,5 +104,14 @@ class StagedModelDirStorage(ModelDirStorage):
 
 
 def model_dir_storage(model_dir: str) -> ModelDirStorage:
-    """The storage of a model dir: staged when it is on GCS."""
-    return StagedModelDirStorage(model_dir) if is_gcs(model_dir) else ModelDirStorage(model_dir)
+    """The storage of a model dir: staged when it is on GCS. A local model dir that exists as
+    something other than a directory is a ValueError naming it (not a raw NotADirectoryError
+    at the first write)."""
+    if is_gcs(model_dir):
+        return StagedModelDirStorage(model_dir)
+    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+        raise ValueError(
+            f"Invalid value for `model_dir`. Received: {model_dir!r}, which is a file, not a "
+            "directory. Expected a directory (created when missing)."
+        )
+    return ModelDirStorage(model_dir)
