@@ -33,3 +33,8 @@ def ui_max_file_mb() -> float:
 def trainer_lease_secs() -> float:
     """`[tfexp] trainer_lease_secs`: a trainer lease without a heartbeat for this long is stale."""
     return conf.getfloat(SECTION, "trainer_lease_secs", fallback=60.0)
+
+
+def eval_warn_batches() -> int:
+    """`[tfexp] eval_warn_batches`: an evaluation with eval_steps=None warns every this many."""
+    return conf.getint(SECTION, "eval_warn_batches", fallback=100_000)

@@ -117,6 +117,15 @@ def get_provider_info() -> dict[str, Any]:
                         "example": None,
                         "default": "64",
                     },
+                    "eval_warn_batches": {
+                        "description": "An evaluation with eval_steps=None whose input is still "
+                        "producing after this many batches logs a warning (an endless "
+                        "eval_input_fn runs forever), and again each time as many more pass.",
+                        "version_added": "0.1.0",
+                        "type": "integer",
+                        "example": None,
+                        "default": "100000",
+                    },
                     "trainer_lease_secs": {
                         "description": "A trainer holds model_dir/trainer.lease while it trains, "
                         "renewed every quarter of this; a second trainer on the same model dir "

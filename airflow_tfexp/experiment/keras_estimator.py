@@ -51,6 +51,22 @@ ModelFn = Callable[[dict[str, Any]], keras.Model]
 InputFn = Callable[[], tf.data.Dataset]
 
 
+def eval_warn_batches() -> int:
+    """After how many batches an evaluation with `eval_steps=None` warns, and again each time
+    that many more pass (TFEXP_EVAL_WARN_BATCHES; the operators set it from `[tfexp]`)."""
+    raw = os.environ.get("TFEXP_EVAL_WARN_BATCHES", "100000")
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(
+            f"Invalid value for `[tfexp] eval_warn_batches` (TFEXP_EVAL_WARN_BATCHES). "
+            f"Received: {raw!r}. Expected a whole number of batches >= 1."
+        )
+    return value
+
+
 class KerasEstimator:
     """An Estimator (train / evaluate / predict / export) over a compiled Keras model.
 
@@ -334,12 +350,21 @@ class KerasEstimator:
         progress = ProgressLogger(
             "evaluation", total=steps, every=max(1, self._config.log_step_count_steps)
         )
-        evaluated = 0
+        evaluated, warned, warn_every = 0, 0, eval_warn_batches()
         while steps is None or evaluated < steps:
             chunk = progress.every if steps is None else min(progress.every, steps - evaluated)
             hook_list.before_step(evaluated)
             done = int(loop(iterator, tf.constant(chunk, tf.int64)))
             evaluated += done
+            if steps is None and evaluated // warn_every > warned:
+                warned = evaluated // warn_every
+                log.warning(
+                    "Evaluation of %s has read %s batches with eval_steps=None and its input is "
+                    "still producing: an endless eval_input_fn (a repeat())? Set eval_steps, or "
+                    "[tfexp] eval_warn_batches (TFEXP_EVAL_WARN_BATCHES) to warn later.",
+                    self.model_dir,
+                    f"{evaluated:,}",
+                )
             if done:
                 logs = metrics_as_floats(model)
                 progress.update(evaluated, logs)

@@ -152,6 +152,7 @@ class ExperimentBaseOperator(BaseOperator):
     def step_environment(self, context: Context | None = None) -> Iterator[None]:
         """TF_CONFIG and (for gs:// model dirs) the `gcp_conn_id` credentials of this step;
         completion markers older than its DAG run are an earlier run's (ignored)."""
+        from airflow_tfexp._config import eval_warn_batches
         from airflow_tfexp.experiment.evaluation.coordination import completions_after
         from airflow_tfexp.hooks.gcp_credentials import gcp_credentials
 
@@ -159,6 +160,8 @@ class ExperimentBaseOperator(BaseOperator):
             self.tf_config_environment(),
             gcp_credentials(self.gcp_conn_id, self.model_dir, self.log),
             completions_after(run_start_timestamp(context) if context else None),
+            # read by the engine and by the processes this task starts (Ray workers, the CLI)
+            scoped_environment({"TFEXP_EVAL_WARN_BATCHES": str(eval_warn_batches())}),
         ):
             yield
 
