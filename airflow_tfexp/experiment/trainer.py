@@ -9,9 +9,10 @@ trainer lease from `start` to `finish` (or a failure), so that a second trainer 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from airflow_tfexp.experiment._clock import Clock
@@ -108,6 +109,16 @@ class Trainer:
                 self.release()
                 raise
 
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """`start`, and the lease given back however the block ends (a failed evaluation or
+        export between training rounds included)."""
+        self.start()
+        try:
+            yield
+        finally:
+            self.release()
+
     def release(self) -> None:
         """Give the trainer lease back (training ended, or failed)."""
         if self._lease is not None:
@@ -164,51 +175,38 @@ def train_and_evaluate_in_iterations(
 ) -> tuple[dict[str, Any] | None, list[str | None] | None]:
     """`Experiment.continuous_train_and_eval`: train `per_iteration` steps, evaluate, export,
     repeated until `train_steps`, the end of the input, or the predicate says stop."""
-    trainer.start()
-    try:
-        return _iterate(
-            trainer, evaluator, input_fn, eval_steps, train_steps, per_iteration, predicate
-        )
-    finally:
-        trainer.release()  # also when an evaluation or export between rounds fails
-
-
-def _iterate(
-    trainer: Trainer,
-    evaluator: CheckpointEvaluator,
-    input_fn: Callable[[], Any],
-    eval_steps: int | None,
-    train_steps: int | None,
-    per_iteration: int,
-    predicate: Callable[[Any], bool] | None,
-) -> tuple[dict[str, Any] | None, list[str | None] | None]:
-    eval_result: dict[str, Any] | None = None
-    export_results: list[str | None] | None = None
-    while predicate is None or predicate(eval_result):
-        step = trainer.latest_step()
-        if train_steps is not None and step >= train_steps:
-            log.info(
-                "continuous_train_and_eval: global step %d reached train_steps=%d.",
-                step,
-                train_steps,
+    with trainer.session():
+        eval_result: dict[str, Any] | None = None
+        export_results: list[str | None] | None = None
+        while predicate is None or predicate(eval_result):
+            step = trainer.latest_step()
+            if train_steps is not None and step >= train_steps:
+                log.info(
+                    "continuous_train_and_eval: global step %d reached train_steps=%d.",
+                    step,
+                    train_steps,
+                )
+                break
+            target = (
+                step + per_iteration
+                if train_steps is None
+                else min(step + per_iteration, train_steps)
             )
-            break
-        target = (
-            step + per_iteration if train_steps is None else min(step + per_iteration, train_steps)
-        )
-        trainer.train(max_steps=target)
-        latest = latest_checkpoint(trainer.model_dir)
-        eval_result = evaluator.evaluate(input_fn, name=None, checkpoint=latest, steps=eval_steps)
-        ran_out = latest.global_step < target
-        final = ran_out or (train_steps is not None and latest.global_step >= train_steps)
-        export_results = evaluator.export(eval_result, latest, is_the_final_export=final)
-        if ran_out:
-            log.info(
-                "continuous_train_and_eval: the training input ran out at step %d.",
-                latest.global_step,
+            trainer.train(max_steps=target)
+            latest = latest_checkpoint(trainer.model_dir)
+            eval_result = evaluator.evaluate(
+                input_fn, name=None, checkpoint=latest, steps=eval_steps
             )
-            break
-    else:
-        log.info("continuous_train_and_eval: the predicate said stop.")
-    trainer.finish()
+            ran_out = latest.global_step < target
+            final = ran_out or (train_steps is not None and latest.global_step >= train_steps)
+            export_results = evaluator.export(eval_result, latest, is_the_final_export=final)
+            if ran_out:
+                log.info(
+                    "continuous_train_and_eval: the training input ran out at step %d.",
+                    latest.global_step,
+                )
+                break
+        else:
+            log.info("continuous_train_and_eval: the predicate said stop.")
+        trainer.finish()
     return eval_result, export_results

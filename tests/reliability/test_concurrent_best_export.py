@@ -4,7 +4,6 @@ last writer's result was stored as "best" whatever its loss). Local and gs://.""
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from airflow_tfexp.experiment.export.export_dirs import SAVED_MODEL_FILE, list_exports
 from airflow_tfexp.experiment.export.exporters import BestExporter
 from airflow_tfexp.experiment.storage.fs import filesystem, is_gcs, join
+from tests.reliability.at_once import run_at_once
 
 WRITERS = 4
 ROUNDS = 5
@@ -52,17 +52,7 @@ def _export(base: str, writer: int, barrier) -> None:
 
 @pytest.mark.slow
 def test_concurrent_best_exporters_keep_the_true_best(model_dir):
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(WRITERS)
-    workers = [
-        context.Process(target=_export, args=(model_dir, writer, barrier))
-        for writer in range(WRITERS)
-    ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=240)
-    assert [w.exitcode for w in workers] == [0] * WRITERS
+    run_at_once(_export, [(model_dir, writer) for writer in range(WRITERS)])
     for round_number in range(ROUNDS):
         export_path = join(model_dir, f"round{round_number}")
         best = BestExporter.best_result(export_path)

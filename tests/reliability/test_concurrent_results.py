@@ -4,12 +4,11 @@ an object cannot be appended to, a rewrite without a generation precondition los
 
 from __future__ import annotations
 
-import multiprocessing
-
 import pytest
 
 from airflow_tfexp.experiment.evaluation.results import read_results, record_result
 from airflow_tfexp.experiment.storage.fs import filesystem
+from tests.reliability.at_once import run_at_once
 
 WRITERS = 8
 ROUNDS = 5
@@ -24,23 +23,9 @@ def _record_rounds(model_dir: str, writer: int, barrier) -> None:
         )
 
 
-def _run_writers(model_dir: str) -> None:
-    context = multiprocessing.get_context("spawn")  # no client or lock inherited by a fork
-    barrier = context.Barrier(WRITERS)
-    workers = [
-        context.Process(target=_record_rounds, args=(model_dir, writer, barrier))
-        for writer in range(WRITERS)
-    ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=240)
-    assert [w.exitcode for w in workers] == [0] * WRITERS
-
-
 @pytest.mark.slow
 def test_concurrent_appends_keep_every_record(model_dir):
-    _run_writers(model_dir)
+    run_at_once(_record_rounds, [(model_dir, writer) for writer in range(WRITERS)])
     found = {
         round_number: sorted(
             r["global_step"] for r in read_results(model_dir, f"round{round_number}")
@@ -64,14 +49,7 @@ def test_concurrent_compare_and_swap_updates_lose_none(model_dir):
     """The update underneath (BestExporter, publishing, leases): 4 processes incrementing one
     counter 10 times each end at 40."""
     path = f"{model_dir}/counter"
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(4)
-    workers = [context.Process(target=_increment, args=(path, 10, barrier)) for _ in range(4)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=240)
-    assert [w.exitcode for w in workers] == [0] * 4
+    run_at_once(_increment, [(path, 10)] * 4)
     assert filesystem(path).read_bytes(path) == b"40"
 
 

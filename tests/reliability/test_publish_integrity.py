@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
 
 import pytest
@@ -18,6 +17,7 @@ from airflow_tfexp.experiment.retraining.publishing import (
     published_versions,
 )
 from airflow_tfexp.experiment.storage.fs import filesystem, join
+from tests.reliability.at_once import run_at_once
 
 FILES = ("saved_model.pb", "fingerprint.pb", "variables/variables.index",
          "variables/variables.data-00000-of-00001")  # fmt: skip
@@ -75,17 +75,7 @@ def test_two_publishers_at_once_get_distinct_whole_versions(model_dir):
     for round_number in range(ROUNDS):
         for writer in range(2):
             fake_export(join(model_dir, f"round{round_number}", f"run{writer}", "export"), writer)
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(2)
-    workers = [
-        context.Process(target=_publish_rounds, args=(model_dir, writer, barrier))
-        for writer in range(2)
-    ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=300)
-    assert [w.exitcode for w in workers] == [0, 0]
+    run_at_once(_publish_rounds, [(model_dir, 0), (model_dir, 1)], timeout=300)
     for round_number in range(ROUNDS):
         base = join(model_dir, f"round{round_number}")
         publish_dir = join(base, "published")
