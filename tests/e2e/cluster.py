@@ -197,7 +197,10 @@ class AirflowCluster:
         ]
 
         def finished() -> dict[str, Any] | None:
-            run = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+            try:
+                run = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+            except (TimeoutError, urllib.error.URLError, ConnectionError):
+                return None  # an api-server busy on two shared cores: ask again
             return run if run["state"] in ("success", "failed") else None
 
         return self.wait_for(finished, timeout, f"run {run_id} of {dag_id}", interval=2)

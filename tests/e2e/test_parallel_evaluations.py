@@ -51,7 +51,7 @@ def test_parallel_mapped_evaluations_on_gcs_record_every_checkpoint_once(tmp_pat
     (dags / "tfexp_e2e_parallel_evaluations.py").write_text(ONE_LINER)
     cluster = AirflowCluster(str(tmp_path / "home"), str(dags), executor="LocalExecutor")
     cluster.env.update(
-        {"AIRFLOW__CORE__PARALLELISM": "8", "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "8"}
+        {"AIRFLOW__CORE__PARALLELISM": "4", "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "4"}
     )
     cluster.start_components()
     try:
