@@ -149,6 +149,7 @@ class Experiment:
             self._train_input_fn,
             hooks=self._train_monitors,
             saving_listeners=self._saving_listeners,
+            exporters=self._export_strategies,
             train_steps=self._args.train_steps,
             clock=self._clock,
             check_interval_secs=self._args.check_interval_secs,

@@ -21,7 +21,9 @@ from airflow_tfexp.experiment._progress import ProgressLogger
 from airflow_tfexp.experiment._validation import check_optional_int
 from airflow_tfexp.experiment.estimator.checkpoint_manager import ProtectingCheckpointManager
 from airflow_tfexp.experiment.estimator.distribution import is_parameter_server, select_strategy
+from airflow_tfexp.experiment.estimator.endless_input import EndlessInputWarning
 from airflow_tfexp.experiment.estimator.export_evaluation import evaluate_saved_model
+from airflow_tfexp.experiment.estimator.input_functions import EVAL, PREDICT, TRAIN, bind_input_fn
 from airflow_tfexp.experiment.estimator.model_state import (
     ModelState,
     as_dataset,
@@ -34,6 +36,7 @@ from airflow_tfexp.experiment.estimator.summaries import SummaryWriters
 from airflow_tfexp.experiment.estimator.training_loop import TrainingLoop
 from airflow_tfexp.experiment.evaluation.results import eval_dir
 from airflow_tfexp.experiment.export.saved_model import export_keras_model
+from airflow_tfexp.experiment.export.serving import named_outputs, serving_inputs
 from airflow_tfexp.experiment.hooks import HookList, ListenerList, TrainingContext
 from airflow_tfexp.experiment.retraining.warm_start import (
     WarmStartSettings,
@@ -49,22 +52,6 @@ log = logging.getLogger(__name__)
 
 ModelFn = Callable[[dict[str, Any]], keras.Model]
 InputFn = Callable[[], tf.data.Dataset]
-
-
-def eval_warn_batches() -> int:
-    """After how many batches an evaluation with `eval_steps=None` warns, and again each time
-    that many more pass (TFEXP_EVAL_WARN_BATCHES; the operators set it from `[tfexp]`)."""
-    raw = os.environ.get("TFEXP_EVAL_WARN_BATCHES", "100000")
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ValueError(
-            f"Invalid value for `[tfexp] eval_warn_batches` (TFEXP_EVAL_WARN_BATCHES). "
-            f"Received: {raw!r}. Expected a whole number of batches >= 1."
-        )
-    return value
 
 
 class KerasEstimator:
@@ -291,6 +278,7 @@ class KerasEstimator:
             )
         check_optional_int("steps", steps, minimum=1)
         check_optional_int("max_steps", max_steps, minimum=1)
+        input_fn = self._bind(input_fn, TRAIN)
         hook_list = HookList(hooks, "hooks")
         listener_list = ListenerList(saving_listeners, "saving_listeners")
 
@@ -340,6 +328,7 @@ class KerasEstimator:
         """
         check_optional_int("steps", steps, minimum=1)
         hook_list = HookList(hooks, "hooks")
+        input_fn = self._bind(input_fn, EVAL)
         state = self._restored_eval_state(checkpoint_path, input_fn)
         model = state.model
         global_step = state.global_step
@@ -350,21 +339,14 @@ class KerasEstimator:
         progress = ProgressLogger(
             "evaluation", total=steps, every=max(1, self._config.log_step_count_steps)
         )
-        evaluated, warned, warn_every = 0, 0, eval_warn_batches()
+        evaluated, endless = 0, EndlessInputWarning(self.model_dir) if steps is None else None
         while steps is None or evaluated < steps:
             chunk = progress.every if steps is None else min(progress.every, steps - evaluated)
             hook_list.before_step(evaluated)
             done = int(loop(iterator, tf.constant(chunk, tf.int64)))
             evaluated += done
-            if steps is None and evaluated // warn_every > warned:
-                warned = evaluated // warn_every
-                log.warning(
-                    "Evaluation of %s has read %s batches with eval_steps=None and its input is "
-                    "still producing: an endless eval_input_fn (a repeat())? Set eval_steps, or "
-                    "[tfexp] eval_warn_batches (TFEXP_EVAL_WARN_BATCHES) to warn later.",
-                    self.model_dir,
-                    f"{evaluated:,}",
-                )
+            if endless is not None:
+                endless.update(evaluated)
             if done:
                 logs = metrics_as_floats(model)
                 progress.update(evaluated, logs)
@@ -394,11 +376,15 @@ class KerasEstimator:
     def predict(
         self, input_fn: Callable[[], Any], checkpoint_path: str | None = None
     ) -> Iterator[Any]:
-        """Yield one prediction (a NumPy array, or a dict of them) per input example."""
+        """Yield one prediction per input example: a NumPy array, or for a model with several
+        outputs a dict of them named like the export's outputs."""
+        input_fn = self._bind(input_fn, PREDICT)
         state = self._restored_eval_state(checkpoint_path, input_fn)
         for batch in as_dataset(input_fn()):
             features, _ = split_batch(batch)
             outputs = state.model(features, training=False)
+            if isinstance(outputs, (list, tuple)):  # several outputs: named as the export does
+                outputs = named_outputs(state.model, outputs)
             outputs = tf.nest.map_structure(lambda t: t.numpy(), outputs)
             if isinstance(outputs, dict):
                 size = len(next(iter(outputs.values())))
@@ -416,12 +402,23 @@ class KerasEstimator:
         Only the export's serving function is used, so any model that serves the same inputs
         (a baseline of another architecture too) is measured exactly like the candidate."""
         check_optional_int("steps", steps, minimum=1)
+        input_fn = self._bind(input_fn, EVAL)
         if self._eval_state is None:
             self._eval_state = self._build_state(input_fn, seed=False, strategy=self._eval_strategy)
         local = self._storage.local_export(export_dir)
         return evaluate_saved_model(self._eval_state.model, local, input_fn, steps, export_dir)
 
     # -- export ----------------------------------------------------------------------------
+    def check_serving_input(
+        self, serving_input_fn: Callable[[], Any] | None, input_fn: InputFn
+    ) -> None:
+        """Call `serving_input_fn` and check it against the model (ValueError naming what does
+        not fit) before training spends hours on a model that cannot be exported."""
+        serving_inputs(self._training_state(self._bind(input_fn, TRAIN)).model, serving_input_fn)
+
+    def _bind(self, input_fn: Callable[..., Any], mode: str) -> Callable[[], Any]:
+        return bind_input_fn(input_fn, mode, self._params, self._config)
+
     def export_saved_model(
         self,
         export_dir_base: str,

@@ -32,6 +32,7 @@ class Trainer:
     :param input_fn: the training input.
     :param hooks: training hooks run by every `train` call.
     :param saving_listeners: checkpoint-saver listeners run by every `train` call.
+    :param exporters: export strategies whose `serving_input_fn` is checked before training.
     :param train_steps: the experiment's final step (None: until the input runs out).
     :param clock: sleeps while a worker waits its turn.
     :param check_interval_secs: how often a waiting worker looks at the global step.
@@ -44,6 +45,7 @@ class Trainer:
         *,
         hooks: Sequence[Any],
         saving_listeners: Sequence[Any],
+        exporters: Sequence[Any] = (),
         train_steps: int | None,
         clock: Clock,
         check_interval_secs: float,
@@ -52,6 +54,7 @@ class Trainer:
         self.input_fn = input_fn
         self.hooks = list(hooks)
         self.saving_listeners = list(saving_listeners)
+        self.exporters = list(exporters)
         self.train_steps = train_steps
         self.clock = clock
         self.check_interval_secs = check_interval_secs
@@ -98,12 +101,15 @@ class Trainer:
 
     def start(self) -> None:
         """Training begins (chief only): take the trainer lease (TrainerLeaseError naming the
-        holder when another trainer has it); an earlier run's completion marker no longer holds."""
+        holder when another trainer has it); the exporters' serving inputs are checked against
+        the model; an earlier run's completion marker no longer holds."""
         if self.is_chief:
             if self._lease is None:
                 self._lease = TrainerLease(self.model_dir)
                 self._lease.acquire()
             try:
+                for exporter in self.exporters:
+                    exporter.check_serving(self.estimator, self.input_fn)
                 coordination.clear_completion_marker(self.model_dir)
             except BaseException:
                 self.release()

@@ -117,7 +117,7 @@ def test_export_is_a_loadable_saved_model_with_a_serving_signature(tmp_path):
     assert not glob.glob(str(tmp_path / "export" / "temp-*"))
     loaded = tf.saved_model.load(path)
     x, _ = tiny.data(1)
-    (served,) = loaded.signatures["serving_default"](tf.constant(x[:5])).values()
+    (served,) = loaded.signatures["serving_default"](features=tf.constant(x[:5])).values()
     expected = np.stack(
         list(est.predict(lambda: tf.data.Dataset.from_tensor_slices(x[:5]).batch(5)))
     )
@@ -128,7 +128,8 @@ def test_export_is_a_loadable_saved_model_with_a_serving_signature(tmp_path):
         serving_input_fn=lambda: tf.TensorSpec([None, 4], tf.float32, name="pixels"),
         checkpoint_path=str(tmp_path / "ckpt-20"),
     )
-    assert "serving_default" in tf.saved_model.load(named).signatures
+    served = tf.saved_model.load(named).signatures["serving_default"](pixels=tf.constant(x[:5]))
+    np.testing.assert_allclose(served["output_0"].numpy().shape, (5, 3))
 
 
 def test_uncompiled_model_is_rejected(tmp_path):

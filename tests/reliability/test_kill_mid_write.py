@@ -77,7 +77,8 @@ def test_a_kill_during_a_local_export_leaves_no_partial_export_and_the_retry_com
 
     (export,) = list_exports(join(model_dir, "export", "latest"))
     x, _ = tiny.data(seed=4)
-    assert tf.saved_model.load(export).serve(x[:2]).shape == (2, 3)
+    served = tf.saved_model.load(export).signatures["serving_default"](features=tf.constant(x[:2]))
+    assert served["output_0"].shape == (2, 3)
 
 
 def test_a_kill_during_a_gcs_export_upload_leaves_no_partial_export_and_the_retry_completes(

@@ -19,6 +19,8 @@ from airflow_tfexp.experiment.estimator.model_state import (
     metrics_as_floats,
     metrics_table,
 )
+from airflow_tfexp.experiment.export.saved_model import read_export_metadata
+from airflow_tfexp.experiment.export.serving import ServingInputs, model_outputs
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +38,14 @@ def evaluate_saved_model(
     serve = getattr(loaded, "serve", None)
     if serve is None:
         raise ValueError(f"{export_dir!r} has no `serve` endpoint: not an airflow-tfexp export.")
+    predict = _predictor(serve, read_export_metadata(local_export_dir).get("serving"))
     model.reset_metrics()  # only the model's compiled loss and metrics are used
     loss = keras.metrics.Mean(name="loss")
 
     @tf.function
     def step(batch: Any) -> None:
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
-        y_pred = serve(x)
+        y_pred = predict(x)
         batch_loss = model.compute_loss(
             x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False
         )
@@ -66,3 +69,12 @@ def evaluate_saved_model(
         metrics_table(result),
     )
     return result
+
+
+def _predictor(serve: Any, serving: Any) -> Callable[[Any], Any]:
+    """Features in, the model's output structure out, through the export's named signature
+    (an export written before named signatures takes and returns the model's structures)."""
+    if not isinstance(serving, dict) or "output_structure" not in serving:
+        return serve
+    inputs = ServingInputs({}, serving["feed"], tuple(serving["inputs"]))
+    return lambda features: model_outputs(serve(inputs.named(features)), serving)

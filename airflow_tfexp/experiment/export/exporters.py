@@ -80,6 +80,10 @@ class Exporter:
         """Export and return the export directory, or None when nothing was exported."""
         raise NotImplementedError
 
+    def check_serving(self, estimator: Any, input_fn: Callable[[], Any]) -> None:
+        """Check, before training, that this exporter can export the estimator's model
+        (ValueError naming the problem); an exporter of the user's own checks nothing."""
+
 
 class _SavedModelExporter(Exporter):
     """Writes one SavedModel through the estimator; composed into the public exporters."""
@@ -93,6 +97,11 @@ class _SavedModelExporter(Exporter):
             )
         self._serving_input_fn = serving_input_fn
 
+    def check_serving(self, estimator: Any, input_fn: Callable[[], Any]) -> None:
+        check = getattr(estimator, "check_serving_input", None)
+        if check is not None:  # a bring-your-own estimator's export has its own contract
+            check(self._serving_input_fn, input_fn)
+
     def export(self, estimator, export_path, checkpoint_path, eval_result, is_the_final_export):
         remove_stale_temp_dirs(export_path)
         return estimator.export_saved_model(
@@ -100,7 +109,18 @@ class _SavedModelExporter(Exporter):
         )
 
 
-class LatestExporter(Exporter):
+class _ExportsSavedModels(Exporter):
+    """An exporter that writes SavedModels with a `serving_input_fn` (the public ones)."""
+
+    def __init__(self, name: str, serving_input_fn: Callable[[], Any] | None = None) -> None:
+        super().__init__(name)
+        self._saved_model_exporter = _SavedModelExporter(name, serving_input_fn)
+
+    def check_serving(self, estimator: Any, input_fn: Callable[[], Any]) -> None:
+        self._saved_model_exporter.check_serving(estimator, input_fn)
+
+
+class LatestExporter(_ExportsSavedModels):
     """Export after every evaluation; keep the newest `exports_to_keep` (None keeps all)."""
 
     def __init__(
@@ -109,8 +129,7 @@ class LatestExporter(Exporter):
         serving_input_fn: Callable[[], Any] | None = None,
         exports_to_keep: int | None = 5,
     ) -> None:
-        super().__init__(name)
-        self._saved_model_exporter = _SavedModelExporter(name, serving_input_fn)
+        super().__init__(name, serving_input_fn)
         self._exports_to_keep = check_optional_int("exports_to_keep", exports_to_keep, minimum=1)
 
     def export(self, estimator, export_path, checkpoint_path, eval_result, is_the_final_export):
@@ -121,12 +140,8 @@ class LatestExporter(Exporter):
         return path
 
 
-class FinalExporter(Exporter):
+class FinalExporter(_ExportsSavedModels):
     """Export only the final model (after the evaluation of the last checkpoint)."""
-
-    def __init__(self, name: str, serving_input_fn: Callable[[], Any] | None = None) -> None:
-        super().__init__(name)
-        self._saved_model_exporter = _SavedModelExporter(name, serving_input_fn)
 
     def export(self, estimator, export_path, checkpoint_path, eval_result, is_the_final_export):
         if not is_the_final_export:
@@ -150,7 +165,7 @@ def _parse_best(raw: bytes, path: str) -> dict[str, Any]:
     return best
 
 
-class BestExporter(Exporter):
+class BestExporter(_ExportsSavedModels):
     """Export when an evaluation beats the best so far (by `compare_fn`, default lower `loss`).
 
     The best result is stored beside the exports (`best_eval_result.json`), so a restarted
@@ -166,13 +181,12 @@ class BestExporter(Exporter):
         compare_fn: CompareFn = _loss_smaller,
         exports_to_keep: int | None = 5,
     ) -> None:
-        super().__init__(name)
+        super().__init__(name, serving_input_fn)
         if not callable(compare_fn):
             raise ValueError(
                 f"Invalid value for `compare_fn`. Received: {compare_fn!r}. Expected a callable "
                 "(best_eval_result, current_eval_result) -> bool."
             )
-        self._saved_model_exporter = _SavedModelExporter(name, serving_input_fn)
         self._compare_fn = compare_fn
         self._exports_to_keep = check_optional_int("exports_to_keep", exports_to_keep, minimum=1)
 

@@ -1,0 +1,263 @@
+"""What an export serves: named inputs mapped onto the model's inputs, and named outputs.
+
+`serving_input_fn()` returns a `tf.TensorSpec` or a dict of them keyed by feature name. The
+export's `serving_default` signature takes exactly those names: TF Serving's
+`{"inputs": {"age": ..., "income": ...}}` and `signature(age=..., income=...)` work as written.
+A dict reaches the model by name (a functional model's dict or named list of inputs) or, with
+one entry, as the single input of a one-input model. Outputs are named after the model's dict
+keys, or the output layers a user named (`Dense(1, name="price")`); an output layer with a name
+Keras made up (`dense_3`, different in every process) is served as `output_<i>`.
+
+Everything here is checked without tracing the model, so the trainer checks an exporter's
+`serving_input_fn` before the first step (`check_serving_input`), not after training.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+# TensorFlow's rule for a signature argument (an op name).
+_SIGNATURE_NAME = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\-/]*$")
+SINGLE, BY_NAME, IN_ORDER = "single", "dict", "list"  # how named inputs reach `model.call`
+
+
+@dataclass(frozen=True)
+class ServingInputs:
+    """The signature's named inputs and how they are fed to the model."""
+
+    specs: dict[str, tf.TensorSpec]  # argument name -> spec named by it
+    feed: str  # SINGLE: the one tensor; BY_NAME: the dict; IN_ORDER: a list in `order`
+    order: tuple[str, ...]
+
+    def model_inputs(self, named: Mapping[str, Any]) -> Any:
+        """The model's call argument from the signature's named tensors."""
+        if self.feed == SINGLE:
+            return named[self.order[0]]
+        if self.feed == IN_ORDER:
+            return [named[name] for name in self.order]
+        return dict(named)
+
+    def named(self, features: Any) -> dict[str, Any]:
+        """The signature's named tensors from an input function's features (a tensor, a list
+        in the model's input order, or a dict): how an evaluation feeds the export."""
+        if isinstance(features, Mapping):
+            return {name: features[name] for name in self.order}
+        if isinstance(features, (list, tuple)):
+            return dict(zip(self.order, features, strict=True))
+        return {self.order[0]: features}
+
+    def as_metadata(self) -> dict[str, Any]:
+        return {"feed": self.feed, "inputs": list(self.order)}
+
+
+def _fail(message: str) -> ValueError:
+    return ValueError(
+        f"{message} `serving_input_fn` must return a tf.TensorSpec, or a dict of them keyed by "
+        "feature name (e.g. {'age': tf.TensorSpec([None, 1], tf.float32)})."
+    )
+
+
+def _model_inputs(model: keras.Model) -> tuple[Any, list[Any]] | None:
+    """(the model's declared input structure, its input tensors), None for a model with no
+    symbolic inputs (subclassed)."""
+    inputs = getattr(model, "inputs", None)
+    if not inputs:
+        return None
+    try:
+        structure = model.input  # as declared: a dict, a list or one tensor
+    except (AttributeError, ValueError):
+        structure = inputs[0] if len(inputs) == 1 else list(inputs)
+    return structure, list(inputs)
+
+
+def _returned_specs(model: keras.Model, returned: Any, declared: Any) -> tuple[dict, bool]:
+    """(name -> spec, whether the user returned a bare spec) from what `serving_input_fn`
+    returned; a list is named after the model's inputs."""
+    if isinstance(returned, tf.TensorSpec):
+        name = returned.name or _single_input_name(declared) or "inputs"
+        return {name: returned}, True
+    if isinstance(returned, Mapping):
+        specs = dict(returned)
+    elif isinstance(returned, (list, tuple)) and declared is not None:
+        names = [t.name for t in declared[1]]
+        if len(returned) != len(names):
+            raise _fail(
+                f"It returned {len(returned)} specs for model {model.name!r}, which has "
+                f"{len(names)} inputs ({', '.join(names)})."
+            )
+        specs = dict(zip(names, returned, strict=True))
+    else:
+        raise _fail(f"Received: {returned!r}.")
+    if not specs:
+        raise _fail("It returned an empty dict.")
+    for key, spec in specs.items():
+        if not isinstance(key, str) or not _SIGNATURE_NAME.match(key):
+            raise _fail(
+                f"Invalid feature name {key!r}: a signature input name is letters, digits and "
+                "'_', '.', '-', '/' (not starting with one of '_-/')."
+            )
+        if not isinstance(spec, tf.TensorSpec):
+            raise _fail(f"The value for {key!r} is {spec!r}, not a tf.TensorSpec.")
+    return specs, False
+
+
+_KERAS_INPUT_NAME = re.compile(r"^(keras_tensor|input_layer)(_\d+)?$")
+
+
+def _input_name(tensor: Any) -> str:
+    """A symbolic input's name; "inputs" for one Keras named itself (it differs per process)."""
+    return "inputs" if _KERAS_INPUT_NAME.match(tensor.name) else tensor.name
+
+
+def _single_input_name(declared: Any) -> str | None:
+    if declared is None or len(declared[1]) != 1:
+        return None
+    return _input_name(declared[1][0])
+
+
+def _check_dtype(model: keras.Model, key: str, spec: tf.TensorSpec, tensor: Any) -> None:
+    wanted = tf.as_dtype(tensor.dtype)
+    if (spec.dtype == tf.string) != (wanted == tf.string):
+        raise ValueError(
+            f"Serving input {key!r} is {spec.dtype.name} but model {model.name!r} takes "
+            f"{wanted.name} for its input {tensor.name!r}: the export would fail on every "
+            f"request. Serve {wanted.name}, or turn strings into numbers inside the model "
+            "(a preprocessing layer such as keras.layers.StringLookup)."
+        )
+    if spec.shape.rank is not None and tensor.shape is not None:
+        rank = len(tensor.shape)
+        if abs(spec.shape.rank - rank) > 1:  # Keras adds or drops a trailing 1-dim itself
+            raise ValueError(
+                f"Serving input {key!r} has shape {spec.shape} but model {model.name!r} takes "
+                f"shape {tuple(tensor.shape)} for its input {tensor.name!r}."
+            )
+
+
+def serving_inputs(model: keras.Model, serving_input_fn: Callable[[], Any] | None) -> ServingInputs:
+    """The export's named inputs (ValueError naming what does not fit the model)."""
+    declared = _model_inputs(model)
+    if serving_input_fn is None:
+        if declared is None:
+            raise ValueError(
+                f"Model {model.name!r} has no symbolic inputs (a subclassed model?); pass a "
+                "`serving_input_fn` returning its tf.TensorSpec (or a dict of them)."
+            )
+        structure, tensors = declared
+        if isinstance(structure, Mapping):
+            returned: Any = {k: tf.TensorSpec(t.shape, t.dtype) for k, t in structure.items()}
+        else:
+            returned = {t.name: tf.TensorSpec(t.shape, t.dtype) for t in tensors}
+            if len(tensors) == 1:
+                returned = tf.TensorSpec(tensors[0].shape, tensors[0].dtype)  # named below
+    else:
+        returned = serving_input_fn()
+    specs, bare = _returned_specs(model, returned, declared)
+    specs = {key: tf.TensorSpec(spec.shape, spec.dtype, name=key) for key, spec in specs.items()}
+    if declared is None:  # subclassed: the model gets what the user returned
+        return ServingInputs(specs, SINGLE if bare else BY_NAME, tuple(specs))
+    structure, tensors = declared
+    if isinstance(structure, Mapping):
+        feed, by_key = BY_NAME, dict(structure)
+    elif len(tensors) == 1:
+        if len(specs) != 1:
+            raise ValueError(
+                f"`serving_input_fn` returned {len(specs)} inputs ({', '.join(specs)}) for model "
+                f"{model.name!r}, which has one input ({tensors[0].name!r}): return one "
+                "tf.TensorSpec, or a dict with one entry named as clients will send it."
+            )
+        key = next(iter(specs))
+        return _checked(model, ServingInputs(specs, SINGLE, (key,)), {key: tensors[0]})
+    else:
+        feed, by_key = IN_ORDER, {t.name: t for t in tensors}
+    missing = [name for name in by_key if name not in specs]
+    unknown = [name for name in specs if name not in by_key]
+    if missing or unknown:
+        raise ValueError(
+            f"`serving_input_fn` names inputs ({', '.join(specs)}) that do not match model "
+            f"{model.name!r}'s inputs ({', '.join(by_key)})"
+            + (f"; missing: {', '.join(missing)}" if missing else "")
+            + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+            + ". Key the dict by the names given to keras.Input(name=...)."
+        )
+    order = tuple(by_key) if feed == IN_ORDER else tuple(specs)
+    return _checked(model, ServingInputs(specs, feed, order), by_key)
+
+
+def _checked(
+    model: keras.Model, inputs: ServingInputs, tensors: Mapping[str, Any]
+) -> ServingInputs:
+    for key, spec in inputs.specs.items():
+        _check_dtype(model, key, spec, tensors[key])
+    return inputs
+
+
+# -- outputs ---------------------------------------------------------------------------------
+def _snake_case(name: str) -> str:
+    """Keras's own rule for a layer's default name (`keras.src.utils.naming.to_snake_case`)."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _given_name(model: keras.Model, name: str) -> str | None:
+    """`name` when a user chose it, None when Keras made it up (`dense`, `dense_3`)."""
+    try:
+        layer = model.get_layer(name)
+    except ValueError:
+        return name
+    if re.fullmatch(re.escape(_snake_case(type(layer).__name__)) + r"(_\d+)?", name):
+        return None
+    return name
+
+
+def _output_layer_names(model: keras.Model) -> list[str] | None:
+    names = getattr(model, "output_names", None)
+    if names is None and isinstance(model, keras.Sequential) and model.layers:
+        names = [model.layers[-1].name]
+    return list(names) if names else None
+
+
+def output_names(model: keras.Model, outputs: Any) -> list[str]:
+    """The signature's output names, in the order of the model's flat outputs."""
+    if isinstance(outputs, Mapping):
+        return [str(key) for key in outputs]
+    flat = list(outputs) if isinstance(outputs, Sequence) else [outputs]
+    layer_names = _output_layer_names(model)
+    names = []
+    for index in range(len(flat)):
+        given = None
+        if layer_names and len(layer_names) == len(flat):
+            given = _given_name(model, layer_names[index])
+        names.append(given if given and given not in names else f"output_{index}")
+    return names
+
+
+def named_outputs(model: keras.Model, outputs: Any) -> dict[str, Any]:
+    """The model's outputs as the signature's dict."""
+    if isinstance(outputs, Mapping):
+        return {str(key): value for key, value in outputs.items()}
+    flat = list(outputs) if isinstance(outputs, Sequence) else [outputs]
+    return dict(zip(output_names(model, outputs), flat, strict=True))
+
+
+def output_structure(outputs: Any) -> str:
+    if isinstance(outputs, Mapping):
+        return BY_NAME
+    return IN_ORDER if isinstance(outputs, Sequence) else SINGLE
+
+
+def model_outputs(served: Mapping[str, Any], metadata: Mapping[str, Any]) -> Any:
+    """The model's output structure back from the signature's dict (for evaluating an export
+    with the model's compiled loss)."""
+    names, structure = metadata["outputs"], metadata["output_structure"]
+    if structure == SINGLE:
+        return served[names[0]]
+    if structure == IN_ORDER:
+        return [served[name] for name in names]
+    return dict(served)
