@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import threading
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +24,57 @@ if TYPE_CHECKING:
 # scheduler applies the deferral's exit to the resumed try): a trigger's first look waits this
 # long after every deferral.
 DEFER_SETTLE_SECS = 10.0
+
+
+def _stopping_handler(task_id: str, previous: Any) -> Any:
+    def on_sigterm(signum: int, frame: Any) -> None:
+        if callable(previous):  # Airflow's own handler: the task's on_kill
+            previous(signum, frame)
+        from airflow.sdk.exceptions import AirflowTaskTerminated
+
+        raise AirflowTaskTerminated(
+            f"{task_id}: received SIGTERM and stopped (its last checkpoint is kept; a rerun "
+            "resumes from it)."
+        )
+
+    return on_sigterm
+
+
+@contextlib.contextmanager
+def stops_on_sigterm(task_id: str) -> Iterator[None]:
+    """SIGTERM stops the task: Airflow 3's task runner only calls `on_kill` and lets `execute`
+    run on (`airflow dags test` then ignores SIGTERM for as long as training lasts). The
+    exception is raised in the main thread at the next Python instruction: within one compiled
+    chunk of steps, and every `finally` (the trainer lease) still runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    handler = _stopping_handler(task_id, previous)
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGTERM) is handler:  # not replaced meanwhile (a deferral)
+            signal.signal(signal.SIGTERM, previous)
+
+
+def stop_on_sigterm_from_now(task_id: str) -> None:
+    """`stops_on_sigterm` for the rest of this process: a trigger run inline by `dag.test()`
+    waits after `execute` returned."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stopping_handler(task_id, signal.getsignal(signal.SIGTERM)))
+
+
+def triggers_run_inline() -> bool:
+    """Whether this task runs under `dag.test()` / `airflow dags test`: there a deferred task's
+    trigger runs in this process, and no other task of the run starts until it fires."""
+    try:  # the in-process test runner is how dag.test() runs a task; no public flag says so
+        from airflow.sdk.execution_time import task_runner
+        from airflow.sdk.execution_time.supervisor import InProcessSupervisorComms
+    except ImportError:
+        return False
+    return isinstance(getattr(task_runner, "SUPERVISOR_COMMS", None), InProcessSupervisorComms)
 
 
 def is_templated(value: Any) -> bool:

@@ -173,6 +173,21 @@ def _describe(holder: Mapping[str, Any], now: float) -> str:
     )
 
 
+def active_trainer(model_dir: str) -> str | None:
+    """Who trains in `model_dir` now (a lease held, renewed within its length, its process not
+    known to be gone), or None when no trainer does."""
+    path = join(model_dir, LEASE_FILE)
+    holder = _parse(filesystem(path).read_bytes(path))
+    if holder is None or holder.get("released"):
+        return None
+    now = time.time()
+    if abs(now - float(holder["heartbeat_at"])) > _lease_secs(holder, DEFAULT_LEASE_SECS):
+        return None
+    if holder.get("process") != _PROCESS and process_gone(holder):
+        return None
+    return _describe(holder, now)
+
+
 class TrainerLease:
     """The lease of one trainer on `model_dir`: `acquire()`, then `release()` when done."""
 

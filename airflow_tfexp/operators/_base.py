@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_tfexp._airflow import is_templated, run_start_timestamp, scoped_environment
+from airflow_tfexp._airflow import (
+    is_templated,
+    run_start_timestamp,
+    scoped_environment,
+    stops_on_sigterm,
+)
 from airflow_tfexp.experiment.experiment_fn import parse_experiment_fn
 from airflow_tfexp.experiment.storage.locations import parse_model_dir
 from airflow_tfexp.names import DEFAULT_GCP_CONN_ID
@@ -144,7 +149,11 @@ class ExperimentBaseOperator(BaseOperator):
         from airflow_tfexp.experiment.training_lease import training_as
 
         self.check_rendered()  # no I/O: a bad or out-of-roots path fails before anything else
-        with self.step_environment(context), training_as(trainer_identity(context)):
+        with (
+            stops_on_sigterm(self.task_id),
+            self.step_environment(context),
+            training_as(trainer_identity(context)),
+        ):
             self.claim_model_dir()
             return self.run_step(context)
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_tfexp._airflow import asset_uri, is_templated
+from airflow_tfexp._airflow import asset_uri, is_templated, stops_on_sigterm
 from airflow_tfexp.experiment.storage.fs import is_gcs
 from airflow_tfexp.experiment.storage.locations import parse_model_dir
 from airflow_tfexp.names import DEFAULT_GCP_CONN_ID
@@ -242,7 +242,7 @@ class PublishOperator(BaseOperator):
             check_inside_roots(value, what)
         experiment = self.experiment_id or self.dag_id
         remote = next((d for d in (self.publish_dir, self.model_dir) if is_gcs(d)), "")
-        with gcp_credentials(self.gcp_conn_id, remote, self.log):
+        with stops_on_sigterm(self.task_id), gcp_credentials(self.gcp_conn_id, remote, self.log):
             claim_for_writing(self.model_dir, experiment, "model_dir", self.log)
             claim_for_writing(self.publish_dir, experiment, "publish_dir", self.log)
             return self._publish(context)

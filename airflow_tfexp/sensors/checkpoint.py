@@ -13,6 +13,7 @@ from airflow_tfexp._airflow import (
     is_templated,
     raise_on_error_event,
     run_start_timestamp,
+    stops_on_sigterm,
 )
 from airflow_tfexp._config import checkpoint_poll_interval, default_deferrable
 from airflow_tfexp.experiment._validation import check_optional_seconds
@@ -111,6 +112,10 @@ class CheckpointSensor(BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         self._check_rendered()
+        with stops_on_sigterm(self.task_id):  # poking sleeps in here
+            return self._wait(context)
+
+    def _wait(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
         event = self._check(context)

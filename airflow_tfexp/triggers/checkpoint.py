@@ -10,7 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_tfexp._airflow import DEFER_SETTLE_SECS
+from airflow_tfexp._airflow import (
+    DEFER_SETTLE_SECS,
+    stop_on_sigterm_from_now,
+    triggers_run_inline,
+)
 from airflow_tfexp.experiment.evaluation.model_dir_scan import (
     CheckpointEventStatus,
     ModelDirScan,
@@ -20,10 +24,19 @@ from airflow_tfexp.experiment.evaluation.model_dir_scan import (
 )
 from airflow_tfexp.experiment.storage.fs import is_gcs
 from airflow_tfexp.experiment.storage.gcs import using_credentials
+from airflow_tfexp.experiment.training_lease import active_trainer
 from airflow_tfexp.hooks.gcp_credentials import aload_gcp_credentials
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
+
+INLINE_NO_TRAINER_SECS = 120.0  # how long an inline (dag.test) trigger waits with no trainer
+_NO_TRAINER = (
+    "no trainer became active and no checkpoint came. `dag.test()` / `airflow dags test` run "
+    "one task at a time and a deferred task's trigger inline, so the training task (not run "
+    "yet?) cannot write any while this waits. Make this task downstream of the training task, "
+    "or wait by rescheduling: deferrable=False, mode='reschedule' (factory: `wait: reschedule`)."
+)
 
 
 class CheckpointTrigger(BaseTrigger):
@@ -46,6 +59,8 @@ class CheckpointTrigger(BaseTrigger):
         run's marker in a reused model dir).
     :param gcp_conn_id: the connection whose credentials reach a gs:// model dir (None, or no
         such connection: the triggerer's Application Default Credentials).
+    :param no_trainer_secs: fail when no trainer has held the model dir's lease for this long
+        (set under `dag.test()`, where no other task runs while the trigger waits).
     :param not_before: a Unix time before which the trigger does not look (a task that deferred
         a moment ago must not be resumed before the scheduler has processed its deferral:
         apache/airflow#72716 fails a task resumed that fast).
@@ -61,9 +76,11 @@ class CheckpointTrigger(BaseTrigger):
         completed_after: float | None = None,
         gcp_conn_id: str | None = None,
         not_before: float | None = None,
+        no_trainer_secs: float | None = None,
     ) -> None:
         super().__init__()
         self.not_before = not_before
+        self.no_trainer_secs = no_trainer_secs
         self.gcp_conn_id = gcp_conn_id
         self.model_dir = model_dir
         self.after_step = after_step
@@ -84,6 +101,7 @@ class CheckpointTrigger(BaseTrigger):
                 "completed_after": self.completed_after,
                 "gcp_conn_id": self.gcp_conn_id,
                 "not_before": self.not_before,
+                "no_trainer_secs": self.no_trainer_secs,
             },
         )
 
@@ -116,6 +134,7 @@ class CheckpointTrigger(BaseTrigger):
             )
             await asyncio.sleep(settle)
         started, looks = self._get_time(), 0
+        trainer_seen = started
         while True:
             scan = await asyncio.to_thread(self._scan)  # storage calls never block the loop
             looks += 1
@@ -144,6 +163,11 @@ class CheckpointTrigger(BaseTrigger):
                     " and for training to complete" if self.wait_for_training_complete else "",
                     self.poll_interval,
                 )
+            if self.no_trainer_secs is not None:
+                if await asyncio.to_thread(active_trainer, self.model_dir):
+                    trainer_seen = self._get_time()
+                elif self._get_time() - trainer_seen > self.no_trainer_secs:
+                    return {"status": CheckpointEventStatus.ERROR.value, "message": _NO_TRAINER}
             await asyncio.sleep(self.poll_interval)
 
 
@@ -163,7 +187,21 @@ def defer_for_checkpoints(
 ) -> None:
     """Defer `operator` to a CheckpointTrigger that resumes it at `execute_complete`. Every
     deferral goes through here, so the trigger's first look always waits `settle_secs`: a task
-    resumed within seconds of deferring is failed by Airflow (apache/airflow#72716)."""
+    resumed within seconds of deferring is failed by Airflow (apache/airflow#72716).
+
+    Under `dag.test()` / `airflow dags test` the trigger runs inline and no other task runs
+    meanwhile: with no trainer active in `model_dir` it would wait forever, so it gives up
+    after `INLINE_NO_TRAINER_SECS` without one."""
+    no_trainer_secs = None
+    if triggers_run_inline():
+        no_trainer_secs = INLINE_NO_TRAINER_SECS
+        stop_on_sigterm_from_now(operator.task_id)
+        operator.log.info(
+            "dag.test(): the trigger runs inline, one task at a time; it fails if no trainer is "
+            "active in %s for %.0f s.",
+            model_dir,
+            no_trainer_secs,
+        )
     operator.defer(
         trigger=CheckpointTrigger(
             model_dir=model_dir,
@@ -174,6 +212,7 @@ def defer_for_checkpoints(
             completed_after=completed_after,
             gcp_conn_id=gcp_conn_id,
             not_before=time.time() + settle_secs if settle_secs else None,
+            no_trainer_secs=no_trainer_secs,
         ),
         method_name="execute_complete",
         kwargs=kwargs,

@@ -23,6 +23,7 @@ def test_serialize_mirrors_the_constructor():
         completed_after=12.5,
         gcp_conn_id="gcp",
         not_before=99.5,
+        no_trainer_secs=30.0,
     )
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_tfexp.triggers.checkpoint.CheckpointTrigger"
@@ -35,6 +36,7 @@ def test_serialize_mirrors_the_constructor():
         "completed_after": 12.5,
         "gcp_conn_id": "gcp",
         "not_before": 99.5,
+        "no_trainer_secs": 30.0,
     }
     assert CheckpointTrigger(**kwargs).serialize() == (classpath, kwargs)
 

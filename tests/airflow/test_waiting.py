@@ -103,3 +103,24 @@ def test_std_server_operator_exits_after_training_completes(airflow_db, tmp_path
     assert ps.state == "success"
     assert read_completion_marker(model_dir)["global_step"] == 100
     assert "TF_CONFIG" not in os.environ  # the operator restored the environment
+
+
+def test_under_dag_test_a_deferred_sensor_with_no_trainer_fails_fast(
+    airflow_db, tmp_path, monkeypatch, capsys, caplog
+):
+    """The README's sensor, its training task not run yet: dag.test() runs the trigger inline
+    while nothing else runs, so waiting could never end (it hung until the sensor's timeout)."""
+    import airflow_tfexp.triggers.checkpoint as trigger_module
+
+    monkeypatch.setattr(trigger_module, "INLINE_NO_TRAINER_SECS", 1.0)
+    caplog.set_level("INFO")
+    model_dir = str(tmp_path / "model")
+    os.makedirs(model_dir)
+    dag = load_dag("tfexp_test_sensor_without_trainer")
+    run = dag.test(run_conf={"model_dir": model_dir})
+    assert run.state == "failed"
+    (wait,) = task_instances(dag, run)
+    assert wait.state == "failed"
+    logged = caplog.text + capsys.readouterr().out
+    assert "no trainer became active and no checkpoint came" in logged
+    assert "wait: reschedule" in logged and "downstream of the training task" in logged

@@ -11,7 +11,12 @@ from datetime import datetime
 
 from airflow.sdk import DAG, task
 
-from airflow_tfexp.operators import ContinuousEvalOperator, EvaluateOperator, StdServerOperator
+from airflow_tfexp.operators import (
+    ContinuousEvalOperator,
+    EvaluateOperator,
+    StdServerOperator,
+    TrainOperator,
+)
 from airflow_tfexp.sensors import CheckpointSensor
 
 TINY = "tests.experiment.tiny_experiment:experiment_fn"
@@ -113,4 +118,43 @@ with DAG("tfexp_test_std_server", schedule=None, start_date=datetime(2026, 1, 1)
             tf_config="{{ params.ps_tf_config | tojson }}",
         )
         << start_background_training()
+    )
+
+
+with DAG(
+    "tfexp_test_sensor_without_trainer",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    params=PARAMS,
+):
+    # The README's first sensor with its training task not run yet: under dag.test() the
+    # inline trigger would wait for checkpoints nothing can write.
+    CheckpointSensor(task_id="wait", model_dir=MODEL_DIR, deferrable=True, timeout=600)
+
+
+with DAG(
+    "tfexp_test_long_training",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    params={**PARAMS, "step_log": "/tmp/unused.log"},
+):
+    # Trains until stopped (the test sends SIGTERM to `dags test` midway).
+    TrainOperator(task_id="train", experiment_fn=TINY, model_dir=MODEL_DIR, delay_secs=0)
+
+
+with DAG(
+    "tfexp_test_sensor_waits_long",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    params={**PARAMS, "pid_file": "/tmp/unused.pid"},
+):
+    # A trainer is active but the awaited step is far away: the inline trigger waits on.
+    start_background_training() >> CheckpointSensor(
+        task_id="wait",
+        model_dir=MODEL_DIR,
+        after_step=10**9,
+        deferrable=True,
+        poke_interval=0.5,
+        timeout=600,
+        defer_settle_secs=0.5,
     )

@@ -1,0 +1,81 @@
+"""`airflow dags test` stops within 10 s of SIGTERM: Airflow 3's task runner only calls
+`on_kill` and lets the task run on, so a training task (and a deferred sensor whose trigger
+runs inline) ignored SIGTERM for as long as it lasted."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from tests.experiment.processes import wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def dags_test(dag_id: str, conf: dict, log_path) -> subprocess.Popen:
+    airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
+    return subprocess.Popen(
+        [airflow, "dags", "test", dag_id, "--conf", json.dumps(conf)],
+        stdout=open(log_path, "w"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def stop_within_10_s(process: subprocess.Popen, log_path) -> str:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        pytest.fail(f"`airflow dags test` still ran 10 s after SIGTERM:\n{open(log_path).read()}")
+    return open(log_path).read()
+
+
+def test_training_under_dags_test_stops_within_10_s_of_sigterm(airflow_db, tmp_path):
+    model_dir, step_log, log = tmp_path / "model", tmp_path / "steps.log", tmp_path / "dags.log"
+    conf = {
+        "model_dir": str(model_dir),
+        "train_steps": 10**6,
+        "step_sleep_secs": 0.05,
+        "step_log": str(step_log),
+    }
+    process = dags_test("tfexp_test_long_training", conf, log)
+    lines = lambda: len(open(step_log).readlines()) if step_log.exists() else 0  # noqa: E731
+    wait_until(lambda: lines() >= 30 or process.poll() is not None, 300, what="training")
+    assert process.poll() is None, open(log).read()
+    output = stop_within_10_s(process, log)
+    assert "train: received SIGTERM and stopped" in output
+    lease = json.loads((model_dir / "trainer.lease").read_text())
+    assert lease.get("released") is True  # the task's cleanup ran: a rerun may train at once
+
+
+def test_a_deferred_sensor_waiting_inline_stops_within_10_s_of_sigterm(airflow_db, tmp_path):
+    model_dir, pid_file, log = tmp_path / "model", tmp_path / "trainer.pid", tmp_path / "dags.log"
+    conf = {
+        "model_dir": str(model_dir),
+        "train_steps": 10**6,
+        "step_sleep_secs": 0.05,
+        "pid_file": str(pid_file),
+    }
+    process = dags_test("tfexp_test_sensor_waits_long", conf, log)
+    try:
+        wait_until(
+            lambda: "the trigger runs inline" in open(log).read() or process.poll() is not None,
+            300,
+            what="the sensor's deferral",
+        )
+        assert process.poll() is None, open(log).read()
+        output = stop_within_10_s(process, log)
+        assert "wait: received SIGTERM and stopped" in output
+    finally:
+        if pid_file.exists():  # the background trainer runs in its own session
+            try:
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
