@@ -99,3 +99,70 @@ def test_the_final_exporter_is_checked_too_and_a_good_one_trains(tmp_path):
     good = experiment(tmp_path, lambda: {"pixels": spec([None, 4])})
     good.train()
     assert good.latest_checkpoint().global_step == 20
+
+
+# -- found by a stranger's models (each failed at the export, after training, or served wrong) --
+def export(model, tmp_path, serving_input_fn=None):
+    import tensorflow as tf
+
+    from airflow_tfexp.experiment.export.saved_model import export_keras_model
+
+    path = export_keras_model(model, str(tmp_path / "export"), serving_input_fn)
+    return tf.saved_model.load(path).signatures["serving_default"]
+
+
+def test_an_unnamed_head_never_takes_the_name_of_a_named_one(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    x = keras.Input((1,), name="x")
+    hidden = keras.layers.Dense(4)(x)
+    heads = [keras.layers.Dense(1, name="output_1")(hidden), keras.layers.Dense(2)(hidden)]
+    signature = export(keras.Model(x, heads), tmp_path)
+    served = signature(x=tf.ones([3, 1]))
+    assert {name: tuple(t.shape) for name, t in served.items()} == {
+        "output_1": (3, 1),
+        "output_1_": (3, 2),
+    }
+
+
+def test_a_sequential_built_from_a_batch_serves_any_batch_size(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    model = keras.Sequential([keras.layers.Dense(2, name="score")])
+    model(tf.zeros([8, 3]))  # built from a first batch of 8, as the estimator builds it
+    served = export(model, tmp_path)(inputs=tf.ones([5, 3]))
+    assert served["score"].shape == (5, 2)
+
+
+def test_unnamed_inputs_of_a_list_model_are_served_as_inputs_0_and_inputs_1(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    a, b = keras.Input((1,)), keras.Input((2,))
+    model = keras.Model([a, b], keras.layers.Dense(1, name="y")(keras.layers.Concatenate()([a, b])))
+    signature = export(model, tmp_path)
+    assert sorted(signature.structured_input_signature[1]) == ["inputs_0", "inputs_1"]
+    assert signature(inputs_0=tf.ones([2, 1]), inputs_1=tf.ones([2, 2]))["y"].shape == (2, 1)
+
+
+def test_names_tensorflow_would_merge_are_refused_before_training(tmp_path):
+    import keras
+
+    def model_fn(params):
+        inputs = {name: keras.Input((1,), name=name) for name in ("user.age", "user_age")}
+        joined = keras.layers.Concatenate()(list(inputs.values()))
+        model = keras.Model(inputs, keras.layers.Dense(1)(joined))
+        model.compile("adam", "mse")
+        return model
+
+    serving = lambda: {"user.age": spec([None, 1]), "user_age": spec([None, 1])}  # noqa: E731
+    with pytest.raises(ValueError, match=r"'user\.age' and 'user_age' are the same signature"):
+        experiment(tmp_path, serving, model_fn=model_fn).train()
+
+
+def test_a_wrong_feature_size_is_refused_before_training(tmp_path):
+    with pytest.raises(ValueError, match=r"Serving input 'features' has shape \(None, 5\)"):
+        experiment(tmp_path, lambda: {"features": spec([None, 5])}).train()
+    assert_nothing_trained(tmp_path)

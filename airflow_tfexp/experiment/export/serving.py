@@ -85,7 +85,7 @@ def _returned_specs(model: keras.Model, returned: Any, declared: Any) -> tuple[d
     if isinstance(returned, Mapping):
         specs = dict(returned)
     elif isinstance(returned, (list, tuple)) and declared is not None:
-        names = [t.name for t in declared[1]]
+        names = [_input_name(t, i) for i, t in enumerate(declared[1])]
         if len(returned) != len(names):
             raise _fail(
                 f"It returned {len(returned)} specs for model {model.name!r}, which has "
@@ -104,15 +104,40 @@ def _returned_specs(model: keras.Model, returned: Any, declared: Any) -> tuple[d
             )
         if not isinstance(spec, tf.TensorSpec):
             raise _fail(f"The value for {key!r} is {spec!r}, not a tf.TensorSpec.")
+    _check_distinct(specs)
     return specs, False
+
+
+def _check_distinct(specs: Mapping[str, Any]) -> None:
+    """TensorFlow lower-cases signature names and turns other characters into '_': two keys
+    that become one name would fail the export after training."""
+    seen: dict[str, str] = {}
+    for key in specs:
+        sanitized = re.sub(r"[^a-z0-9_]", "_", key.lower())
+        if sanitized in seen:
+            raise _fail(
+                f"Feature names {seen[sanitized]!r} and {key!r} are the same signature argument "
+                f"({sanitized!r}) once TensorFlow lower-cases them and replaces '.', '-', '/'."
+            )
+        seen[sanitized] = key
 
 
 _KERAS_INPUT_NAME = re.compile(r"^(keras_tensor|input_layer)(_\d+)?$")
 
 
-def _input_name(tensor: Any) -> str:
-    """A symbolic input's name; "inputs" for one Keras named itself (it differs per process)."""
-    return "inputs" if _KERAS_INPUT_NAME.match(tensor.name) else tensor.name
+def _input_name(tensor: Any, index: int | None = None) -> str:
+    """A symbolic input's name; `inputs` (`inputs_<index>` of several) for one Keras named
+    itself (`keras_tensor_9`: it differs from process to process)."""
+    if not _KERAS_INPUT_NAME.match(tensor.name):
+        return tensor.name
+    return "inputs" if index is None else f"inputs_{index}"
+
+
+def _any_batch(tensor: Any) -> tf.TensorSpec:
+    """The spec of a model input, for any batch size (a model built from a first batch has
+    that batch's size in its input shape)."""
+    shape = list(tensor.shape)
+    return tf.TensorSpec([None, *shape[1:]] if shape else shape, tensor.dtype)
 
 
 def _single_input_name(declared: Any) -> str | None:
@@ -132,7 +157,11 @@ def _check_dtype(model: keras.Model, key: str, spec: tf.TensorSpec, tensor: Any)
         )
     if spec.shape.rank is not None and tensor.shape is not None:
         rank = len(tensor.shape)
-        if abs(spec.shape.rank - rank) > 1:  # Keras adds or drops a trailing 1-dim itself
+        wrong_size = spec.shape.rank == rank and any(
+            a is not None and b is not None and a != b
+            for a, b in zip(spec.shape.as_list()[1:], list(tensor.shape)[1:], strict=True)
+        )
+        if abs(spec.shape.rank - rank) > 1 or wrong_size:  # Keras adds or drops a 1-dim itself
             raise ValueError(
                 f"Serving input {key!r} has shape {spec.shape} but model {model.name!r} takes "
                 f"shape {tuple(tensor.shape)} for its input {tensor.name!r}."
@@ -150,11 +179,11 @@ def serving_inputs(model: keras.Model, serving_input_fn: Callable[[], Any] | Non
             )
         structure, tensors = declared
         if isinstance(structure, Mapping):
-            returned: Any = {k: tf.TensorSpec(t.shape, t.dtype) for k, t in structure.items()}
+            returned: Any = {k: _any_batch(t) for k, t in structure.items()}
+        elif len(tensors) == 1:
+            returned = _any_batch(tensors[0])  # named below
         else:
-            returned = {t.name: tf.TensorSpec(t.shape, t.dtype) for t in tensors}
-            if len(tensors) == 1:
-                returned = tf.TensorSpec(tensors[0].shape, tensors[0].dtype)  # named below
+            returned = {_input_name(t, i): _any_batch(t) for i, t in enumerate(tensors)}
     else:
         returned = serving_input_fn()
     specs, bare = _returned_specs(model, returned, declared)
@@ -174,7 +203,7 @@ def serving_inputs(model: keras.Model, serving_input_fn: Callable[[], Any] | Non
         key = next(iter(specs))
         return _checked(model, ServingInputs(specs, SINGLE, (key,)), {key: tensors[0]})
     else:
-        feed, by_key = IN_ORDER, {t.name: t for t in tensors}
+        feed, by_key = IN_ORDER, {_input_name(t, i): t for i, t in enumerate(tensors)}
     missing = [name for name in by_key if name not in specs]
     unknown = [name for name in specs if name not in by_key]
     if missing or unknown:
@@ -183,7 +212,8 @@ def serving_inputs(model: keras.Model, serving_input_fn: Callable[[], Any] | Non
             f"{model.name!r}'s inputs ({', '.join(by_key)})"
             + (f"; missing: {', '.join(missing)}" if missing else "")
             + (f"; unknown: {', '.join(unknown)}" if unknown else "")
-            + ". Key the dict by the names given to keras.Input(name=...)."
+            + ". Key the dict by the model's input names: the keys of a model on a dict, else "
+            "the names given to keras.Input(name=...) (inputs_0, inputs_1, ... for unnamed ones)."
         )
     order = tuple(by_key) if feed == IN_ORDER else tuple(specs)
     return _checked(model, ServingInputs(specs, feed, order), by_key)
@@ -229,12 +259,16 @@ def output_names(model: keras.Model, outputs: Any) -> list[str]:
         return [str(key) for key in outputs]
     flat = list(outputs) if isinstance(outputs, Sequence) else [outputs]
     layer_names = _output_layer_names(model)
-    names = []
-    for index in range(len(flat)):
-        given = None
-        if layer_names and len(layer_names) == len(flat):
-            given = _given_name(model, layer_names[index])
-        names.append(given if given and given not in names else f"output_{index}")
+    given: list[str | None] = [None] * len(flat)
+    if layer_names and len(layer_names) == len(flat):
+        given = [_given_name(model, name) for name in layer_names]
+    names: list[str] = []
+    for index, name in enumerate(given):
+        if not name or name in names:
+            name = f"output_{index}"
+            while name in names or name in given:  # never one a user gave another output
+                name += "_"
+        names.append(name)
     return names
 
 
