@@ -36,7 +36,7 @@ from airflow_tfexp.experiment.estimator.summaries import SummaryWriters
 from airflow_tfexp.experiment.estimator.training_loop import TrainingLoop
 from airflow_tfexp.experiment.evaluation.results import eval_dir
 from airflow_tfexp.experiment.export.saved_model import export_keras_model
-from airflow_tfexp.experiment.export.serving import named_outputs, serving_inputs
+from airflow_tfexp.experiment.export.serving import check_call, named_outputs, serving_inputs
 from airflow_tfexp.experiment.hooks import HookList, ListenerList, TrainingContext
 from airflow_tfexp.experiment.retraining.warm_start import (
     WarmStartSettings,
@@ -414,7 +414,10 @@ class KerasEstimator:
     ) -> None:
         """Call `serving_input_fn` and check it against the model (ValueError naming what does
         not fit) before training spends hours on a model that cannot be exported."""
-        serving_inputs(self._training_state(self._bind(input_fn, TRAIN)).model, serving_input_fn)
+        model = self._training_state(self._bind(input_fn, TRAIN)).model
+        inputs = serving_inputs(model, serving_input_fn)
+        if not getattr(model, "inputs", None):  # subclassed: only a call shows what it takes
+            check_call(model, inputs)
 
     def _bind(self, input_fn: Callable[..., Any], mode: str) -> Callable[[], Any]:
         return bind_input_fn(input_fn, mode, self._params, self._config)

@@ -166,3 +166,27 @@ def test_a_wrong_feature_size_is_refused_before_training(tmp_path):
     with pytest.raises(ValueError, match=r"Serving input 'features' has shape \(None, 5\)"):
         experiment(tmp_path, lambda: {"features": spec([None, 5])}).train()
     assert_nothing_trained(tmp_path)
+
+
+def test_a_subclassed_models_call_is_tried_on_the_serving_inputs_before_training(tmp_path):
+    from tests.models import subclassed
+
+    def model_fn(params):
+        return subclassed.model_fn(params)
+
+    def train_input_fn():
+        import tensorflow as tf
+
+        return tf.data.Dataset.from_tensor_slices(subclassed.examples(64, 0)).repeat().batch(16)
+
+    missing_extra = lambda: {"dense": spec([None, 3])}  # noqa: E731
+    experiment = Experiment(
+        KerasEstimator(model_fn, model_dir=str(tmp_path / "model")),
+        train_input_fn,
+        train_input_fn,
+        train_steps=5,
+        export_strategies=[LatestExporter("latest", missing_extra)],
+    )
+    with pytest.raises(ValueError, match=r"fails on the serving inputs .* \(dense\).*KeyError"):
+        experiment.train()
+    assert_nothing_trained(tmp_path)

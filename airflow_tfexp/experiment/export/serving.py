@@ -227,6 +227,26 @@ def _checked(
     return inputs
 
 
+def check_call(model: keras.Model, inputs: ServingInputs) -> None:
+    """Call a model without symbolic inputs (subclassed) once on a batch of zeros (empty
+    strings) of the serving specs: what its `call` does with them would otherwise show only at
+    the export, after training. ValueError naming the inputs and the model's error."""
+    named = {
+        key: tf.zeros([d or 1 for d in spec.shape.as_list()], spec.dtype)
+        if spec.dtype != tf.string
+        else tf.fill([d or 1 for d in spec.shape.as_list()], "")
+        for key, spec in inputs.specs.items()
+    }
+    try:
+        model(inputs.model_inputs(named), training=False)
+    except Exception as err:  # noqa: BLE001 - any failure of the user's call is reported
+        raise ValueError(
+            f"Model {model.name!r} fails on the serving inputs of `serving_input_fn` "
+            f"({', '.join(inputs.specs)}), called once on zeros before training: "
+            f"{type(err).__name__}: {err}"
+        ) from err
+
+
 # -- outputs ---------------------------------------------------------------------------------
 def _snake_case(name: str) -> str:
     """Keras's own rule for a layer's default name (`keras.src.utils.naming.to_snake_case`)."""
