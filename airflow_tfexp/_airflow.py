@@ -45,7 +45,9 @@ def stops_on_sigterm(task_id: str) -> Iterator[None]:
     """SIGTERM stops the task: Airflow 3's task runner only calls `on_kill` and lets `execute`
     run on (`airflow dags test` then ignores SIGTERM for as long as training lasts). The
     exception is raised in the main thread at the next Python instruction: within one compiled
-    chunk of steps, and every `finally` (the trainer lease) still runs."""
+    chunk of steps, and every `finally` (the trainer lease) still runs. Under `dag.test()` the
+    handler stays after the task: the test loop's waits (a reschedule, an inline trigger) come
+    between this task's executions, and SIGTERM must stop them too."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -55,15 +57,8 @@ def stops_on_sigterm(task_id: str) -> Iterator[None]:
     try:
         yield
     finally:
-        if signal.getsignal(signal.SIGTERM) is handler:  # not replaced meanwhile (a deferral)
+        if signal.getsignal(signal.SIGTERM) is handler and not triggers_run_inline():
             signal.signal(signal.SIGTERM, previous)
-
-
-def stop_on_sigterm_from_now(task_id: str) -> None:
-    """`stops_on_sigterm` for the rest of this process: a trigger run inline by `dag.test()`
-    waits after `execute` returned."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _stopping_handler(task_id, signal.getsignal(signal.SIGTERM)))
 
 
 def triggers_run_inline() -> bool:

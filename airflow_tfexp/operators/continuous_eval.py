@@ -13,6 +13,7 @@ from airflow_tfexp._airflow import (
     jsonable,
     raise_on_error_event,
     run_start_timestamp,
+    stops_on_sigterm,
 )
 from airflow_tfexp._config import default_deferrable
 from airflow_tfexp.experiment._validation import check_optional_seconds
@@ -125,7 +126,7 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
         passes: int = 0,
     ) -> dict[str, Any]:
         raise_on_error_event(self.task_id, self.model_dir, event)
-        with self.step_environment(context):
+        with stops_on_sigterm(self.task_id), self.step_environment(context):
             return self._pass(context, first=False, evaluated=list(evaluated or []), passes=passes)
 
     def _pass(

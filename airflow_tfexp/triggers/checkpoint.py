@@ -10,11 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_tfexp._airflow import (
-    DEFER_SETTLE_SECS,
-    stop_on_sigterm_from_now,
-    triggers_run_inline,
-)
+from airflow_tfexp._airflow import DEFER_SETTLE_SECS, triggers_run_inline
 from airflow_tfexp.experiment.evaluation.model_dir_scan import (
     CheckpointEventStatus,
     ModelDirScan,
@@ -195,7 +191,6 @@ def defer_for_checkpoints(
     no_trainer_secs = None
     if triggers_run_inline():
         no_trainer_secs = INLINE_NO_TRAINER_SECS
-        stop_on_sigterm_from_now(operator.task_id)
         operator.log.info(
             "dag.test(): the trigger runs inline, one task at a time; it fails if no trainer is "
             "active in %s for %.0f s.",

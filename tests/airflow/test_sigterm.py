@@ -14,8 +14,6 @@ import pytest
 
 from tests.experiment.processes import wait_until
 
-pytestmark = pytest.mark.slow
-
 
 def dags_test(dag_id: str, conf: dict, log_path) -> subprocess.Popen:
     airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
@@ -37,6 +35,7 @@ def stop_within_10_s(process: subprocess.Popen, log_path) -> str:
     return open(log_path).read()
 
 
+@pytest.mark.slow
 def test_training_under_dags_test_stops_within_10_s_of_sigterm(airflow_db, tmp_path):
     model_dir, step_log, log = tmp_path / "model", tmp_path / "steps.log", tmp_path / "dags.log"
     conf = {
@@ -55,6 +54,7 @@ def test_training_under_dags_test_stops_within_10_s_of_sigterm(airflow_db, tmp_p
     assert lease.get("released") is True  # the task's cleanup ran: a rerun may train at once
 
 
+@pytest.mark.slow
 def test_a_deferred_sensor_waiting_inline_stops_within_10_s_of_sigterm(airflow_db, tmp_path):
     model_dir, pid_file, log = tmp_path / "model", tmp_path / "trainer.pid", tmp_path / "dags.log"
     conf = {
@@ -79,3 +79,50 @@ def test_a_deferred_sensor_waiting_inline_stops_within_10_s_of_sigterm(airflow_d
                 os.kill(int(pid_file.read_text()), signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+@pytest.mark.slow
+def test_a_rescheduling_sensor_under_dags_test_stops_within_10_s_of_sigterm(airflow_db, tmp_path):
+    """Between two pokes dag.test() waits in its own loop, where Airflow's handler only calls
+    `on_kill`: the provider's handler stays installed under dag.test()."""
+    model_dir, log = tmp_path / "model", tmp_path / "dags.log"
+    model_dir.mkdir()
+    process = dags_test("tfexp_test_sensor_rescheduling", {"model_dir": str(model_dir)}, log)
+    wait_until(
+        lambda: "No new complete checkpoint" in open(log).read() or process.poll() is not None,
+        300,
+        what="the first poke",
+    )
+    assert process.poll() is None, open(log).read()
+    assert "wait: received SIGTERM and stopped" in stop_within_10_s(process, log)
+
+
+def test_a_resumed_continuous_evaluation_pass_stops_on_sigterm(tmp_path, monkeypatch):
+    """A deferred ContinuousEvalOperator resumes in `execute_complete`, where Airflow has put
+    its own handler back: the pass must still stop on SIGTERM."""
+    import time
+
+    from airflow.sdk.exceptions import AirflowTaskTerminated
+
+    from airflow_tfexp.operators import ContinuousEvalOperator
+
+    operator = ContinuousEvalOperator(
+        task_id="ce",
+        experiment_fn="tests.experiment.tiny_experiment:experiment_fn",
+        model_dir=str(tmp_path / "model"),
+    )
+    reached = []
+
+    def a_long_pass(context, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)
+        reached.append("end")
+
+    monkeypatch.setattr(operator, "_pass", a_long_pass)
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)  # Airflow's: on_kill
+    try:
+        with pytest.raises(AirflowTaskTerminated, match="ce: received SIGTERM and stopped"):
+            operator.execute_complete({}, {"status": "success", "checkpoints": []})
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert reached == []

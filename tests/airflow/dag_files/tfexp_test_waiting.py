@@ -158,3 +158,21 @@ with DAG(
         timeout=600,
         defer_settle_secs=0.5,
     )
+
+
+with DAG(
+    "tfexp_test_sensor_rescheduling",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    params=PARAMS,
+):
+    # The fallback the inline error recommends: between its pokes dag.test() waits in its loop.
+    CheckpointSensor(
+        task_id="wait",
+        model_dir=MODEL_DIR,
+        wait_for_training_complete=True,
+        deferrable=False,
+        mode="reschedule",
+        poke_interval=5,
+        timeout=600,
+    )
