@@ -183,9 +183,10 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
         )
 
         deadline = time.monotonic() + (self.keep_worker_secs or 0)
+        scan = None
         while time.monotonic() + poll <= deadline:
             time.sleep(poll)
-            scan = scan_model_dir(self.model_dir, None)
+            scan = scan_model_dir(self.model_dir, None, scan, watching=True)
             if checkpoints_to_report(
                 scan,
                 after if after is not None else -1,

@@ -83,8 +83,13 @@ class CheckpointSensor(BaseSensorOperator):
         )
         from airflow_tfexp.hooks.gcp_credentials import gcp_credentials
 
+        poking = not self.deferrable and self.mode == "poke"  # this instance looks again
         with gcp_credentials(self.gcp_conn_id, self.model_dir, self.log):
-            scan = scan_model_dir(self.model_dir, self.name)
+            scan = scan_model_dir(
+                self.model_dir, self.name, getattr(self, "_last_scan", None), watching=poking
+            )
+        if poking:
+            self._last_scan = scan
         return checkpoints_to_report(
             scan,
             _as_step(self.after_step),

@@ -102,8 +102,12 @@ class CheckpointTrigger(BaseTrigger):
         )
 
     def _scan(self) -> ModelDirScan:
-        """One look at the model dir (blocking; run in a thread). A seam for tests."""
-        return scan_model_dir(self.model_dir, self.name)
+        """One look at the model dir (blocking; run in a thread). A seam for tests. Unchanged
+        since the last look (the checkpoint state's version), it costs one metadata read."""
+        self._last_scan = scan_model_dir(
+            self.model_dir, self.name, getattr(self, "_last_scan", None), watching=True
+        )
+        return self._last_scan
 
     def _get_time(self) -> float:
         return time.monotonic()

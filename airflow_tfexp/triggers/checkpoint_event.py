@@ -73,7 +73,11 @@ class CheckpointEventTrigger(BaseEventTrigger):
 
     # -- seams for tests -------------------------------------------------------------------
     def _scan(self) -> ModelDirScan:
-        return scan_model_dir(self.model_dir, self.name)
+        """One look; unchanged since the last one (the state's version), one metadata read."""
+        self._last_scan = scan_model_dir(
+            self.model_dir, self.name, getattr(self, "_last_scan", None), watching=True
+        )
+        return self._last_scan
 
     def _heartbeat(self, evaluating_step: int | None = None) -> None:
         from airflow_tfexp.experiment.evaluation.coordination import EvaluatorRegistration

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from airflow_tfexp.experiment.evaluation.results import eval_dir, evaluated_steps
+from airflow_tfexp.experiment.storage.checkpoints import STATE_FILE
 from airflow_tfexp.experiment.storage.files import read_json, write_json_atomic
 from airflow_tfexp.experiment.storage.fs import filesystem, join
 
@@ -47,10 +48,14 @@ def completion_reason(global_step: int, train_steps: int | None) -> str:
 
 
 def write_completion_marker(model_dir: str, global_step: int, reason: str) -> None:
+    """Write the marker, then touch the checkpoint state: waiters look at the state's version
+    only (`model_dir_scan`), and must look again to see the marker."""
     write_json_atomic(
         completion_marker_path(model_dir),
         {"global_step": int(global_step), "reason": reason, "wall_time": time.time()},
     )
+    state = join(model_dir, STATE_FILE)
+    filesystem(state).touch(state)
 
 
 def read_completion_marker(model_dir: str) -> dict[str, Any] | None:

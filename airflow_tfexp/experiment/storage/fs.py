@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Protocol
 
 from airflow_tfexp.experiment.storage.locations import parse_model_dir
@@ -21,6 +21,15 @@ class FileSystem(Protocol):
 
     def read_bytes(self, path: str) -> bytes | None:
         """The file's content, or None when it does not exist."""
+
+    def version(self, path: str) -> Hashable | None:
+        """What changes whenever the file is replaced or touched (None when it does not
+        exist), for one metadata read: GCS generation and metageneration, local inode, mtime
+        and size. A waiter compares it with the last one it saw before reading anything."""
+
+    def touch(self, path: str) -> None:
+        """Change the file's `version` without changing its content (nothing if it does not
+        exist): tells waiters to look again."""
 
     def read_bytes_at_most(self, path: str, limit: int) -> bytes | None:
         """The content of a regular file of at most `limit` bytes, None when it does not exist;

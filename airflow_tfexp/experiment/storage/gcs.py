@@ -118,6 +118,31 @@ class GcsFileSystem:
         except NotFound:
             return None
 
+    def version(self, path: str) -> tuple[int, int] | None:
+        from google.api_core.exceptions import NotFound
+
+        bucket, name = split(path)
+        try:
+            blob = self.client.bucket(bucket).get_blob(name, retry=_retry())  # one Class B GET
+        except NotFound:
+            return None
+        return None if blob is None else (int(blob.generation), int(blob.metageneration))
+
+    def touch(self, path: str) -> None:
+        from google.api_core.exceptions import NotFound, PreconditionFailed
+
+        bucket, name = split(path)
+        try:
+            blob = self.client.bucket(bucket).get_blob(name, retry=_retry())
+            if blob is None:
+                return
+            blob.metadata = {**(blob.metadata or {}), "tfexp-touched": f"{time.time():.6f}"}
+            # a metadata patch (a new metageneration, the content untouched), only if nobody
+            # changed it since: a writer who did has changed its version anyway
+            blob.patch(if_metageneration_match=blob.metageneration, retry=_retry())
+        except (NotFound, PreconditionFailed):
+            return
+
     def read_bytes_at_most(self, path: str, limit: int) -> bytes | None:
         from google.api_core.exceptions import NotFound
 

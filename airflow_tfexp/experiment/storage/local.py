@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
@@ -40,6 +41,17 @@ class LocalFileSystem:
                 return handle.read()
         except FileNotFoundError:
             return None
+
+    def version(self, path: str) -> tuple[int, int, int] | None:
+        try:
+            status = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return status.st_ino, status.st_mtime_ns, status.st_size
+
+    def touch(self, path: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(path)
 
     def read_bytes_at_most(self, path: str, limit: int) -> bytes | None:
         try:  # O_NONBLOCK: opening a FIFO with no writer must not hang the reader
