@@ -92,7 +92,11 @@ async def measure(kind: str, model_dirs: list[str], args: argparse.Namespace, de
                 errors.append(event.payload.get("message", str(event.payload)))
 
     tasks = [asyncio.create_task(wait(i, t)) for i, t in enumerate(triggers)]
-    await asyncio.sleep(args.poll_interval / 2)  # every trigger has made its first look
+    # every trigger has made its first look (which lists and reads: a round of idle looks,
+    # one metadata read each, is what is measured)
+    while trigger_class.scans < len(triggers):
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(args.poll_interval / 2)
     scans0, requests0 = trigger_class.scans, trigger_class.requests
     http0 = http[0] if http else 0
     cpu0 = time.process_time()
