@@ -53,8 +53,14 @@ class CheckpointSaverListener:
         """A checkpoint of global step `step` is about to be written."""
 
     def after_save(self, step: int, checkpoint_path: str) -> bool | None:
-        """The checkpoint is complete on disk. Return True to stop training."""
+        """The checkpoint is complete and visible at `checkpoint_path`. Return True to stop
+        training."""
         return None
+
+    def reads_checkpoint(self, step: int) -> bool:
+        """Whether `after_save(step, ...)` may read the checkpoint, so that training must wait
+        for its upload (gs://) first. Default: whenever `after_save` is overridden."""
+        return type(self).after_save is not CheckpointSaverListener.after_save
 
     def end(self, step: int) -> None:
         """Training ended; the final checkpoint has been saved."""
@@ -130,6 +136,9 @@ class ListenerList(CheckpointSaverListener):
         return any(
             [bool(listener.after_save(step, checkpoint_path)) for listener in self.listeners]
         )
+
+    def reads_checkpoint(self, step: int) -> bool:
+        return any(listener.reads_checkpoint(step) for listener in self.listeners)
 
     def end(self, step: int) -> None:
         for listener in self.listeners:

@@ -370,6 +370,7 @@ class KerasEstimator:
         if self._config.is_chief or self._config.task_type == "evaluator":
             self._summaries.write(eval_dir(self._storage.local_dir, name), global_step, result)
             self._storage.push_summaries()
+            self._storage.wait_for_uploads()  # an evaluator's results are visible when it returns
         return result
 
     # -- predict ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ compiled loop runs without per-step Python in between.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import time
@@ -64,6 +65,18 @@ class TrainingLoop:
         return max(1, min(bounds))
 
     def run(self, steps: LocalSteps | CoordinatedSteps) -> None:
+        """Train until the target, the end of the input or a stop request; every checkpoint
+        is visible to readers when this returns (or raises)."""
+        try:
+            self._run(steps)
+        except BaseException:
+            # the last checkpoint made visible is what a retry resumes from; the error that
+            # stopped training is the one to raise, not a later upload's
+            with contextlib.suppress(Exception):
+                self.storage.wait_for_uploads()
+            raise
+
+    def _run(self, steps: LocalSteps | CoordinatedSteps) -> None:
         state, model = self.state, self.state.model
         self.max_chunk = steps.max_chunk
         step = state.global_step
@@ -101,6 +114,7 @@ class TrainingLoop:
             self._save(step)
         if not self.config.is_chief:
             shutil.rmtree(self.state.manager.directory, ignore_errors=True)
+        self.storage.wait_for_uploads()  # the final checkpoint is visible before `end`
         log.info("Training stopped at global step %d: %s.", step, stop_reason)
         self.hooks.end(step)
         self.listeners.end(step)
@@ -128,6 +142,9 @@ class TrainingLoop:
             self.state.model.reset_metrics()
 
     def _save(self, step: int) -> bool:
+        # The previous checkpoint's upload, running while training stepped on, must be done
+        # before this save rewrites the checkpoint state and garbage-collects its files.
+        self.storage.wait_for_uploads()
         self.listeners.before_save(step)
         path = self.state.manager.save(checkpoint_number=step)
         self.last_saved_step = step
@@ -136,6 +153,8 @@ class TrainingLoop:
         if not self.config.is_chief:
             return False
         path = self.storage.push_checkpoint(path)
+        if self.listeners.reads_checkpoint(step):
+            self.storage.wait_for_uploads()  # e.g. an in-training evaluation of `path`
         return bool(self.listeners.after_save(step, path))
 
 

@@ -41,6 +41,10 @@ class InTrainingEvaluator(CheckpointSaverListener):
         self._last_step = context.global_step
         self._max_steps = context.max_steps
 
+    def reads_checkpoint(self, step: int) -> bool:
+        since = step - self._last_step
+        return self.active and since > 0 and since >= self._every
+
     def after_save(self, step: int, checkpoint_path: str) -> bool:
         since = step - self._last_step
         if since <= 0:

@@ -3,7 +3,10 @@
 TensorFlow only ever reads and writes local paths (`local_dir`). For a local model dir those
 are the model dir itself and every method is the identity; for a gs:// model dir they are a
 staging copy, and this object moves files with google-cloud-storage (see `gcs_staging` for the
-order that keeps readers from ever seeing half a checkpoint or export).
+order that keeps readers from ever seeing half a checkpoint or export). A gs:// model dir's
+checkpoint and summary uploads run on a background thread (`upload_queue`), so training steps on
+while they happen; `wait_for_uploads` drains them before the next save and before training
+returns.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Callable
 
 from airflow_tfexp.experiment.storage.fs import dirname, is_gcs
 from airflow_tfexp.experiment.storage.gcs_staging import GcsStaging
+from airflow_tfexp.experiment.storage.upload_queue import UploadQueue
 
 
 class ModelDirStorage:
@@ -31,15 +35,21 @@ class ModelDirStorage:
         return checkpoint_path
 
     def push_checkpoint(self, local_prefix: str) -> str:
-        """A checkpoint TensorFlow just saved, made visible to readers; returns its path."""
+        """A checkpoint TensorFlow just saved, to be made visible to readers (once
+        `wait_for_uploads` returns, at the latest); returns the path readers will see."""
         return local_prefix
+
+    def wait_for_uploads(self) -> None:
+        """Block until every checkpoint and summary pushed so far is visible to readers; raise
+        the first upload failure (`UploadError`)."""
 
     def checkpoint_deleter(self) -> Callable[[str], None] | None:
         """What else to delete when garbage collection deletes a local checkpoint."""
         return None
 
     def push_summaries(self) -> None:
-        """Summaries (TensorBoard event files) written locally, made visible to readers."""
+        """Summaries (TensorBoard event files) written locally, to be made visible to readers
+        (once `wait_for_uploads` returns, at the latest)."""
 
     def local_export(self, export_dir: str) -> str:
         """A local copy of a finished export (any location) that TensorFlow can load."""
@@ -63,6 +73,7 @@ class StagedModelDirStorage(ModelDirStorage):
         super().__init__(model_dir)
         self.staging = GcsStaging(model_dir, staging_root)
         self.local_dir = self.staging.local
+        self.uploads = UploadQueue(model_dir)
 
     def prepare_training(self) -> None:
         # the bucket's state names checkpoints written from other machines: garbage
@@ -75,15 +86,27 @@ class StagedModelDirStorage(ModelDirStorage):
         return checkpoint_path
 
     def push_checkpoint(self, local_prefix: str) -> str:
-        path = self.staging.push_checkpoint(local_prefix)
-        self.staging.push_changed()
-        return path
+        # The local files stay as they are until the next save, which waits for this upload
+        # first (the checkpoint state, rewritten by every save, is read by the upload).
+        name = os.path.basename(local_prefix)
+        self.uploads.submit(f"checkpoint {name}", self.staging.push_checkpoint, local_prefix)
+        self.uploads.submit("summaries", self.staging.push_changed)
+        return f"{self.staging.remote}/{name}"
+
+    def wait_for_uploads(self) -> None:
+        self.uploads.wait()
 
     def checkpoint_deleter(self) -> Callable[[str], None] | None:
-        return self.staging.delete_checkpoint
+        # queued before the next checkpoint's upload, so the bucket's state stops naming it
+        # only after its index is gone, as before
+        def delete(prefix: str) -> None:
+            name = os.path.basename(prefix)
+            self.uploads.submit(f"the deletion of {name}", self.staging.delete_checkpoint, prefix)
+
+        return delete
 
     def push_summaries(self) -> None:
-        self.staging.push_changed()
+        self.uploads.submit("summaries", self.staging.push_changed)
 
     def local_export(self, export_dir: str) -> str:
         if is_gcs(export_dir):
