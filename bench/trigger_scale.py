@@ -7,11 +7,15 @@ the event loop and the scans it hands to threads), that as a share of one core a
 interval, storage requests per poll per trigger (counted by each scan, and for gs:// also the
 HTTP requests sent), and the detection latency: a complete checkpoint is written into every
 model dir (on gs://, `--gcs-detect` of them: the emulator is one Python process) at a
-random moment within one poll interval (the triggers all started together, so
-their looks are in step), each one's completion time recorded; latency = its trigger's event -
-that time, p50 and p95, against the poll interval.
+random moment within one poll interval (each model dir's looks come at the instants of its
+own grid, see `triggers/shared_looks.py`), each one's completion time recorded; latency = its
+trigger's event - that time, p50 and p95, against the poll interval.
+
+`--per-dir K` puts K triggers on each model dir (the sensors of K DAG runs waiting on one
+training run): they share each look, so requests per poll per trigger fall to 1/K.
 
     .venv/bin/python bench/trigger_scale.py [--triggers 1000] [--poll-interval 10] [--rounds 3]
+        [--per-dir 1] [--skip-gcs]
 """
 
 from __future__ import annotations
@@ -41,8 +45,8 @@ def counting_trigger_class() -> Any:
         scans = 0
         requests = 0
 
-        def _scan(self) -> Any:
-            scan = super()._scan()
+        def _scan(self, previous: Any) -> Any:
+            scan = super()._scan(previous)
             CountingTrigger.scans += 1
             CountingTrigger.requests += scan.requests
             return scan
@@ -80,6 +84,7 @@ async def measure(kind: str, model_dirs: list[str], args: argparse.Namespace, de
     triggers = [
         trigger_class(model_dir, after_step=0, poll_interval=args.poll_interval)
         for model_dir in model_dirs
+        for _ in range(args.per_dir)
     ]
     fired: dict[int, float] = {}
     errors: list[str] = []
@@ -94,25 +99,31 @@ async def measure(kind: str, model_dirs: list[str], args: argparse.Namespace, de
     tasks = [asyncio.create_task(wait(i, t)) for i, t in enumerate(triggers)]
     # every trigger has made its first look (which lists and reads: a round of idle looks,
     # one metadata read each, is what is measured)
-    while trigger_class.scans < len(triggers):
+    while trigger_class.scans < len(model_dirs):
         await asyncio.sleep(0.1)
-    await asyncio.sleep(args.poll_interval / 2)
+    await asyncio.sleep(args.poll_interval)  # the first looks made, a whole idle round passed
     scans0, requests0 = trigger_class.scans, trigger_class.requests
     http0 = http[0] if http else 0
-    cpu0 = time.process_time()
+    cpu0, wall0 = time.process_time(), time.monotonic()
     await asyncio.sleep(args.rounds * args.poll_interval)
     cpu = time.process_time() - cpu0
-    scans = trigger_class.scans - scans0
-    rounds = scans / len(triggers)
+    rounds = (time.monotonic() - wall0) / args.poll_interval
+    polls = rounds * len(triggers)  # each trigger looks once per round, shared or not
     per_round = cpu / rounds
+    sharing = f" ({args.per_dir} per model dir)" if args.per_dir > 1 else ""
     print(
-        f"{kind}: {len(triggers)} triggers, poll {args.poll_interval:g} s: {rounds:.1f} rounds, "
-        f"{per_round:.2f} CPU s per round = {per_round / 10:.0%} of a core at a 10 s poll"
+        f"{kind}: {len(triggers)} triggers{sharing}, poll {args.poll_interval:g} s: "
+        f"{rounds:.1f} rounds, {per_round:.2f} CPU s per round = {per_round / 10:.0%} of a core "
+        f"at a 10 s poll"
     )
-    requests_per_scan = (trigger_class.requests - requests0) / scans
-    line = f"  storage requests per poll per trigger: {requests_per_scan:.2f} (counted by the scan)"
+    made = trigger_class.scans - scans0
+    requests = trigger_class.requests - requests0
+    line = (
+        f"  storage requests per poll per trigger: {requests / polls:.2f} (counted by the scans; "
+        f"{made / polls:.2f} looks made per poll, {requests / made:.2f} requests per look)"
+    )
     if http:
-        line += f", {(http[0] - http0) / scans:.2f} HTTP requests sent"
+        line += f", {(http[0] - http0) / polls:.2f} HTTP requests sent"
     print(line)
 
     loop = asyncio.get_running_loop()
@@ -125,19 +136,20 @@ async def measure(kind: str, model_dirs: list[str], args: argparse.Namespace, de
     # The first `detect` model dirs get a new checkpoint; the other triggers keep polling.
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         written = await asyncio.gather(*(write_later(pool, d) for d in model_dirs[:detect]))
+    watching = detect * args.per_dir  # triggers i * per_dir ... watch model dir i
     deadline = time.monotonic() + 3 * args.poll_interval + 60
-    while len(fired) < detect and time.monotonic() < deadline:
+    while len(fired) < watching and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
     for task in tasks:
         task.cancel()
-    latencies = sorted(fired[i] - written[i] for i in fired)
-    missed = detect - len(latencies)
+    latencies = sorted(at - written[i // args.per_dir] for i, at in fired.items())
+    missed = watching - len(latencies)
     if errors:
         print(f"  {len(errors)} trigger(s) ended with an error, e.g. {errors[0]}")
     p50 = statistics.median(latencies)
     p95 = latencies[int(0.95 * (len(latencies) - 1))]
     print(
-        f"  detection latency over {detect} new checkpoints: p50 {p50:.2f} s, p95 {p95:.2f} s, "
+        f"  detection latency over {detect} new checkpoints ({watching} triggers): p50 {p50:.2f} s, p95 {p95:.2f} s, "
         f"max {latencies[-1]:.2f} s (poll interval {args.poll_interval:g} s)"
         f"{f'; {missed} never fired' if missed else ''}"
     )
@@ -148,6 +160,7 @@ def main() -> int:
     parser.add_argument("--triggers", type=int, default=1000)
     parser.add_argument("--poll-interval", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--per-dir", type=int, default=1, help="triggers per model dir")
     parser.add_argument("--skip-gcs", action="store_true")
     parser.add_argument(
         "--gcs-detect",
@@ -159,17 +172,20 @@ def main() -> int:
     args = parser.parse_args()
     import structlog
 
+    import airflow_tfexp.triggers.checkpoint  # noqa: F401 - Airflow sets up its logging on import
+
     # A thousand "waiting" and "found" lines would drown the figures.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     from tests.gcs_emulator import BUCKET, Emulator
 
     scratch = tempfile.mkdtemp(prefix="tfexp-bench-triggers-")
     try:
-        local_dirs = [os.path.join(scratch, "local", f"m{i}") for i in range(args.triggers)]
+        dirs = max(1, args.triggers // args.per_dir)
+        local_dirs = [os.path.join(scratch, "local", f"m{i}") for i in range(dirs)]
         for model_dir in local_dirs:
             os.makedirs(model_dir)
             write_checkpoint(model_dir, 0)
-        asyncio.run(measure("local", local_dirs, args, args.triggers))
+        asyncio.run(measure("local", local_dirs, args, dirs))
         if args.skip_gcs:
             return 0
         emulator = Emulator(os.path.join(scratch, "emulator"))
@@ -177,10 +193,10 @@ def main() -> int:
         os.environ["STORAGE_EMULATOR_HOST"] = emulator.host
         try:
             run = uuid.uuid4().hex[:8]
-            gcs_dirs = [f"gs://{BUCKET}/{run}/m{i}" for i in range(args.triggers)]
+            gcs_dirs = [f"gs://{BUCKET}/{run}/m{i}" for i in range(dirs)]
             with concurrent.futures.ThreadPoolExecutor(4) as pool:
                 list(pool.map(lambda d: write_checkpoint(d, 0), gcs_dirs))
-            asyncio.run(measure("gs://", gcs_dirs, args, min(args.gcs_detect, args.triggers)))
+            asyncio.run(measure("gs://", gcs_dirs, args, min(args.gcs_detect, dirs)))
         finally:
             emulator.stop()
     finally:

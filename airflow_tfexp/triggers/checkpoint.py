@@ -22,6 +22,7 @@ from airflow_tfexp.experiment.storage.fs import is_gcs
 from airflow_tfexp.experiment.storage.gcs import using_credentials
 from airflow_tfexp.experiment.training_lease import active_trainer
 from airflow_tfexp.hooks.gcp_credentials import aload_gcp_credentials
+from airflow_tfexp.triggers.shared_looks import LookKey, SharedLooks, look_key, shared_looks
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
@@ -42,7 +43,8 @@ class CheckpointTrigger(BaseTrigger):
     The event is ``{"status", "checkpoints": [{"checkpoint_path", "global_step"}, ...] (step order),
     "watermark", "completion"}``; statuses are those of `CheckpointEventStatus`. Every look at the
     model dir runs in a thread (the event loop never blocks) and costs a constant number of
-    storage reads, however many checkpoints exist.
+    storage reads, however many checkpoints exist; triggers watching the same model dir in one
+    triggerer share each look (`shared_looks`).
 
     :param model_dir: the model directory to watch.
     :param after_step: report checkpoints with a larger global step; None uses the watermark of
@@ -101,13 +103,11 @@ class CheckpointTrigger(BaseTrigger):
             },
         )
 
-    def _scan(self) -> ModelDirScan:
+    def _scan(self, previous: ModelDirScan | None) -> ModelDirScan:
         """One look at the model dir (blocking; run in a thread). A seam for tests. Unchanged
-        since the last look (the checkpoint state's version), it costs one metadata read."""
-        self._last_scan = scan_model_dir(
-            self.model_dir, self.name, getattr(self, "_last_scan", None), watching=True
-        )
-        return self._last_scan
+        since the `previous` look (the checkpoint state's version), it costs one metadata
+        read."""
+        return scan_model_dir(self.model_dir, self.name, previous, watching=True)
 
     def _get_time(self) -> float:
         return time.monotonic()
@@ -133,10 +133,17 @@ class CheckpointTrigger(BaseTrigger):
                 "Not looking for %.1f s: the deferral must settle in the scheduler first.", settle
             )
             await asyncio.sleep(settle)
+        shared, key = shared_looks(), look_key(self.model_dir, self.name, self.gcp_conn_id)
+        with shared.watching(key):
+            return await self._poll(shared, key)
+
+    async def _poll(self, shared: SharedLooks, key: LookKey) -> dict[str, Any]:
         started, looks = self._get_time(), 0
         trainer_seen = started
+        wanted_at = shared.clock()
         while True:
-            scan = await asyncio.to_thread(self._scan)  # storage calls never block the loop
+            # in a thread (the loop never blocks), shared with the triggers watching `key`
+            scan = await shared.look(key, wanted_at, self._scan)
             looks += 1
             event = checkpoints_to_report(
                 scan,
@@ -168,7 +175,8 @@ class CheckpointTrigger(BaseTrigger):
                     trainer_seen = self._get_time()
                 elif self._get_time() - trainer_seen > self.no_trainer_secs:
                     return {"status": CheckpointEventStatus.ERROR.value, "message": _NO_TRAINER}
-            await asyncio.sleep(self.poll_interval)
+            wanted_at = shared.next_instant(key, self.poll_interval)
+            await shared.sleep_until(wanted_at)
 
 
 def defer_for_checkpoints(

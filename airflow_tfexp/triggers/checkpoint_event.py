@@ -30,6 +30,7 @@ from airflow_tfexp.experiment.evaluation.model_dir_scan import ModelDirScan, sca
 from airflow_tfexp.experiment.storage.fs import is_gcs
 from airflow_tfexp.experiment.storage.gcs import using_credentials
 from airflow_tfexp.hooks.gcp_credentials import aload_gcp_credentials
+from airflow_tfexp.triggers.shared_looks import look_key, shared_looks
 
 WATERMARK_KEY = "tfexp_checkpoint_watermark"
 DEFAULT_EVALUATOR = "event"
@@ -72,12 +73,10 @@ class CheckpointEventTrigger(BaseEventTrigger):
         )
 
     # -- seams for tests -------------------------------------------------------------------
-    def _scan(self) -> ModelDirScan:
-        """One look; unchanged since the last one (the state's version), one metadata read."""
-        self._last_scan = scan_model_dir(
-            self.model_dir, self.name, getattr(self, "_last_scan", None), watching=True
-        )
-        return self._last_scan
+    def _scan(self, previous: ModelDirScan | None) -> ModelDirScan:
+        """One look; unchanged since the `previous` one (the state's version), one metadata
+        read."""
+        return scan_model_dir(self.model_dir, self.name, previous, watching=True)
 
     def _heartbeat(self, evaluating_step: int | None = None) -> None:
         from airflow_tfexp.experiment.evaluation.coordination import EvaluatorRegistration
@@ -119,42 +118,54 @@ class CheckpointEventTrigger(BaseEventTrigger):
         unsaved: int | None = None
         last_heartbeat = 0.0
         looks = 0
-        while True:
-            scan = await self._in_thread(self._scan, credentials)
-            looks += 1
-            if self.name is not None and time.time() - last_heartbeat >= 60:
-                await self._in_thread(self._heartbeat, credentials)
-                last_heartbeat = time.time()
-            if looks == 1:
-                floor = max(emitted, scan.evaluated_max if scan.evaluated_max is not None else -1)
-                self.log.info(
-                    "Watching %s for complete checkpoints after step %d (stored watermark: %s, "
-                    "evaluator %r evaluated up to %s); looking every %s s.",
-                    self.model_dir,
-                    floor,
-                    stored,
-                    self.name,
-                    scan.evaluated_max,
-                    self.poll_interval,
-                )
-                emitted = floor
-            if unsaved is not None:  # the triggerer has had a poll interval to write them
-                await self._store_watermark(unsaved)
-                unsaved = None
-            for checkpoint in scan.checkpoints:
-                if checkpoint.global_step <= emitted:
-                    continue
-                self.log.info(
-                    "New checkpoint %s (step %d): emitting an asset event.",
-                    checkpoint.checkpoint_path,
-                    checkpoint.global_step,
-                )
-                yield TriggerEvent(
-                    {
-                        "model_dir": self.model_dir,
-                        "checkpoint_path": checkpoint.checkpoint_path,
-                        "global_step": checkpoint.global_step,
-                    }
-                )
-                emitted = unsaved = checkpoint.global_step
-            await asyncio.sleep(self.poll_interval)
+        shared, key = shared_looks(), look_key(self.model_dir, self.name, self.gcp_conn_id)
+
+        def scan_with_credentials(previous: ModelDirScan | None) -> ModelDirScan:
+            with using_credentials(credentials):
+                return self._scan(previous)
+
+        with shared.watching(key):
+            wanted_at = shared.clock()
+            while True:
+                # shared with the triggers watching the same model dir in this triggerer
+                scan = await shared.look(key, wanted_at, scan_with_credentials)
+                looks += 1
+                if self.name is not None and time.time() - last_heartbeat >= 60:
+                    await self._in_thread(self._heartbeat, credentials)
+                    last_heartbeat = time.time()
+                if looks == 1:
+                    floor = max(
+                        emitted, scan.evaluated_max if scan.evaluated_max is not None else -1
+                    )
+                    self.log.info(
+                        "Watching %s for complete checkpoints after step %d (stored watermark: %s, "
+                        "evaluator %r evaluated up to %s); looking every %s s.",
+                        self.model_dir,
+                        floor,
+                        stored,
+                        self.name,
+                        scan.evaluated_max,
+                        self.poll_interval,
+                    )
+                    emitted = floor
+                if unsaved is not None:  # the triggerer has had a poll interval to write them
+                    await self._store_watermark(unsaved)
+                    unsaved = None
+                for checkpoint in scan.checkpoints:
+                    if checkpoint.global_step <= emitted:
+                        continue
+                    self.log.info(
+                        "New checkpoint %s (step %d): emitting an asset event.",
+                        checkpoint.checkpoint_path,
+                        checkpoint.global_step,
+                    )
+                    yield TriggerEvent(
+                        {
+                            "model_dir": self.model_dir,
+                            "checkpoint_path": checkpoint.checkpoint_path,
+                            "global_step": checkpoint.global_step,
+                        }
+                    )
+                    emitted = unsaved = checkpoint.global_step
+                wanted_at = shared.next_instant(key, self.poll_interval)
+                await shared.sleep_until(wanted_at)

@@ -147,7 +147,7 @@ def test_wait_for_training_complete_returns_everything_at_the_end(model_dir):
 
 def test_a_storage_error_becomes_an_error_event():
     class Broken(CheckpointTrigger):
-        def _scan(self):
+        def _scan(self, previous):
             raise PermissionError("no read access to /m")
 
     event = asyncio.run(first_event(Broken("/m", poll_interval=0.05)))
@@ -173,9 +173,9 @@ def test_the_trigger_never_blocks_the_event_loop(tmp_path, after_step):
     import time
 
     class Slow(CheckpointTrigger):
-        def _scan(self):
+        def _scan(self, previous):
             time.sleep(0.3)  # a slow storage call, run in a thread
-            return super()._scan()
+            return super()._scan(previous)
 
     async def scenario():
         ticks = 0

@@ -1,0 +1,114 @@
+"""Triggers watching one model dir in one event loop share one look per poll instant, and a
+shared look is never older than the one a trigger would have made alone."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from airflow_tfexp.experiment.evaluation.model_dir_scan import ModelDirScan
+from airflow_tfexp.triggers.checkpoint import CheckpointTrigger
+from airflow_tfexp.triggers.checkpoint_event import CheckpointEventTrigger
+from airflow_tfexp.triggers.shared_looks import SharedLooks, look_key
+from tests.experiment.fakes import write_checkpoint
+
+SCANS: list[str] = []  # the model dir of every look actually made
+
+
+class CountedTrigger(CheckpointTrigger):
+    def _scan(self, previous):
+        SCANS.append(self.model_dir)
+        return super()._scan(previous)
+
+
+class CountedEventTrigger(CheckpointEventTrigger):
+    def _scan(self, previous):
+        SCANS.append(self.model_dir)
+        return super()._scan(previous)
+
+
+def test_waits_on_one_model_dir_share_a_look_and_each_still_fires_within_an_interval(tmp_path):
+    shared_dir, other_dir = str(tmp_path / "shared"), str(tmp_path / "other")
+    for directory in (shared_dir, other_dir):
+        write_checkpoint(directory, 10)
+    interval = 0.25
+    SCANS.clear()
+
+    async def scenario():
+        sensors = [CountedTrigger(shared_dir, after_step=10, poll_interval=interval) for _ in "abc"]
+        events = CountedEventTrigger(shared_dir, name=None, poll_interval=interval)
+        alone = CountedTrigger(other_dir, after_step=10, poll_interval=interval)
+        fired: dict[str, float] = {}
+
+        async def fires(label, trigger, events=1):
+            stream = trigger.run()
+            for _ in range(events):
+                await anext(stream)
+            fired[label] = time.monotonic()
+
+        tasks = [asyncio.create_task(fires(f"sensor-{i}", t)) for i, t in enumerate(sensors)]
+        tasks.append(asyncio.create_task(fires("alone", alone)))
+        tasks.append(asyncio.create_task(fires("events", events, 2)))  # steps 10, then 20
+        await asyncio.sleep(8 * interval)  # eight poll instants of idle looks
+        assert not [t for t in tasks[:3] if t.done()]
+        idle_scans = SCANS.count(shared_dir)
+        alone_scans = SCANS.count(other_dir)
+        written = time.monotonic()
+        await asyncio.to_thread(write_checkpoint, shared_dir, 20)
+        await asyncio.to_thread(write_checkpoint, other_dir, 20)
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        return idle_scans, alone_scans, {label: at - written for label, at in fired.items()}
+
+    idle_scans, alone_scans, latency = asyncio.run(scenario())
+    # four triggers on one dir: their first looks (each at its own start), then one look per
+    # instant like the lone trigger (whose grid may have had one instant fewer by then); not
+    # four per instant, which would be over 30
+    assert alone_scans >= 7
+    assert idle_scans <= alone_scans + 4, (idle_scans, alone_scans)
+    for label in ("sensor-0", "sensor-1", "sensor-2", "alone", "events"):
+        assert latency[label] < interval + 1.0, latency  # within one interval (+ loop slack)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_look_started_before_a_trigger_wanted_its_look_is_not_shared():
+    clock, made = _Clock(), []
+    looks = SharedLooks(clock)
+    key = look_key("/m", None, None)
+
+    def scan(previous):
+        made.append(clock.now)
+        return ModelDirScan([], None, None, requests=1, model_dir="/m")
+
+    async def scenario():
+        with looks.watching(key):
+            await looks.look(key, 100.0, scan)  # made at 100
+            await looks.look(key, 100.0, scan)  # wanted at 100: the look made at 100 serves
+            clock.now = 100.5
+            await looks.look(key, 100.2, scan)  # that look is older than wanted: a new one
+        return looks.looks_made(key)
+
+    assert asyncio.run(scenario()) == 0  # nobody watches any more: its state is gone
+    assert made == [100.0, 100.5]
+
+
+def test_grids_align_per_model_dir_and_spread_across_model_dirs():
+    clock = _Clock()
+    looks = SharedLooks(clock)
+    key = look_key("/models/a", "continuous", None)
+    every_10 = looks.next_instant(key, 10.0)
+    every_5 = looks.next_instant(key, 5.0)
+    assert clock.now < every_5 <= every_10 <= clock.now + 10.0
+    assert (every_10 - every_5) % 5.0 < 1e-6  # a 10 s grid is on the 5 s grid of its key
+    phases = {
+        round(looks.next_instant(look_key(f"/models/{i}", None, None), 10.0), 3) for i in range(50)
+    }
+    assert len(phases) > 40  # other model dirs look at other instants
+    # a connection's looks never serve another connection's triggers
+    assert look_key("gs://b/m", None, "team_a") != look_key("gs://b/m/", None, "team_b")
