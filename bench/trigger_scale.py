@@ -55,15 +55,18 @@ def counting_trigger_class() -> Any:
 
 
 def count_http_requests() -> list[int]:
-    """Count HTTP requests the GCS client sends (it talks through `requests`)."""
+    """Count HTTP requests the GCS client sends (it talks through `requests`) and the bytes of
+    their responses: [requests, bytes]."""
     import requests
 
-    counter = [0]
+    counter = [0, 0]
     original = requests.Session.request
 
     def request(self: Any, *args: Any, **kwargs: Any) -> Any:
         counter[0] += 1
-        return original(self, *args, **kwargs)
+        response = original(self, *args, **kwargs)
+        counter[1] += len(response.content)
+        return response
 
     requests.Session.request = request  # type: ignore[method-assign]
     return counter
@@ -78,7 +81,11 @@ def write_checkpoint(model_dir: str, step: int) -> float:
     return time.time()
 
 
-async def measure(kind: str, model_dirs: list[str], args: argparse.Namespace, detect: int) -> None:
+async def measure(
+    kind: str, model_dirs: list[str], args: argparse.Namespace, detect: int
+) -> dict[str, float]:
+    """Run the triggers, print the figures and return them: `cpu_per_round` (CPU s),
+    `requests_per_poll`, `http_per_poll` and `bytes_per_poll` (gs:// only), `p50`, `p95` (s)."""
     trigger_class = counting_trigger_class()
     http = count_http_requests() if kind == "gs://" else None
     triggers = [
@@ -103,7 +110,7 @@ async def measure(kind: str, model_dirs: list[str], args: argparse.Namespace, de
         await asyncio.sleep(0.1)
     await asyncio.sleep(args.poll_interval)  # the first looks made, a whole idle round passed
     scans0, requests0 = trigger_class.scans, trigger_class.requests
-    http0 = http[0] if http else 0
+    http0, bytes0 = (http[0], http[1]) if http else (0, 0)
     cpu0, wall0 = time.process_time(), time.monotonic()
     await asyncio.sleep(args.rounds * args.poll_interval)
     cpu = time.process_time() - cpu0
@@ -122,8 +129,14 @@ async def measure(kind: str, model_dirs: list[str], args: argparse.Namespace, de
         f"  storage requests per poll per trigger: {requests / polls:.2f} (counted by the scans; "
         f"{made / polls:.2f} looks made per poll, {requests / made:.2f} requests per look)"
     )
+    figures = {"cpu_per_round": per_round, "requests_per_poll": requests / polls}
     if http:
-        line += f", {(http[0] - http0) / polls:.2f} HTTP requests sent"
+        figures["http_per_poll"] = (http[0] - http0) / polls
+        figures["bytes_per_poll"] = (http[1] - bytes0) / polls
+        line += (
+            f", {figures['http_per_poll']:.2f} HTTP requests sent, "
+            f"{figures['bytes_per_poll']:.0f} response bytes"
+        )
     print(line)
 
     loop = asyncio.get_running_loop()
@@ -153,6 +166,7 @@ async def measure(kind: str, model_dirs: list[str], args: argparse.Namespace, de
         f"max {latencies[-1]:.2f} s (poll interval {args.poll_interval:g} s)"
         f"{f'; {missed} never fired' if missed else ''}"
     )
+    return {**figures, "p50": p50, "p95": p95, "missed": missed}
 
 
 def main() -> int:

@@ -26,6 +26,7 @@ _LAZY = {
     "RunConfig": "airflow_tfexp.experiment.run_config",
     "TrainingContext": "airflow_tfexp.experiment.hooks",
     "TrainingHook": "airflow_tfexp.experiment.hooks",
+    "UploadError": "airflow_tfexp.experiment.storage.upload_queue",
     "WarmStartError": "airflow_tfexp.experiment.retraining.warm_start",
     "WarmStartSettings": "airflow_tfexp.experiment.retraining.warm_start",
     "latest_published": "airflow_tfexp.experiment.retraining.publishing",
