@@ -182,7 +182,7 @@ def print_model(figures: dict[str, Any], args: argparse.Namespace) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--poll-interval", type=float, default=10.0)
     parser.add_argument("--checkpoint-every", type=float, default=600.0)
     parser.add_argument("--local-triggers", type=int, default=1000, help="to measure CPU/look")

@@ -143,7 +143,7 @@ class CheckpointTrigger(BaseTrigger):
         wanted_at = shared.clock()
         while True:
             # in a thread (the loop never blocks), shared with the triggers watching `key`
-            scan = await shared.look(key, wanted_at, self._scan)
+            scan = await shared.look(key, wanted_at, self._scan, first=looks == 0)
             looks += 1
             event = checkpoints_to_report(
                 scan,

@@ -128,7 +128,7 @@ class CheckpointEventTrigger(BaseEventTrigger):
             wanted_at = shared.clock()
             while True:
                 # shared with the triggers watching the same model dir in this triggerer
-                scan = await shared.look(key, wanted_at, scan_with_credentials)
+                scan = await shared.look(key, wanted_at, scan_with_credentials, first=looks == 0)
                 looks += 1
                 if self.name is not None and time.time() - last_heartbeat >= 60:
                     await self._in_thread(self._heartbeat, credentials)

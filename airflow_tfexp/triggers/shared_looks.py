@@ -39,6 +39,7 @@ class _Watched:
     started: float = -math.inf  # when the latest look started (the look clock)
     in_flight: asyncio.Future[ModelDirScan] | None = None
     last: ModelDirScan | None = None  # the latest completed look: its version saves a listing
+    last_started: float = -math.inf  # when `last` started
     looks: int = 0  # looks actually made (the rest were shared)
 
 
@@ -80,24 +81,33 @@ class SharedLooks:
         key: LookKey,
         wanted_at: float,
         scan: Callable[[ModelDirScan | None], ModelDirScan],
+        *,
+        first: bool = False,
     ) -> ModelDirScan:
         """A look at `key` started at or after `wanted_at`: the one in flight or just made if
-        there is one, else a new one, `scan(previous)` in a thread."""
+        there is one, else a new one, `scan(previous)` in a thread.
+
+        A trigger's `first` look is a whole scan of its own (no previous): the group's last
+        look is reused while the checkpoint state is unchanged, and what that does not cover
+        (the evaluator's results) may have moved on since the group's first look."""
         watched = self._watched.setdefault(key, _Watched())
-        if watched.in_flight is None or watched.started < wanted_at:
-            watched.started = self.clock()
+        if first or watched.in_flight is None or watched.started < wanted_at:
+            started = watched.started = self.clock()
             watched.looks += 1
-            watched.in_flight = asyncio.ensure_future(asyncio.to_thread(scan, watched.last))
-            watched.in_flight.add_done_callback(lambda done: _keep_result(watched, done))
+            previous = None if first else watched.last
+            watched.in_flight = asyncio.ensure_future(asyncio.to_thread(scan, previous))
+            watched.in_flight.add_done_callback(lambda done: _keep_result(watched, done, started))
         # shielded: a trigger cancelled mid-look does not cancel the others' look
         return await asyncio.shield(watched.in_flight)
 
 
-def _keep_result(watched: _Watched, done: asyncio.Future[ModelDirScan]) -> None:
+def _keep_result(watched: _Watched, done: asyncio.Future[ModelDirScan], started: float) -> None:
     if done.cancelled():
         return
-    if done.exception() is None:  # retrieving it also marks a failure as seen by someone
-        watched.last = done.result()
+    # retrieving the exception also marks a failure as seen; an older look ending after a
+    # newer one does not replace it
+    if done.exception() is None and started >= watched.last_started:
+        watched.last, watched.last_started = done.result(), started
 
 
 _BY_LOOP: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SharedLooks] = (

@@ -112,3 +112,35 @@ def test_grids_align_per_model_dir_and_spread_across_model_dirs():
     assert len(phases) > 40  # other model dirs look at other instants
     # a connection's looks never serve another connection's triggers
     assert look_key("gs://b/m", None, "team_a") != look_key("gs://b/m/", None, "team_b")
+
+
+def test_a_trigger_joining_a_group_sees_the_evaluators_latest_results(tmp_path):
+    """The group's last look is reused while the checkpoint state is unchanged, but recording
+    a result does not change it: a joiner's first look must still read the results."""
+    from airflow_tfexp.experiment.evaluation.results import record_result
+
+    model_dir = str(tmp_path / "m")
+    for step in (10, 20):
+        write_checkpoint(model_dir, step)
+    record_result(model_dir, "ev", {"global_step": 10}, f"{model_dir}/ckpt-10", 0.0)
+    interval = 0.1
+
+    async def scenario():
+        waiting = CheckpointTrigger(
+            model_dir, name="ev", poll_interval=interval, wait_for_training_complete=True
+        )
+        group = asyncio.create_task(anext(waiting.run()))
+        await asyncio.sleep(3 * interval)  # the group's look: evaluated up to 10
+        await asyncio.to_thread(
+            record_result, model_dir, "ev", {"global_step": 20}, f"{model_dir}/ckpt-20", 0.0
+        )
+        joiner = asyncio.create_task(
+            anext(CheckpointTrigger(model_dir, name="ev", poll_interval=interval).run())
+        )
+        await asyncio.sleep(5 * interval)
+        fired = joiner.done()
+        for task in (group, joiner):
+            task.cancel()
+        return fired
+
+    assert not asyncio.run(scenario())  # nothing newer than the evaluator's step 20

@@ -81,7 +81,11 @@ class GcsStaging:
         shards = sorted(n for n in names if n.startswith(f"{base}.data-"))
         started = time.monotonic()
         for name in [*shards, f"{base}.index", STATE_FILE]:
-            self.fs.upload_file(os.path.join(directory, name), f"{self.remote}/{name}")
+            try:
+                self.fs.upload_file(os.path.join(directory, name), f"{self.remote}/{name}")
+            except Exception as exc:
+                exc.add_note(f"at {self.remote}/{name}")
+                raise
         log.info("Uploaded %s to %s in %.2f s.", base, self.remote, time.monotonic() - started)
         return f"{self.remote}/{base}"
 

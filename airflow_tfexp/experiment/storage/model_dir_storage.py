@@ -74,6 +74,9 @@ class StagedModelDirStorage(ModelDirStorage):
         self.staging = GcsStaging(model_dir, staging_root)
         self.local_dir = self.staging.local
         self.uploads = UploadQueue(model_dir)
+        self._deletions: list[
+            str
+        ] = []  # garbage-collected checkpoints, deleted after the next upload
 
     def prepare_training(self) -> None:
         # the bucket's state names checkpoints written from other machines: garbage
@@ -90,20 +93,29 @@ class StagedModelDirStorage(ModelDirStorage):
         # first (the checkpoint state, rewritten by every save, is read by the upload).
         name = os.path.basename(local_prefix)
         self.uploads.submit(f"checkpoint {name}", self.staging.push_checkpoint, local_prefix)
+        self._delete_collected()
         self.uploads.submit("summaries", self.staging.push_changed)
         return f"{self.staging.remote}/{name}"
 
     def wait_for_uploads(self) -> None:
+        self._delete_collected()
         self.uploads.wait()
 
     def checkpoint_deleter(self) -> Callable[[str], None] | None:
-        # queued before the next checkpoint's upload, so the bucket's state stops naming it
-        # only after its index is gone, as before
-        def delete(prefix: str) -> None:
+        # Garbage collection runs inside a save, before that save's upload: the bucket's copy
+        # is deleted only after the new checkpoint's state (which no longer names it) is up.
+        # Deleted first, a failed upload would leave the bucket a state naming a checkpoint
+        # that is gone, and with keep_checkpoint_max=1 no checkpoint at all.
+        return self._collect_deletion
+
+    def _collect_deletion(self, prefix: str) -> None:
+        self._deletions.append(prefix)
+
+    def _delete_collected(self) -> None:
+        deletions, self._deletions = self._deletions, []
+        for prefix in deletions:
             name = os.path.basename(prefix)
             self.uploads.submit(f"the deletion of {name}", self.staging.delete_checkpoint, prefix)
-
-        return delete
 
     def push_summaries(self) -> None:
         self.uploads.submit("summaries", self.staging.push_changed)

@@ -53,7 +53,8 @@ class UploadQueue:
         try:
             upload(*args)
         except BaseException as exc:
-            self._failure = UploadError(f"Uploading {what} to {self.name} failed: {exc!r}.")
+            where = "".join(f" ({note})" for note in getattr(exc, "__notes__", ()))
+            self._failure = UploadError(f"Uploading {what} to {self.name} failed{where}: {exc!r}.")
             self._failure.__cause__ = exc
             log.error("%s", self._failure)
         finally:
@@ -67,11 +68,13 @@ class UploadQueue:
     def wait(self) -> None:
         """Block until every queued upload is done; raise the first failure (UploadError)."""
         with self._lock:
-            pending, self._pending = self._pending, []
+            pending = list(self._pending)
         started = time.perf_counter()
-        for future in pending:
+        for future in pending:  # an interrupt here leaves them pending for the next wait
             future.result()
         self.waited_secs += time.perf_counter() - started
+        with self._lock:
+            self._pending = [f for f in self._pending if not f.done()]
         failure, self._failure = self._failure, None  # raised once: a later run starts afresh
         if failure is not None:
             raise failure
