@@ -8,7 +8,7 @@ interval, storage requests per poll per trigger (counted by each scan, and for g
 HTTP requests sent), and the detection latency: a complete checkpoint is written into every
 model dir (on gs://, `--gcs-detect` of them: the emulator is one Python process) at a
 random moment within one poll interval (each model dir's looks come at the instants of its
-own grid, see `triggers/shared_looks.py`), each one's completion time recorded; latency = its
+own grid, see `triggers/_shared_looks.py`), each one's completion time recorded; latency = its
 trigger's event - that time, p50 and p95, against the poll interval.
 
 `--per-dir K` puts K triggers on each model dir (the sensors of K DAG runs waiting on one

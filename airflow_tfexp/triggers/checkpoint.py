@@ -22,7 +22,7 @@ from airflow_tfexp.experiment.storage.fs import is_gcs
 from airflow_tfexp.experiment.storage.gcs import using_credentials
 from airflow_tfexp.experiment.training_lease import active_trainer
 from airflow_tfexp.hooks.gcp_credentials import aload_gcp_credentials
-from airflow_tfexp.triggers.shared_looks import LookKey, SharedLooks, look_key, shared_looks
+from airflow_tfexp.triggers._shared_looks import LookKey, SharedLooks, look_key, shared_looks
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
@@ -44,7 +44,7 @@ class CheckpointTrigger(BaseTrigger):
     "watermark", "completion"}``; statuses are those of `CheckpointEventStatus`. Every look at the
     model dir runs in a thread (the event loop never blocks) and costs a constant number of
     storage reads, however many checkpoints exist; triggers watching the same model dir in one
-    triggerer share each look (`shared_looks`).
+    triggerer share each look (`_shared_looks`).
 
     :param model_dir: the model directory to watch.
     :param after_step: report checkpoints with a larger global step; None uses the watermark of

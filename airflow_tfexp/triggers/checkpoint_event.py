@@ -30,7 +30,7 @@ from airflow_tfexp.experiment.evaluation.model_dir_scan import ModelDirScan, sca
 from airflow_tfexp.experiment.storage.fs import is_gcs
 from airflow_tfexp.experiment.storage.gcs import using_credentials
 from airflow_tfexp.hooks.gcp_credentials import aload_gcp_credentials
-from airflow_tfexp.triggers.shared_looks import look_key, shared_looks
+from airflow_tfexp.triggers._shared_looks import look_key, shared_looks
 
 WATERMARK_KEY = "tfexp_checkpoint_watermark"
 DEFAULT_EVALUATOR = "event"

@@ -7,9 +7,9 @@ import asyncio
 import time
 
 from airflow_tfexp.experiment.evaluation.model_dir_scan import ModelDirScan
+from airflow_tfexp.triggers._shared_looks import SharedLooks, look_key
 from airflow_tfexp.triggers.checkpoint import CheckpointTrigger
 from airflow_tfexp.triggers.checkpoint_event import CheckpointEventTrigger
-from airflow_tfexp.triggers.shared_looks import SharedLooks, look_key
 from tests.experiment.fakes import write_checkpoint
 
 SCANS: list[str] = []  # the model dir of every look actually made
