@@ -74,9 +74,9 @@ class StagedModelDirStorage(ModelDirStorage):
         self.staging = GcsStaging(model_dir, staging_root)
         self.local_dir = self.staging.local
         self.uploads = UploadQueue(model_dir)
-        self._deletions: list[
-            str
-        ] = []  # garbage-collected checkpoints, deleted after the next upload
+        # checkpoints garbage collection deleted here, to delete in the bucket after the upload
+        # of the checkpoint whose save collected them
+        self._deletions: list[str] = []
 
     def prepare_training(self) -> None:
         # the bucket's state names checkpoints written from other machines: garbage
@@ -98,7 +98,8 @@ class StagedModelDirStorage(ModelDirStorage):
         return f"{self.staging.remote}/{name}"
 
     def wait_for_uploads(self) -> None:
-        self._delete_collected()
+        # Deletions collected without a push (a save interrupted before its upload) stay
+        # undone: the bucket's state may still name them.
         self.uploads.wait()
 
     def checkpoint_deleter(self) -> Callable[[str], None] | None:
