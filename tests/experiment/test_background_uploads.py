@@ -39,7 +39,7 @@ def test_uploads_run_in_order_and_nothing_runs_after_a_failure():
         queue.wait()
     assert done == ["a"]  # "c" came after the failed "b": not uploaded
     queue.submit("checkpoint d", upload, "d")  # raised once: the queue is usable again
-    queue.close()
+    queue.wait()
     assert done == ["a", "d"]
 
 

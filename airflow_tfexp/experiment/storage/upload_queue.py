@@ -29,7 +29,7 @@ class UploadQueue:
     """A single worker thread that runs uploads in order; `wait()` drains it."""
 
     def __init__(self, name: str) -> None:
-        self.name = name  # e.g. the model dir, for the thread name and messages
+        self.name = name  # the model dir, for messages
         self._executor: ThreadPoolExecutor | None = None
         self._pending: list[Future[None]] = []
         self._failure: UploadError | None = None
@@ -78,16 +78,6 @@ class UploadQueue:
         failure, self._failure = self._failure, None  # raised once: a later run starts afresh
         if failure is not None:
             raise failure
-
-    def close(self) -> None:
-        """Drain, then stop the worker thread (a later submit starts a new one)."""
-        try:
-            self.wait()
-        finally:
-            with self._lock:
-                executor, self._executor = self._executor, None
-            if executor is not None:
-                executor.shutdown(wait=True)
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
