@@ -138,3 +138,10 @@ def scoped_environment(changes: Mapping[str, str]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def max_map_length() -> int:
+    """Airflow's `[core] max_map_length`: the most task instances one mapped task may expand to."""
+    from airflow.sdk import conf
+
+    return conf.getint("core", "max_map_length", fallback=1024)

@@ -33,6 +33,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_tfexp.operators.continuous_eval",
                     "airflow_tfexp.operators.retraining",
                     "airflow_tfexp.operators.checkpoint_events",
+                    "airflow_tfexp.operators.tuning",
                 ],
             }
         ],

@@ -14,3 +14,5 @@ PROVIDER_PARAM_PREFIX = "tfexp_"
 # Airflow connections, as the google provider and the Ray provider name theirs
 DEFAULT_GCP_CONN_ID = "google_cloud_default"
 DEFAULT_RAY_CONN_ID = "ray_default"
+# CompleteTrialsOperator's XCom key for the best trial of a sweep (exported and published)
+BEST_TRIAL_KEY = "best_trial"

@@ -10,16 +10,23 @@ from airflow_tfexp.dag_factory.compute import configured_executors, operator_arg
 from airflow_tfexp.dag_factory.errors import ExperimentConfigError
 
 
-def plan_config(config: Any, source: str, executors: list[str]) -> dict[str, Any]:
-    """Validate a config (every problem at once) into its plain-JSON DAG plan."""
+def plan_config(
+    config: Any, source: str, executors: list[str], map_limit: int | None = None
+) -> dict[str, Any]:
+    """Validate a config (every problem at once) into its plain-JSON DAG plan, for these
+    executors and `[core] max_map_length` (`map_limit`; None: Airflow's setting)."""
+    from airflow_tfexp._airflow import max_map_length
     from airflow_tfexp.dag_factory.compute import check_executor
     from airflow_tfexp.dag_factory.plan import plan_from_spec
     from airflow_tfexp.dag_factory.spec import parse_spec
+    from airflow_tfexp.dag_factory.tuning import check_parallel
 
     spec = parse_spec(config, source)
     problems = [
         p for stage, c in spec.compute.items() if (p := check_executor(stage, c, executors))
     ]
+    too_wide = check_parallel(spec, max_map_length() if map_limit is None else map_limit)
+    problems += [too_wide] if too_wide else []
     if problems:
         raise ExperimentConfigError(source, problems)
     return plan_from_spec(spec)
@@ -108,9 +115,15 @@ def _build_dag(settings: dict[str, Any], stages: list[dict], compute: dict[str, 
             cls = _operator_class(stage["operator"])
             placement = compute.get(stage["compute"]) if stage["compute"] else None
             kwargs = {**stage["arguments"], **_placement(settings["dag_id"], stage, placement)}
+            for argument, (task_id, key) in stage.get("xcom_arguments", {}).items():
+                kwargs[argument] = tasks[task_id].output[key]
             if stage["expand_from"]:
                 task = cls.partial(task_id=stage["task_id"], **kwargs).expand(
-                    checkpoint_path=tasks[stage["expand_from"]].output
+                    **{
+                        stage.get("expand_arg", "checkpoint_path"): tasks[
+                            stage["expand_from"]
+                        ].output
+                    }
                 )
             else:
                 task = cls(task_id=stage["task_id"], **kwargs)
@@ -210,11 +223,13 @@ def load_plan(path: str) -> dict[str, Any]:
     except OSError as err:
         raise ExperimentConfigError(path, [f"cannot read the file: {err}"]) from None
     check_size(source, path)
-    executors = configured_executors()
-    key = cache.cache_key(source, executors)
+    from airflow_tfexp._airflow import max_map_length
+
+    executors, map_limit = configured_executors(), max_map_length()
+    key = cache.cache_key(source, [*executors, f"max_map_length={map_limit}"])
     plan = cache.load_plan(key)
     if plan is None:
-        plan = plan_config(parse_yaml(source, path), path, executors)
+        plan = plan_config(parse_yaml(source, path), path, executors, map_limit)
         cache.store_plan(key, plan)
     return plan
 

@@ -31,8 +31,9 @@ def _schedule_to_json(schedule: Any) -> Any:
 
 
 def _doc(spec: ExperimentSpec, stages: list[Any]) -> str:
+    mode = "tuning (a sweep, one wave per run)" if spec.tuning else spec.schedule_mode
     lines = [
-        f"Built by airflow-tfexp's DAG factory in `{spec.schedule_mode}` mode.",
+        f"Built by airflow-tfexp's DAG factory in `{mode}` mode.",
         "",
         "| task | runs | on |",
         "|---|---|---|",
@@ -83,8 +84,10 @@ def _evaluation_dag(spec: ExperimentSpec) -> dict[str, Any]:
 
 def plan_from_spec(spec: ExperimentSpec) -> dict[str, Any]:
     stages = plan_stages(spec)
+    # a sweep's waves (one per run) follow one another
+    sweep = {"max_active_runs": 1} if spec.tuning else {}
     return {
-        "dag": _dag_settings(spec, stages),
+        "dag": _dag_settings(spec, stages, **sweep),
         "stages": [dataclasses.asdict(stage) for stage in stages],
         "compute": {stage: compute_to_json(compute) for stage, compute in spec.compute.items()},
         "companions": [_evaluation_dag(spec)] if spec.schedule_mode == "event_driven" else [],

@@ -7,18 +7,20 @@ config are reported together (pydantic collects them; unknown keys get a "did yo
 from __future__ import annotations
 
 import datetime
-import difflib
 import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from airflow_tfexp.dag_factory.config_errors import describe_error
+from airflow_tfexp.dag_factory.durations import DURATION, parse_duration
 from airflow_tfexp.dag_factory.errors import ExperimentConfigError
 from airflow_tfexp.dag_factory.params import (
     check_params,
     check_template_inputs,
     param_declarations,
 )
+from airflow_tfexp.dag_factory.tuning import TuningConfig, check_tuning
 from airflow_tfexp.experiment.arguments import FACTORY_DEFAULTS, MINIMUM
 from airflow_tfexp.experiment.experiment_fn import parse_experiment_fn
 from airflow_tfexp.experiment.storage.locations import parse_model_dir
@@ -31,7 +33,6 @@ from airflow_tfexp.names import (
 # The seed Experiment's constructor arguments a config may set directly (defaults and bounds
 # are the engine's, see experiment/arguments.py).
 EXPERIMENT_ARGUMENTS = tuple(FACTORY_DEFAULTS)
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
 _PRESETS = (
     "@once",
     "@continuous",
@@ -57,23 +58,6 @@ def _dotted_path(value: Any) -> str:
 
 
 Seconds = Annotated[float, Field(ge=0)]
-
-
-def parse_duration(value: Any) -> datetime.timedelta | None:
-    """Seconds as a number, or "90s", "15m", "2h", "1d"."""
-    if value is None or isinstance(value, datetime.timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        return datetime.timedelta(seconds=value)
-    match = _DURATION.match(str(value).strip())
-    if not match:
-        raise ValueError(
-            'expected seconds (a number > 0) or a duration like "90s", "15m", "2h", "1d"'
-        )
-    number, unit = float(match.group(1)), match.group(2)
-    return datetime.timedelta(
-        **{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: number}
-    )
 
 
 class TolerationSpec(_Strict):
@@ -216,6 +200,8 @@ class ExperimentSpec(_Strict):
     warm_start_from: str | None = None
     publish_dir: str | None = None
     blessing: BlessingConfig | None = None
+    # -- a hyperparameter sweep of the experiment (see dag_factory/tuning.py)
+    tuning: TuningConfig | None = None
 
     @field_validator("experiment_fn", "model_fn", "train_input_fn", "eval_input_fn")
     @classmethod
@@ -294,7 +280,7 @@ class ExperimentSpec(_Strict):
             if value not in _PRESETS:
                 raise ValueError(f"unknown preset; expected one of {list(_PRESETS)}")
             return value
-        if _DURATION.match(value.strip()):
+        if DURATION.match(value.strip()):
             return parse_duration(value)
         from croniter import croniter
 
@@ -355,6 +341,7 @@ class ExperimentSpec(_Strict):
             )
         for field in ("model_dir", "publish_dir", "warm_start_from"):
             check_template_inputs(field, getattr(self, field), set(self.params))
+        check_tuning(self)
         return self
 
     def _check_retraining(self, exporter_names: list[str]) -> None:
@@ -390,51 +377,6 @@ class ExperimentSpec(_Strict):
         return {key: getattr(self, key) for key in EXPERIMENT_ARGUMENTS}
 
 
-def _did_you_mean(location: tuple, model: type[BaseModel]) -> str:
-    """For an unknown key, the closest field of the model it appeared in."""
-    fields: Any = model
-    for part in location[:-1]:
-        annotation = (
-            fields.model_fields.get(part)
-            if isinstance(part, str) and hasattr(fields, "model_fields")
-            else None
-        )
-        if annotation is None:
-            continue
-        candidate = annotation.annotation
-        for arg in getattr(candidate, "__args__", ()) or (candidate,):
-            if isinstance(arg, type) and issubclass(arg, BaseModel):
-                fields = arg
-    known = list(getattr(fields, "model_fields", {}))
-    close = difflib.get_close_matches(str(location[-1]), known, n=1) if location else []
-    return f'; did you mean "{close[0]}"?' if close else f"; known keys: {sorted(known)}"
-
-
-def _path_part(part: Any) -> str:
-    text = str(part)
-    return text if text.replace("_", "a").replace("-", "a").isalnum() else repr(part)
-
-
-def _describe(error: dict[str, Any]) -> str:
-    location = tuple(error["loc"])
-    if error["type"] != "extra_forbidden" and location[-1:] == ("[key]",):
-        location = location[:-1]  # pydantic's marker of a bad dict key (a key may be "[key]")
-    # A key that is not a plain name (" ", "a.b", "") is shown quoted, so the path stays readable.
-    path = ".".join(_path_part(p) for p in location) or "(config)"
-    kind, value = error["type"], error.get("input")
-    if kind == "extra_forbidden":
-        return f"{path}: unknown key{_did_you_mean(location, ExperimentSpec)}"
-    if kind == "missing":
-        return f"{path}: required"
-    message = error["msg"].removeprefix("Value error, ")
-    if not location:  # a whole-config check: its message names the fields and values itself
-        return message
-    shown = repr(value)
-    if len(shown) > 80:
-        shown = shown[:77] + "..."
-    return f"{path}: {message} (got {shown})"
-
-
 def parse_spec(config: Any, source: str = "(dict)") -> ExperimentSpec:
     """Validate a config dict into an ExperimentSpec, or raise ExperimentConfigError with all
     its problems."""
@@ -445,4 +387,6 @@ def parse_spec(config: Any, source: str = "(dict)") -> ExperimentSpec:
     try:
         return ExperimentSpec.model_validate(config)
     except ValidationError as err:
-        raise ExperimentConfigError(source, [_describe(e) for e in err.errors()]) from None
+        raise ExperimentConfigError(
+            source, [describe_error(e, ExperimentSpec) for e in err.errors()]
+        ) from None

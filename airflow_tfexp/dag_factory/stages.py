@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from airflow_tfexp.dag_factory.spec import ExperimentSpec
-from airflow_tfexp.names import SPEC_PARAM
+from airflow_tfexp.names import BEST_TRIAL_KEY, SPEC_PARAM
 
 RUNTIME_EXPERIMENT_FN = "airflow_tfexp.dag_factory.runtime:experiment_from_spec"
 
@@ -22,7 +22,10 @@ class Stage:
     arguments: dict[str, Any]
     compute: str | None = None  # which compute section applies: train / evaluate / export
     upstream: tuple[str, ...] = ()
-    expand_from: str | None = None  # map over this stage's output (checkpoint_path=...)
+    expand_from: str | None = None  # map over this stage's output (`expand_arg`=...)
+    expand_arg: str = "checkpoint_path"
+    # arguments that are another stage's XCom: {argument: [task_id, key]}
+    xcom_arguments: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
 
 def experiment_arguments(spec: ExperimentSpec) -> dict[str, Any]:
@@ -165,10 +168,53 @@ def evaluation_stages(spec: ExperimentSpec) -> list[Stage]:
     ]
 
 
+def _sweep(spec: ExperimentSpec, common: dict[str, Any]) -> list[Stage]:
+    """A wave of a sweep per DAG run: ask for trials, train each (mapped), tell the study,
+    then start the next wave or export the best trial."""
+    from airflow_tfexp.dag_factory.tuning import study_spec
+
+    tuning = spec.tuning
+    assert tuning is not None
+    study = study_spec(spec).as_dict()
+    sweep = {
+        "study": study,
+        "model_dir": spec.model_dir,
+        "trials": tuning.trials,
+        "timeout": tuning.timeout.total_seconds() if tuning.timeout else None,
+        "study_conn_id": tuning.study_conn_id,
+        "experiment_id": spec.dag_id,
+    }
+    trial = {**common, **_training(spec), "study": study, "study_conn_id": tuning.study_conn_id}
+    return [
+        Stage("suggest_trials", "SuggestTrialsOperator", {**sweep, "n": tuning.parallel}),
+        Stage(
+            "trial",
+            "TrainAndEvaluateOperator",
+            trial,
+            "train",
+            expand_from="suggest_trials",
+            expand_arg="trial",
+        ),
+        Stage("complete_trials", "CompleteTrialsOperator", sweep, upstream=("trial",)),
+        Stage("next_wave", "NextWaveOperator", {}, upstream=("complete_trials",)),
+        Stage("continue_sweep", "ContinueSweepOperator", {}, upstream=("next_wave",)),
+        Stage(
+            "export_best",
+            "ExportOperator",
+            common,
+            "export",
+            upstream=("next_wave",),
+            xcom_arguments={"trial": ["complete_trials", BEST_TRIAL_KEY]},
+        ),
+    ]
+
+
 def _publishing(spec: ExperimentSpec, common: dict[str, Any], last: str) -> list[Stage]:
-    """bless -> publish after the stage that exports (`last`), when publish_dir is set."""
+    """bless -> publish after the stage that exports (`last`), when publish_dir is set (of
+    the best trial, in a sweep)."""
     if not spec.publish_dir:
         return []
+    best = {"trial": ["complete_trials", BEST_TRIAL_KEY]} if spec.tuning else {}
     blessing = spec.blessing_config
     exporter = blessing.exporter
     if exporter is None and len(spec.exporters) == 1:
@@ -184,7 +230,7 @@ def _publishing(spec: ExperimentSpec, common: dict[str, Any], last: str) -> list
         "exporter_name": exporter,
     }
     return [
-        Stage("bless", "BlessOperator", bless, "evaluate", (last,)),
+        Stage("bless", "BlessOperator", bless, "evaluate", (last,), xcom_arguments=best),
         Stage(
             "publish",
             "PublishOperator",
@@ -195,6 +241,7 @@ def _publishing(spec: ExperimentSpec, common: dict[str, Any], last: str) -> list
                 "allow_rollback": blessing.allow_rollback,
             },
             upstream=("bless",),
+            xcom_arguments=best,
         ),
     ]
 
@@ -209,5 +256,6 @@ _MODES = {
 
 def plan_stages(spec: ExperimentSpec) -> list[Stage]:
     common = experiment_arguments(spec)
-    stages = _MODES[spec.schedule_mode](spec, common)
+    build = _sweep if spec.tuning else _MODES[spec.schedule_mode]
+    stages = build(spec, common)
     return stages + _publishing(spec, common, stages[-1].task_id)

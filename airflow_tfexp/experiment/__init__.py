@@ -23,9 +23,12 @@ _LAZY = {
     "FinalExporter": "airflow_tfexp.experiment.export.exporters",
     "KerasEstimator": "airflow_tfexp.experiment.keras_estimator",
     "LatestExporter": "airflow_tfexp.experiment.export.exporters",
+    "PruningHook": "airflow_tfexp.experiment.tuning.pruning",
     "RunConfig": "airflow_tfexp.experiment.run_config",
+    "StudySpec": "airflow_tfexp.experiment.tuning.study",
     "TrainingContext": "airflow_tfexp.experiment.hooks",
     "TrainingHook": "airflow_tfexp.experiment.hooks",
+    "Trial": "airflow_tfexp.experiment.tuning.trials",
     "UploadError": "airflow_tfexp.experiment.storage.upload_queue",
     "WarmStartError": "airflow_tfexp.experiment.retraining.warm_start",
     "WarmStartSettings": "airflow_tfexp.experiment.retraining.warm_start",
@@ -34,6 +37,8 @@ _LAZY = {
     "latest_checkpoint": "airflow_tfexp.experiment.storage.checkpoints",
     "list_checkpoints": "airflow_tfexp.experiment.storage.checkpoints",
     "metric_compare_fn": "airflow_tfexp.experiment.export.exporters",
+    "open_study": "airflow_tfexp.experiment.tuning.study",
+    "tune": "airflow_tfexp.experiment.tuning.tune",
 }
 
 __all__ = sorted(_LAZY)

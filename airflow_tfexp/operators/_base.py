@@ -73,12 +73,15 @@ class ExperimentBaseOperator(BaseOperator):
     :param overridable_params: the params a run's conf may change (None: any, Airflow's
         default); a conf value for another key is ignored, with a warning in the log. The DAG
         factory sets it to the config's `params:`.
+    :param trial: a trial of a sweep (an item of `SuggestTrialsOperator`'s output, or the best
+        trial `CompleteTrialsOperator` pushes): the step runs in the trial's model dir
+        (`<model_dir>/trials/<number>`) with the trial's values over the params.
     :param authored_params: set by `partial()` for mapped tasks (the DAG file's params); leave it.
     """
 
     # experiment_id is not templated (a template is refused): listed so the rendered fields
     # record it next to model_dir for the Experiments pages' owner check.
-    template_fields: Sequence[str] = ("model_dir", "tf_config", "experiment_id")
+    template_fields: Sequence[str] = ("model_dir", "tf_config", "experiment_id", "trial")
     template_fields_renderers = {"tf_config": "json"}
     ui_color = "#ffa800"
     ui_fgcolor = "#000000"
@@ -93,10 +96,13 @@ class ExperimentBaseOperator(BaseOperator):
         gcp_conn_id: str = DEFAULT_GCP_CONN_ID,
         experiment_id: str | None = None,
         overridable_params: Sequence[str] | None = None,
+        trial: Any = None,
         authored_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.trial = trial
+        self.sweep_model_dir: str | None = None  # the sweep's model dir, once in a trial's
         self.gcp_conn_id = gcp_conn_id
         if is_templated(experiment_fn):
             raise ValueError(
@@ -137,17 +143,31 @@ class ExperimentBaseOperator(BaseOperator):
         templates rendered in Jinja's sandbox ("{{ 6 * 5 }}" gives 30), the run's conf as data."""
         from airflow_tfexp.operators._run_params import experiment_params
 
-        return experiment_params(
+        params = experiment_params(
             self.authored_params,
             context,
             self.get_template_env,
             self.log,
             self.overridable_params,
         )
+        if self.trial is not None:  # the study's values, not the run's conf: they win
+            params.update(self.trial["params"])
+        return params
+
+    def enter_trial(self) -> None:
+        """With a `trial`: check it, and run in its model dir from here on (once)."""
+        if self.trial is None or self.sweep_model_dir is not None:
+            return
+        from airflow_tfexp.operators._tuning import checked_trial
+
+        parse_model_dir(self.model_dir)
+        self.trial = checked_trial(self.trial, self.model_dir, getattr(self, "study", None))
+        self.sweep_model_dir, self.model_dir = self.model_dir, self.trial["model_dir"]
 
     def execute(self, context: Context) -> Any:
         from airflow_tfexp.experiment.training_lease import training_as
 
+        self.enter_trial()
         self.check_rendered()  # no I/O: a bad or out-of-roots path fails before anything else
         with (
             stops_on_sigterm(self.task_id),

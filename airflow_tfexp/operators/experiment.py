@@ -313,10 +313,41 @@ class TrainAndEvaluateOperator(_TrainingOperator):
     `_TrainingOperator`). On Ray the workers train; this task then evaluates the final
     checkpoint and exports (in-training evaluations are skipped).
 
-    :return: ``{"model_dir", "checkpoint_path", "global_step", "metrics", "export_paths"}``.
+    As a trial of a sweep (`trial` and `study` given, mapped over `SuggestTrialsOperator`'s
+    output): trains in the trial's model dir with its values, reports each evaluation to the
+    study and stops when its pruner says so, exports nothing (the sweep exports its best) and
+    tells the study the final evaluation; a retry resumes from the trial's checkpoints, and a
+    trial the study has already finished is not trained again.
+
+    :param study: the sweep's study (a `StudySpec` or its dict), with `trial`.
+    :param study_conn_id: the Airflow connection naming the study's database.
+    :return: ``{"model_dir", "checkpoint_path", "global_step", "metrics", "export_paths"}``
+        (and ``"trial"``: the trial's row in the study, for a trial).
     """
 
+    def __init__(
+        self,
+        *,
+        study: dict[str, Any] | None = None,
+        study_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.study = None
+        if study is not None:
+            from airflow_tfexp.experiment.tuning.study import StudySpec
+
+            self.study = StudySpec.from_value(study).as_dict()
+            if self.on_ray:
+                raise ValueError(
+                    "Invalid value for `distribution`: a trial trains in its task's process "
+                    "(launcher ray is not supported for trials)."
+                )
+        self.study_conn_id = study_conn_id
+
     def run_step(self, context: Context) -> dict[str, Any]:
+        if self.trial is not None and self.study is not None:
+            return self._run_trial(context)
         summary, outcome = self.train_here_or_on_ray(
             context, lambda experiment: experiment.train_and_evaluate()
         )
@@ -327,6 +358,18 @@ class TrainAndEvaluateOperator(_TrainingOperator):
             outcome = eval_result, experiment.export(eval_result=eval_result)
         eval_result, export_paths = outcome
         return {**summary, "metrics": jsonable(eval_result), "export_paths": export_paths}
+
+    def _run_trial(self, context: Context) -> dict[str, Any]:
+        from airflow_tfexp.experiment.tuning.trials import Trial
+        from airflow_tfexp.experiment.tuning.tune import train_trial
+        from airflow_tfexp.operators._tuning import open_sweep_study
+
+        study, spec = open_sweep_study(self.study, self.sweep_model_dir, self.study_conn_id)
+        trial = Trial.from_value(self.trial, spec, self.sweep_model_dir)
+        summary, row = self.train_here_or_on_ray(
+            context, lambda experiment: train_trial(experiment, study, spec, trial)
+        )
+        return {**summary, "metrics": None, "export_paths": [], "trial": row}
 
 
 class ExperimentTestOperator(ExperimentBaseOperator):

@@ -200,10 +200,11 @@ class PublishOperator(BaseOperator):
     :param experiment_id: as for the experiment operators (None: this DAG's id).
     :param allow_rollback: publish (and point LATEST at) the candidate even when it is older
         than what LATEST holds: an explicit rollback.
+    :param trial: a sweep's trial (the best, say): its model dir holds the blessing.
     :return: the LATEST pointer: version, path, source export, metrics.
     """
 
-    template_fields: Sequence[str] = ("model_dir", "publish_dir", "experiment_id")
+    template_fields: Sequence[str] = ("model_dir", "publish_dir", "experiment_id", "trial")
     ui_color = "#a5d6a7"
 
     def __init__(
@@ -214,6 +215,7 @@ class PublishOperator(BaseOperator):
         gcp_conn_id: str = DEFAULT_GCP_CONN_ID,
         experiment_id: str | None = None,
         allow_rollback: bool = False,
+        trial: Any = None,
         **kwargs: Any,
     ) -> None:
         check_experiment_id(experiment_id)
@@ -233,9 +235,16 @@ class PublishOperator(BaseOperator):
         self.gcp_conn_id = gcp_conn_id
         self.experiment_id = experiment_id
         self.allow_rollback = allow_rollback
+        self.trial = trial
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_tfexp.hooks.gcp_credentials import gcp_credentials
+
+        if self.trial is not None:
+            from airflow_tfexp.operators._tuning import checked_trial
+
+            parse_model_dir(self.model_dir)
+            self.model_dir = checked_trial(self.trial, self.model_dir)["model_dir"]
 
         for value, what in ((self.model_dir, "model_dir"), (self.publish_dir, "publish_dir")):
             parse_model_dir(value, what)

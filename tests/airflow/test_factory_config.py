@@ -390,10 +390,16 @@ def test_the_plan_cache_key_covers_every_module_validation_and_planning_load():
         "blessing": {"metric": "accuracy", "mode": "max"},
         "compute": {"train": {"gpus": 1, "queue": "gpu"}},
     }
+    sweep = {
+        **GOOD,
+        "exporters": [{"type": "latest"}],
+        "tuning": {"search_space": {"units": {"type": "int", "low": 8, "high": 64}}},
+    }
     code = textwrap.dedent(f"""
         import sys
         from airflow_tfexp.dag_factory.builder import plan_config
-        plan_config({config!r}, "(test)", ["LocalExecutor"])
+        plan_config({config!r}, "(test)", ["LocalExecutor"], 1024)
+        plan_config({sweep!r}, "(test)", ["LocalExecutor"], 1024)
         print(sorted(
             name for name, module in sys.modules.items()
             if name.startswith("airflow_tfexp") and not name.startswith("airflow_tfexp.dag_factory.builder")

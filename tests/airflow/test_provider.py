@@ -162,6 +162,7 @@ def test_templated_values_are_checked_when_rendered_not_at_parse_time():
         "model_dir",
         "tf_config",
         "experiment_id",
+        "trial",
         "warm_start_from",
         "publish_dir",
     )

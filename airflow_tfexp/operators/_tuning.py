@@ -1,0 +1,92 @@
+"""What the sweep's tasks share: a trial as a task receives it, the study's storage from an
+Airflow connection, and the study of a sweep's model dir. Light at import (no Optuna)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from airflow_tfexp.experiment.tuning.study import StudySpec
+from airflow_tfexp.experiment.tuning.trials import Trial, trial_model_dir
+
+_SQLALCHEMY_SCHEMES = {"postgres": "postgresql", "postgresql": "postgresql", "mysql": "mysql"}
+
+
+def checked_trial(value: Any, model_dir: str, study: Any = None) -> dict[str, Any]:
+    """`{"number", "params", "model_dir"}` of a trial from XCom: a whole number, params of JSON
+    scalars (names of the study's search space when the study is known), and a model dir that
+    is always `<model_dir>/trials/<number>` (whatever the value says)."""
+    if isinstance(value, str):  # an XCom rendered into a string template field
+        value = json.loads(value)
+    if study is not None:
+        spec = StudySpec.from_value(study)
+        return Trial.from_value(value, spec, model_dir).as_dict()
+    number = value.get("number") if isinstance(value, Mapping) else None
+    params = value.get("params") if isinstance(value, Mapping) else None
+    if (
+        isinstance(number, bool)
+        or not isinstance(number, int)
+        or number < 0
+        or not isinstance(params, Mapping)
+        or not all(
+            isinstance(k, str) and not k.startswith("tfexp_") and _scalar(v)
+            for k, v in params.items()
+        )
+    ):
+        raise ValueError(
+            f"Invalid value for `trial`. Received: {value!r}. Expected a trial of a sweep, "
+            '{"number": n, "params": {name: value}} (as SuggestTrialsOperator returns it).'
+        )
+    return {
+        "number": number,
+        "params": dict(params),
+        "model_dir": trial_model_dir(model_dir, number),
+        "study_name": value.get("study_name"),
+    }
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, bool | int | float | str)
+
+
+def study_storage_url(study_conn_id: str | None) -> str | None:
+    """The SQLAlchemy URL of the study's database from an Airflow connection: its extra
+    `sqlalchemy_url`, else built from a postgres, mysql or sqlite connection's fields."""
+    if not study_conn_id:
+        return None
+    from airflow.sdk import Connection
+
+    conn = Connection.get(study_conn_id)
+    extra = conn.extra_dejson or {}
+    if extra.get("sqlalchemy_url"):
+        return str(extra["sqlalchemy_url"])
+    if conn.conn_type == "sqlite":
+        return f"sqlite:///{conn.host}"
+    scheme = _SQLALCHEMY_SCHEMES.get(conn.conn_type or "")
+    if scheme is None:
+        raise ValueError(
+            f"The connection {study_conn_id!r} (type {conn.conn_type!r}) does not name a study "
+            "database: use a postgres, mysql or sqlite connection, or put the SQLAlchemy URL in "
+            'its extra as {"sqlalchemy_url": "..."}.'
+        )
+    from urllib.parse import quote
+
+    auth = ""
+    if conn.login:
+        auth = quote(conn.login, safe="")
+        if conn.password:
+            auth += ":" + quote(conn.password, safe="")
+        auth += "@"
+    port = f":{conn.port}" if conn.port else ""
+    return f"{scheme}://{auth}{conn.host or ''}{port}/{conn.schema or ''}"
+
+
+def open_sweep_study(
+    study: Any, model_dir: str, study_conn_id: str | None
+) -> tuple[Any, StudySpec]:
+    """The Optuna study of the sweep in `model_dir`, and its spec."""
+    from airflow_tfexp.experiment.tuning.study import open_study
+
+    spec = StudySpec.from_value(study)
+    return open_study(spec, model_dir, study_storage_url(study_conn_id)), spec
