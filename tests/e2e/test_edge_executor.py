@@ -84,6 +84,28 @@ def cluster(tmp_path_factory):
             "compute": {"train": GPU, "evaluate": GPU, "export": GPU},
             "default_args": {"retry_delay": 2},
         },
+        # A sweep of two trials, one per wave: the second wave is a run the first one starts.
+        "tfexp_e2e_sweep": {
+            "dag_id": "tfexp_e2e_sweep",
+            "model_dir": "{{ params.model_dir }}",
+            "experiment_fn": "tests.experiment.tiny_experiment:experiment_fn",
+            "train_steps": 300,
+            "params": {
+                "model_dir": "/tmp/unused",
+                "save_checkpoints_steps": 50,
+                "step_log": "",
+                "pid_file": "",
+                "step_sleep_secs": 0.0,
+            },
+            "tuning": {
+                "search_space": {"learning_rate": {"type": "float", "low": 0.001, "high": 0.05}},
+                "trials": 2,
+                "parallel": 1,
+                "sampler": "random",
+                "seed": 1,
+            },
+            "default_args": {"retry_delay": 2},
+        },
     }
     for dag_id, config in configs.items():
         (dags / f"{dag_id}.yaml").write_text(yaml.safe_dump(config))
@@ -175,3 +197,74 @@ def test_a_killed_train_task_is_retried_and_resumes_from_its_last_checkpoint(clu
     assert (
         evaluated == [c.global_step for c in list_checkpoints(model_dir)] == list(range(0, 301, 50))
     )
+
+
+def test_a_killed_trial_is_retried_from_its_checkpoint_and_the_next_wave_starts_itself(
+    cluster, tmp_path
+):
+    from airflow_tfexp.experiment.tuning.study import StudySpec, open_study
+
+    model_dir = str(tmp_path / "sweep")
+    step_log, pid_file = str(tmp_path / "steps.log"), str(tmp_path / "train.pid")
+    conf = {
+        "model_dir": model_dir,
+        "step_log": step_log,
+        "pid_file": pid_file,
+        "step_sleep_secs": 0.03,
+    }
+
+    def killer():
+        wait_until(
+            lambda: os.path.exists(step_log) and sum(1 for _ in open(step_log)) >= 120,
+            240,
+            what="120 steps of trial 0",
+        )
+        os.kill(int(open(pid_file).read()), signal.SIGKILL)  # trial 0's training, mid-run
+
+    import threading
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    first = cluster.trigger("tfexp_e2e_sweep", conf, timeout=420)
+    thread.join(timeout=5)
+    tis = cluster.task_instances("tfexp_e2e_sweep", first["dag_run_id"])
+    by_task = {(t["task_id"], t["map_index"]): t for t in tis}
+    assert first["state"] == "success", {k: v["state"] for k, v in by_task.items()}
+    trial = by_task[("trial", 0)]
+    assert trial["try_number"] >= 2
+    retry_log = cluster.all_logs(
+        "tfexp_e2e_sweep", first["dag_run_id"], "trial", trial["try_number"], map_index=0
+    )
+    assert "Restoring model from" in retry_log
+    assert by_task[("continue_sweep", -1)]["state"] == "success"
+
+    def second_wave():
+        runs = cluster.api("GET", "/dags/tfexp_e2e_sweep/dagRuns")["dag_runs"]
+        done = [r for r in runs if r["dag_run_id"] != first["dag_run_id"]]
+        return done[0] if done and done[0]["state"] in ("success", "failed") else None
+
+    second = cluster.wait_for(second_wave, 420, "the second wave", interval=2)
+    assert second["state"] == "success" and second["conf"] == conf
+    spec = StudySpec.from_value(cluster_study(cluster))
+    trials = open_study(spec, model_dir).get_trials()
+    assert [(t.number, t.state.name) for t in trials] == [(0, "COMPLETE"), (1, "COMPLETE")]
+    steps = [int(line) for line in open(step_log)]
+    assert steps.count(300) == 2  # both trials reached train_steps
+    first_trial = steps[: steps.index(300) + 1]
+    assert 0 <= len(first_trial) - 300 <= 50  # trial 0 resumed from its checkpoint
+    second_tis = {
+        t["task_id"]: t for t in cluster.task_instances("tfexp_e2e_sweep", second["dag_run_id"])
+    }
+    assert second_tis["export_best"]["state"] == "success"
+    best = min(trials, key=lambda t: t.value)
+    assert list_exports(os.path.join(model_dir, "trials", str(best.number), "export", "latest"))
+
+
+def cluster_study(cluster) -> dict:
+    """The sweep's study spec, as its DAG carries it (the config's tuning: section)."""
+    from airflow_tfexp.dag_factory.builder import load_plan
+
+    plan = load_plan(
+        os.path.join(cluster.env["AIRFLOW__CORE__DAGS_FOLDER"], "tfexp_e2e_sweep.yaml")
+    )
+    return next(s for s in plan["stages"] if s["task_id"] == "suggest_trials")["arguments"]["study"]
