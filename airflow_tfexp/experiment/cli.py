@@ -4,7 +4,9 @@
         [--schedule NAME] [--params JSON] [--schedule-args JSON]
 
 `experiment_fn(run_config, params)` must return an Experiment. Without `--schedule` the method is
-learn_runner's default for the `TF_CONFIG` task type. The result is printed as one JSON line.
+learn_runner's default for the `TF_CONFIG` task type. `--schedule tune` runs a sweep's trials
+in this process (`tune`; --schedule-args holds its study, trials, ...). The result is printed as
+one JSON line.
 """
 
 from __future__ import annotations
@@ -33,7 +35,10 @@ SCHEDULES = (
     "test",
     "run_std_server",
     "export",  # the latest (or --schedule-args' checkpoint_path) through the export strategies
+    "tune",  # trials of a sweep (learn_runner.tune): --schedule-args '{"study": {...}, "trials": n}'
 )
+# what --schedule-args may give `tune` (the experiment_fn, model dir and params are flags)
+TUNE_ARGS = ("study", "trials", "storage_url", "timeout_secs", "worker", "export_best")
 _DEFAULT_SCHEDULES = {
     None: "train_and_evaluate",
     MASTER: "train_and_evaluate",
@@ -88,6 +93,23 @@ def _check_schedule_args(experiment: Experiment, schedule: str, kwargs: dict[str
         )
 
 
+def run_tune(
+    args: argparse.Namespace, params: dict[str, Any], schedule_args: dict[str, Any]
+) -> dict:
+    """`--schedule tune`: the sweep's trials in this process; ValueError for bad arguments."""
+    from airflow_tfexp.experiment.tuning.tune import tune
+
+    unknown = sorted(set(schedule_args) - set(TUNE_ARGS))
+    missing = sorted({"study", "trials"} - set(schedule_args))
+    if unknown or missing:
+        raise ValueError(
+            f"Invalid `--schedule-args` for tune: unknown {unknown}, missing {missing}. "
+            f"Allowed: {list(TUNE_ARGS)} (study and trials required)."
+        )
+    out = tune(args.experiment_fn, params=params, model_dir=args.model_dir, **schedule_args)
+    return {"schedule": "tune", "model_dir": args.model_dir, **out}
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m airflow_tfexp.experiment", description=__doc__.split("\n")[0]
@@ -121,6 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_config = RunConfig(model_dir=args.model_dir)
         params = _parse_object("--params", args.params)
         schedule_args = _parse_object("--schedule-args", args.schedule_args)
+        if args.schedule == "tune":
+            print(json.dumps(run_tune(args, params, schedule_args), sort_keys=True), flush=True)
+            return 0
         experiment = build_experiment(args.experiment_fn, run_config, params)
         schedule = args.schedule or default_schedule(run_config)
         _check_schedule_args(experiment, schedule, schedule_args)

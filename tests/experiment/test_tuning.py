@@ -222,3 +222,37 @@ def test_a_trial_from_xcom_is_checked_and_its_model_dir_recomputed(tmp_path):
     for bad in ({"number": -1, "params": {}}, {"number": True}, {"number": 1, "params": {"y": 1}}):
         with pytest.raises(ValueError, match="trial"):
             Trial.from_value(bad, spec, "/m")
+
+
+def test_the_command_line_runs_a_sweep_in_a_container(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    model_dir = str(tmp_path / "sweep")
+    args = {"study": study(pruner="none"), "trials": 3}
+    command = [
+        sys.executable,
+        "-m",
+        "airflow_tfexp.experiment",
+        "--experiment-fn",
+        "tests.airflow.sweep_experiment:experiment_fn",
+        "--model-dir",
+        model_dir,
+        "--schedule",
+        "tune",
+        "--schedule-args",
+        json.dumps(args),
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert [r["state"] for r in summary["trials"]] == ["complete"] * 3
+    assert summary["best"]["number"] == min(summary["trials"], key=lambda r: r["value"])["number"]
+    bad = subprocess.run(
+        command[:-1] + [json.dumps({"study": args["study"], "trails": 3})],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and "unknown ['trails'], missing ['trials']" in bad.stderr
