@@ -18,7 +18,7 @@ from airflow.sdk import BaseOperator
 from airflow_tfexp._airflow import is_templated, max_map_length
 from airflow_tfexp.experiment.storage.locations import parse_model_dir
 from airflow_tfexp.experiment.tuning.study import StudySpec
-from airflow_tfexp.names import BEST_TRIAL_KEY
+from airflow_tfexp.names import BEST_TRIAL_KEY, DEFAULT_GCP_CONN_ID
 from airflow_tfexp.operators._ownership import check_experiment_id
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ class _SweepOperator(BaseOperator):
     :param study_conn_id: an Airflow connection naming the study's database (its SQLAlchemy
         URL); None: the study spec's storage (a journal file in a local model dir by default).
     :param experiment_id: the experiment the sweep writes for (None: this DAG's id).
+    :param gcp_conn_id: the connection whose credentials reach a gs:// model dir.
     """
 
     template_fields: Sequence[str] = ("model_dir",)
@@ -57,9 +58,11 @@ class _SweepOperator(BaseOperator):
         timeout: float | None = None,
         study_conn_id: str | None = None,
         experiment_id: str | None = None,
+        gcp_conn_id: str = DEFAULT_GCP_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.gcp_conn_id = gcp_conn_id
         self.study = StudySpec.from_value(study).as_dict()
         if not is_templated(model_dir):
             parse_model_dir(model_dir)
@@ -73,6 +76,25 @@ class _SweepOperator(BaseOperator):
         self.study_conn_id = study_conn_id
         check_experiment_id(experiment_id)
         self.experiment_id = experiment_id
+
+    def execute(self, context: Context) -> Any:
+        from airflow_tfexp._airflow import stops_on_sigterm
+        from airflow_tfexp.hooks.gcp_credentials import gcp_credentials
+
+        with (
+            stops_on_sigterm(self.task_id),
+            gcp_credentials(self.gcp_conn_id, self.model_dir, self.log),
+        ):
+            return self.run_sweep_step(context)
+
+    def run_sweep_step(self, context: Context) -> Any:
+        raise NotImplementedError
+
+    def snapshot(self, study: Any, spec: StudySpec) -> None:
+        """The study as the Experiments page shows it (`sweep.json` in the model dir)."""
+        from airflow_tfexp.experiment.tuning.snapshot import write_sweep_snapshot
+
+        write_sweep_snapshot(study, spec, self.model_dir, self.trials)
 
     def open_study(self) -> tuple[Any, StudySpec]:
         """The rendered model dir checked (inside the roots, this experiment's), then the study."""
@@ -103,7 +125,7 @@ class SuggestTrialsOperator(_SweepOperator):
                 f"most [core] max_map_length ({max_map_length()}); the sweep runs in more waves."
             )
 
-    def execute(self, context: Context) -> list[dict[str, Any]]:
+    def run_sweep_step(self, context: Context) -> list[dict[str, Any]]:
         from airflow_tfexp.experiment.tuning.trials import ask_trials, wave_trials
 
         study, spec = self.open_study()
@@ -123,6 +145,7 @@ class SuggestTrialsOperator(_SweepOperator):
             )
         for trial in trials:
             self.log.info("Trial %d: %s", trial.number, trial.params)
+        self.snapshot(study, spec)
         return [trial.as_dict() for trial in trials]
 
 
@@ -137,7 +160,7 @@ class CompleteTrialsOperator(_SweepOperator):
     def __init__(self, *, trigger_rule: str = "all_done", **kwargs: Any) -> None:
         super().__init__(trigger_rule=trigger_rule, **kwargs)
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def run_sweep_step(self, context: Context) -> dict[str, Any]:
         import time
 
         from optuna.trial import TrialState
@@ -176,6 +199,7 @@ class CompleteTrialsOperator(_SweepOperator):
             (r for r in self._rows(study, spec) if best and r["number"] == best.number), None
         )
         context["ti"].xcom_push(key=BEST_TRIAL_KEY, value=best.as_dict() if best else None)
+        self.snapshot(study, spec)
         self.log.info(
             "The study has %d of %d trials (%d finished)%s; best: %s.",
             len(all_trials),

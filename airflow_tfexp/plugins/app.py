@@ -65,6 +65,7 @@ def run_view(datas: list[Any]) -> list[dict[str, Any]]:
     columns), MAX_SERIES series a chart, 2,000 points a series; what is left out is noted."""
     from airflow_tfexp.plugins.charts import line_chart
     from airflow_tfexp.plugins.downsample import downsample
+    from airflow_tfexp.plugins.sweep_view import sweep_chart
 
     models = []
     for data in datas:
@@ -97,8 +98,25 @@ def run_view(datas: list[Any]) -> list[dict[str, Any]]:
                 for evaluator, records in evaluators.items()
             }
             charts.append(line_chart(f"evaluation {metric}", series, "eval-point"))
-        models.append({"data": data, "charts": charts, "metrics": metrics, "notes": notes})
+        models.append(
+            {
+                "data": data,
+                "charts": charts,
+                "metrics": metrics,
+                "notes": notes,
+                "anchor": _trial_anchor(data.model_dir),
+                "sweep_chart": sweep_chart(data.sweep) if data.sweep else None,
+            }
+        )
     return models
+
+
+def _trial_anchor(model_dir: str) -> str | None:
+    """`trial-<n>` for a sweep trial's model dir (`.../trials/<n>`): the sweep table links to it."""
+    import re
+
+    match = re.search(r"/trials/(\d+)/?$", model_dir)
+    return f"trial-{match.group(1)}" if match else None
 
 
 def templates() -> Any:

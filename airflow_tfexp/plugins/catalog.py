@@ -95,4 +95,19 @@ def run_model_dirs(dag_id: str, run_id: str) -> dict[str, set[str]]:
         value = (fields or {}).get("model_dir")
         if isinstance(value, str) and value:
             dirs.setdefault(value, set()).add(_writer(fields, dag_id))
+    for fields in rendered:  # a sweep's trials, after the sweep's own dir
+        value, number = (fields or {}).get("model_dir"), _trial_number(fields)
+        if isinstance(value, str) and value and number is not None:
+            from airflow_tfexp.experiment.tuning.trials import trial_model_dir
+
+            dirs.setdefault(trial_model_dir(value, number), set()).add(_writer(fields, dag_id))
     return dirs or static_model_dirs(dag_id)
+
+
+def _trial_number(fields: Any) -> int | None:
+    """The number of the sweep's trial a task ran (its rendered `trial`), else None."""
+    trial = fields.get("trial") if isinstance(fields, dict) else None
+    number = trial.get("number") if isinstance(trial, dict) else None
+    if isinstance(number, int) and not isinstance(number, bool) and number >= 0:
+        return number
+    return None

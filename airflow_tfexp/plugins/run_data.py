@@ -33,6 +33,7 @@ class RunData:
     exports: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     blessing: dict[str, Any] | None = None
     lineage: dict[str, Any] | None = None
+    sweep: dict[str, Any] | None = None  # a sweep's trials (sweep_view), in its model dir
     problems: list[str] = dataclasses.field(default_factory=list)
 
     @property
@@ -358,4 +359,11 @@ def read_run_data(
     _attempt(data, "exports", lambda: _exports(data, reader, names))
     _attempt(data, "blessing", lambda: _blessing(data, reader))
     _attempt(data, "lineage", lambda: _lineage(data, reader))
+    _attempt(data, "sweep", lambda: _sweep(data, reader))
     return data
+
+
+def _sweep(data: RunData, reader: ModelDirReader) -> None:
+    from airflow_tfexp.plugins.sweep_view import read_sweep
+
+    data.sweep = read_sweep(reader, data.problems)

@@ -51,6 +51,24 @@ def experiment(dag_id: str) -> dict:
     }
 
 
+# A sweep of three trials of the fake estimator (no TensorFlow), in one wave.
+SWEEP = {
+    "dag_id": "tfexp_ui_sweep",
+    "model_dir": "{{ params.model_dir }}",
+    "params": {"model_dir": "/tmp/unused"},
+    "experiment_fn": "tests.airflow.sweep_experiment:experiment_fn",
+    "train_steps": 30,
+    "tuning": {
+        "search_space": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+        "trials": 3,
+        "parallel": 3,
+        "sampler": "random",
+        "pruner": "none",
+        "seed": 2,
+    },
+}
+
+
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory):
     root = tmp_path_factory.mktemp("ui")
@@ -59,6 +77,8 @@ def ui(tmp_path_factory):
     for dag_id in ("tfexp_ui_demo", "secret_tfexp_ui"):
         (dags / f"{dag_id}.yaml").write_text(yaml.safe_dump(experiment(dag_id)))
         (dags / f"{dag_id}.py").write_text(ONE_LINER)
+    (dags / "tfexp_ui_sweep.yaml").write_text(yaml.safe_dump(SWEEP))
+    (dags / "tfexp_ui_sweep.py").write_text(ONE_LINER)
     passwords = root / "passwords.json"
     passwords.write_text(json.dumps(PASSWORDS))
     cluster = AirflowCluster(str(root / "home"), str(dags), executor="LocalExecutor")
@@ -77,7 +97,17 @@ def ui(tmp_path_factory):
         run = cluster.trigger("tfexp_ui_demo", {"model_dir": model_dir}, timeout=400)
         assert run["state"] == "success", cluster.log("scheduler")[-3000:]
         cluster.wait_for(lambda: cluster._dag_exists("secret_tfexp_ui"), 120, "the secret DAG")
-        yield {"cluster": cluster, "run": run, "model_dir": model_dir, "root": root}
+        sweep_dir = str(root / "models" / "sweep")
+        sweep = cluster.trigger("tfexp_ui_sweep", {"model_dir": sweep_dir}, timeout=400)
+        assert sweep["state"] == "success", cluster.log("scheduler")[-3000:]
+        yield {
+            "cluster": cluster,
+            "run": run,
+            "model_dir": model_dir,
+            "root": root,
+            "sweep": sweep,
+            "sweep_dir": sweep_dir,
+        }
     finally:
         cluster.stop()
         os.makedirs(ARTIFACTS, exist_ok=True)
@@ -133,10 +163,11 @@ def test_anonymous_callers_get_401_and_users_see_only_dags_they_may_read(ui):
             timeout=30,
         ).read()
     )["dag_ids"]
-    assert listed == ["tfexp_ui_demo"]
+    assert listed == ["tfexp_ui_demo", "tfexp_ui_sweep"]
     assert json.loads(page(cluster, "/tfexp/api/dags"))["dag_ids"] == [
         "secret_tfexp_ui",
         "tfexp_ui_demo",
+        "tfexp_ui_sweep",
     ]
     assert status_of(cluster, run_path("secret_tfexp_ui", "any", True), viewer) == 403
     assert status_of(cluster, run_path("secret_tfexp_ui", "any"), viewer) == 403
@@ -206,8 +237,49 @@ def test_the_browser_shows_one_point_per_evaluation_and_the_table_of_results(ui)
         driver.save_screenshot(screenshot)
         print(f"screenshot: {screenshot}")
         assert os.path.getsize(screenshot) > 10_000
+        check_the_sweep_view(driver, base, ui)
     finally:
         driver.quit()
+
+
+def check_the_sweep_view(driver, base: str, ui: dict) -> None:
+    """The sweep's run page: a row per trial (params, objective, state), a point per trial in
+    the chart, and each trial's link landing on its section (its own evaluations)."""
+    from selenium.webdriver.common.by import By
+
+    from airflow_tfexp.experiment.tuning.study import StudySpec, open_study
+
+    spec = StudySpec.from_value(
+        {
+            "name": "tfexp_ui_sweep",
+            "search_space": SWEEP["tuning"]["search_space"],
+            "sampler": "random",
+            "pruner": "none",
+        }
+    )
+    trials = open_study(spec, ui["sweep_dir"]).get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    driver.get(base + run_path("tfexp_ui_sweep", ui["sweep"]["dag_run_id"]))
+    rows = driver.find_elements(By.CSS_SELECTOR, "table.trials tr.trial")
+    assert [int(r.get_attribute("data-trial")) for r in rows] == [0, 1, 2]
+    for row, trial in zip(rows, trials, strict=True):
+        objective = row.find_element(By.CSS_SELECTOR, "td[data-objective]").text
+        assert float(objective) == pytest.approx(trial.value, rel=1e-5)
+        x = row.find_element(By.CSS_SELECTOR, "td[data-param='x']").text
+        assert float(x) == pytest.approx(trial.params["x"], rel=1e-5)
+        assert row.get_attribute("data-state") == "complete"
+    best = min(trials, key=lambda t: t.value).number
+    assert driver.find_element(By.CSS_SELECTOR, "tr.trial.best").get_attribute("data-trial") == str(
+        best
+    )
+    points = driver.find_elements(By.CSS_SELECTOR, "svg circle.trial-point")
+    assert len(points) == 3 + 3  # each trial, and the best so far after each
+    driver.save_screenshot(os.path.join(ARTIFACTS, "experiments_sweep.png"))
+    link = rows[best].find_element(By.CSS_SELECTOR, "a.trial-link")
+    link.click()
+    section = driver.find_element(By.CSS_SELECTOR, f"section#trial-{best}")
+    assert section.get_attribute("data-model-dir").endswith(f"/trials/{best}")
+    assert section.find_elements(By.CSS_SELECTOR, "table.evaluations tr.evaluation")
 
 
 def test_corrupt_or_missing_files_are_reported_on_the_page(ui):

@@ -69,3 +69,62 @@ def test_the_plugin_and_the_reader_import_no_tensorflow():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_sweep_snapshot_is_read_field_by_field_and_a_hostile_one_stays_harmless(tmp_path):
+    import json
+
+    from airflow_tfexp.plugins.app import render_page, run_view, templates
+
+    model_dir = str(tmp_path)
+    snapshot = {
+        "study": "s",
+        "metric": "loss",
+        "mode": "min",
+        "trials_total": 4,
+        "best": 1,
+        "trials": [
+            {
+                "number": 0,
+                "params": {"x": 0.5},
+                "state": "complete",
+                "value": 0.4,
+                "wave": "manual__1",
+            },
+            {
+                "number": 1,
+                "params": {"x": 0.3},
+                "state": "complete",
+                "value": 0.1,
+                "wave": "manual__1",
+            },
+            {
+                "number": 2,
+                "params": {"x": 0.9},
+                "state": "pruned",
+                "value": "NaN",
+                "pruned_at_step": 10,
+            },
+            {"number": "3", "params": {}, "state": "complete"},
+            {
+                "number": 4,
+                "params": {"x": "<script>"},
+                "state": "evil",
+                "wave": '../../x"><script>',
+            },
+        ],
+    }
+    (tmp_path / "sweep.json").write_text(json.dumps(snapshot))
+    data = read_run_data(model_dir)
+    sweep = data.sweep
+    assert [t["number"] for t in sweep["trials"]] == [0, 1, 2, 4]
+    assert any("trial 3: not a trial" in p for p in data.problems)
+    assert sweep["trials"][2]["value"] is None and sweep["trials"][2]["pruned_at_step"] == 10
+    assert sweep["trials"][3]["state"] == "unknown" and sweep["trials"][3]["wave"] is None
+    html = render_page(templates(), "run.html", dag_id="d", run_id="r", models=run_view([data]))
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert 'href="/tfexp/dags/d/runs/manual__1#trial-1"' in html
+    assert html.count('class="trial-link"') == 2  # no link for a wave that is not a run id
+    (tmp_path / "sweep.json").write_text("[1, 2")
+    assert read_run_data(model_dir).sweep is None
+    assert any("sweep" in p and "not valid JSON" in p for p in read_run_data(model_dir).problems)
