@@ -126,10 +126,16 @@ class SuggestTrialsOperator(_SweepOperator):
             )
 
     def run_sweep_step(self, context: Context) -> list[dict[str, Any]]:
-        from airflow_tfexp.experiment.tuning.trials import ask_trials, wave_trials
+        from airflow_tfexp.experiment.tuning.trials import (
+            ask_trials,
+            close_stale_trials,
+            wave_trials,
+        )
 
         study, spec = self.open_study()
         wave = context["run_id"]
+        if getattr(self.dag, "max_active_runs", None) == 1:  # no other wave can be running
+            close_stale_trials(study, spec, self.model_dir, wave)
         trials = wave_trials(study, spec, self.model_dir, wave)
         if trials:
             self.log.info("This run's wave already has trials %s.", [t.number for t in trials])
@@ -241,6 +247,13 @@ class NextWaveOperator(BaseBranchOperator):
 
     def choose_branch(self, context: Context) -> str:
         outcome = context["ti"].xcom_pull(task_ids=self.complete_task_id) or {}
+        if (outcome.get("done") or not outcome.get("wave")) and not outcome.get("best"):
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(
+                f"The sweep ended with no complete trial ({outcome.get('trials')} trials, all "
+                "pruned or failed): nothing to export. See complete_trials' log for each trial."
+            )
         if outcome.get("done"):
             self.log.info(
                 "The sweep is done (%s trials): exporting the best.", outcome.get("trials")

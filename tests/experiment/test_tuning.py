@@ -256,3 +256,23 @@ def test_the_command_line_runs_a_sweep_in_a_container(tmp_path):
         timeout=120,
     )
     assert bad.returncode == 2 and "unknown ['trails'], missing ['trials']" in bad.stderr
+
+
+def test_trials_left_running_by_an_ended_wave_are_told_from_their_records(tmp_path):
+    from airflow_tfexp.experiment.evaluation.coordination import write_completion_marker
+    from airflow_tfexp.experiment.tuning.trials import close_stale_trials
+
+    model_dir = str(tmp_path / "sweep")
+    spec = StudySpec.from_value(study())
+    opened = open_study(spec, model_dir)
+    trained, unfinished = ask_trials(opened, spec, model_dir, 2, total=4, wave="run-1")
+    record_result(trained.model_dir, None, {"loss": 0.2, "global_step": 30}, None, 0.1)
+    write_completion_marker(trained.model_dir, 30, "train_steps=30 reached")
+    record_result(unfinished.model_dir, None, {"loss": 0.9, "global_step": 10}, None, 0.1)
+    (current,) = ask_trials(opened, spec, model_dir, 1, total=4, wave="run-2")
+    rows = close_stale_trials(opened, spec, model_dir, "run-2")
+    assert [(r["number"], r["state"], r["value"]) for r in rows] == [
+        (0, "complete", 0.2),
+        (1, "fail", None),
+    ]
+    assert [t.state.name for t in opened.get_trials()] == ["COMPLETE", "FAIL", "RUNNING"]

@@ -225,6 +225,28 @@ def complete_trial(study: Any, spec: StudySpec, trial: Trial) -> dict[str, Any]:
     return trial_row(frozen, spec, trial.model_dir)
 
 
+def close_stale_trials(study: Any, spec: StudySpec, model_dir: str, wave: str) -> list[dict]:
+    """Tell the study how the running trials of other waves ended (from their records), when
+    waves run one after another: a wave that is over and left one running ended before it
+    could tell it (a run marked failed by hand, say). Returns their rows."""
+    from optuna.trial import TrialState
+
+    stale = [
+        _view(t, spec, model_dir)
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if t.user_attrs.get(WAVE_ATTR) not in (None, wave)
+    ]
+    rows = [complete_trial(study, spec, trial) for trial in stale]
+    for row in rows:
+        log.warning(
+            "Trial %d of wave %s was left running by its wave: told as %s.",
+            row["number"],
+            row["wave"],
+            row["state"],
+        )
+    return rows
+
+
 def trial_row(frozen: Any, spec: StudySpec, trial_dir: str) -> dict[str, Any]:
     """One trial as the sweep's table shows it (JSON-able)."""
     value = frozen.value if frozen.values else None
