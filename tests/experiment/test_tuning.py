@@ -276,3 +276,13 @@ def test_trials_left_running_by_an_ended_wave_are_told_from_their_records(tmp_pa
         (1, "fail", None),
     ]
     assert [t.state.name for t in opened.get_trials()] == ["COMPLETE", "FAIL", "RUNNING"]
+
+
+def test_an_objective_the_evaluations_lack_fails_each_trial_saying_which_metrics_there_are(
+    tmp_path, caplog
+):
+    spec = study(objective={"metric": "acc", "mode": "max"}, pruner="none")
+    with caplog.at_level("WARNING"):
+        out = tune(make_experiment_fn({}), spec, 2, model_dir=str(tmp_path / "sweep"))
+    assert [r["state"] for r in out["trials"]] == ["fail", "fail"] and out["best"] is None
+    assert "its evaluations have no metric 'acc' (the objective); they have ['loss']" in caplog.text

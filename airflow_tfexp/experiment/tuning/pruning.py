@@ -53,6 +53,7 @@ class PruningHook(TrainingHook):
         self._reported: set[int] = set()
         self._last_check = float("-inf")
         self._last_version: Any = None
+        self._warned = False
         self._trial: Any = None
 
     def begin(self, context: TrainingContext) -> None:
@@ -84,13 +85,21 @@ class PruningHook(TrainingHook):
             return False
         self._last_version = version
         raw = fs.read_bytes(path) or b""
+        records = [r for r in parse_results(raw, path) if isinstance(r.get("metrics"), dict)]
         new = sorted(
             (r["global_step"], as_number(r["metrics"][self.spec.metric]))
-            for r in parse_results(raw, path)
-            if isinstance(r.get("metrics"), dict)
-            and self.spec.metric in r["metrics"]
-            and r["global_step"] not in self._reported
+            for r in records
+            if self.spec.metric in r["metrics"] and r["global_step"] not in self._reported
         )
+        if records and not self._reported and not new and not self._warned:
+            self._warned = True
+            log.warning(
+                "Trial %d: its evaluations have no metric %r (the objective), so nothing is "
+                "reported for pruning; they have %s.",
+                self.number,
+                self.spec.metric,
+                sorted(set(records[-1]["metrics"]) - {"global_step"}),
+            )
         for step, value in new:
             self._trial.report(value, step)
             self._reported.add(step)

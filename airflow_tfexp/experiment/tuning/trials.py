@@ -191,6 +191,18 @@ def live_trial(study: Any, number: int) -> Any:
     return OptunaTrial(study, find_trial(study, number)._trial_id)
 
 
+def _why_no_objective(spec: StudySpec, trial: Trial, marker: Any, result: Any) -> str:
+    if marker is None:
+        return "its training did not finish (no completion marker)"
+    records = read_results(trial.model_dir, spec.eval_name)
+    if not records:
+        return f"no evaluation was recorded for it (evaluator {spec.eval_name or '(default)'})"
+    if result is None:
+        names = sorted({k for r in records for k in r.get("metrics") or {}} - {"global_step"})
+        return f"its evaluations have no metric {spec.metric!r} (the objective); they have {names}"
+    return f"its final checkpoint (step {marker['global_step']}) was not evaluated"
+
+
 def complete_trial(study: Any, spec: StudySpec, trial: Trial) -> dict[str, Any]:
     """Tell the study how the trial ended, once: pruned (its hook said so), complete (training
     finished and its final checkpoint was evaluated: that evaluation is its value), or failed.
@@ -216,9 +228,9 @@ def complete_trial(study: Any, spec: StudySpec, trial: Trial) -> dict[str, Any]:
                 )
             else:
                 log.warning(
-                    "Trial %d did not finish training and its final evaluation (%s): failed.",
+                    "Trial %d failed: %s.",
                     trial.number,
-                    "no completion marker" if marker is None else "no final evaluation",
+                    _why_no_objective(spec, trial, marker, result),
                 )
                 study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
         frozen = find_trial(study, trial.number)
