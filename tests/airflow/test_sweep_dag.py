@@ -91,17 +91,36 @@ def run_every_wave(dag, conf: dict, limit: int = 10) -> list:
 
 
 def test_a_sweep_wider_than_max_map_length_runs_in_waves(airflow_db, tmp_path, monkeypatch):
+    """20 trials, at most 8 mapped tasks: three waves, the study in a database named by an
+    Airflow connection (as many workers would share it)."""
+    import json
+
     from airflow.configuration import conf
 
+    from airflow_tfexp.experiment.tuning.study import StudySpec, open_study
     from tests.airflow.test_factory_dags import write_factory_dag
 
     monkeypatch.setitem(conf._sections.setdefault("core", {}), "max_map_length", "8")
     assert conf.getint("core", "max_map_length") == 8
+    database = tmp_path / "studies.db"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TFEXP_TEST_STUDIES",
+        json.dumps({"conn_type": "sqlite", "host": str(database)}),
+    )
     model_dir = str(tmp_path / "sweep")
-    dag = write_factory_dag(fake_sweep("tfexp_test_waves", model_dir, trials=20, parallel=8))
+    config = fake_sweep(
+        "tfexp_test_waves", model_dir, trials=20, parallel=8, study_conn_id="tfexp_test_studies"
+    )
+    dag = write_factory_dag(config)
     runs = run_every_wave(dag, {})
+    assert database.exists() and not (tmp_path / "sweep" / "study.journal").exists()
+    spec = StudySpec.from_value(dag.get_task("suggest_trials").study)
+    in_database = open_study(spec, model_dir, f"sqlite:///{database}").get_trials()
+    assert len(in_database) == 20
     assert [r.state for r in runs] == ["success"] * 3
-    rows = load_rows(dag, model_dir)
+    from airflow_tfexp.experiment.tuning.trials import study_rows
+
+    rows = study_rows(open_study(spec, model_dir, f"sqlite:///{database}"), spec, model_dir)
     assert [r["number"] for r in rows] == list(range(20)) and {r["state"] for r in rows} == {
         "complete"
     }
