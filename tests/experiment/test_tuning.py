@@ -286,3 +286,17 @@ def test_an_objective_the_evaluations_lack_fails_each_trial_saying_which_metrics
         out = tune(make_experiment_fn({}), spec, 2, model_dir=str(tmp_path / "sweep"))
     assert [r["state"] for r in out["trials"]] == ["fail", "fail"] and out["best"] is None
     assert "its evaluations have no metric 'acc' (the objective); they have ['loss']" in caplog.text
+
+
+def test_a_worker_racing_another_past_the_total_runs_no_extra_trial(tmp_path, monkeypatch):
+    """Two workers read the count at once: the later ask's trial is numbered past the total
+    and is marked surplus (failed, never run) instead of trained."""
+    model_dir = str(tmp_path / "sweep")
+    spec = StudySpec.from_value(study())
+    opened = open_study(spec, model_dir)
+    ask_trials(opened, spec, model_dir, 2, total=2, wave="other-worker")
+    monkeypatch.setattr(opened, "get_trials", lambda **kwargs: [])  # read before the other asked
+    assert ask_trials(opened, spec, model_dir, 1, total=2, wave="this-worker") == []
+    monkeypatch.undo()
+    (surplus,) = [t for t in opened.get_trials() if t.number == 2]
+    assert surplus.state.name == "FAIL" and surplus.user_attrs["tfexp_surplus"] is True

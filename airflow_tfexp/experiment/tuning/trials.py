@@ -26,6 +26,7 @@ TRIALS_DIR = "trials"
 WAVE_ATTR = "tfexp_wave"  # which wave (DAG run, or tune() worker) asked for the trial
 PRUNED_AT_ATTR = "tfexp_pruned_at_step"  # the evaluation step at which the pruner stopped it
 OBJECTIVE_STEP_ATTR = "tfexp_objective_step"  # the step of the evaluation told as its value
+SURPLUS_ATTR = "tfexp_surplus"  # asked by a worker racing another past the total: never run
 
 
 def trial_model_dir(model_dir: str, number: int) -> str:
@@ -115,6 +116,13 @@ def ask_trials(
     for _ in range(count):
         trial = study.ask(fixed_distributions=space)
         trial.set_user_attr(WAVE_ATTR, wave)
+        if trial.number >= limit:  # another worker asked at the same time: over the total
+            from optuna.trial import TrialState
+
+            trial.set_user_attr(SURPLUS_ATTR, True)
+            study.tell(trial.number, state=TrialState.FAIL)
+            log.info("Trial %d is one more than the sweep's %d: not run.", trial.number, limit)
+            break
         asked.append(
             Trial(
                 trial.number,
