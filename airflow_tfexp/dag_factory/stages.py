@@ -182,9 +182,16 @@ def _sweep(spec: ExperimentSpec, common: dict[str, Any]) -> list[Stage]:
         "trials": tuning.trials,
         "timeout": tuning.timeout.total_seconds() if tuning.timeout else None,
         "study_conn_id": tuning.study_conn_id,
+        "study_name": tuning.study_name,
         "experiment_id": spec.dag_id,
     }
-    trial = {**common, **_training(spec), "study": study, "study_conn_id": tuning.study_conn_id}
+    trial = {
+        **common,
+        **_training(spec),
+        "study": study,
+        "study_conn_id": tuning.study_conn_id,
+        "study_name": tuning.study_name,
+    }
     return [
         Stage("suggest_trials", "SuggestTrialsOperator", {**sweep, "n": tuning.parallel}),
         Stage(

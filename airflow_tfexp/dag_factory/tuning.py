@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from airflow_tfexp.dag_factory.durations import parse_duration
-from airflow_tfexp.experiment.storage.locations import parse_model_dir
 
 if TYPE_CHECKING:
     from airflow_tfexp.experiment.tuning.study import StudySpec
@@ -35,8 +34,8 @@ class TuningConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     search_space: dict[str, Any]
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
-    trials: int = Field(20, ge=1)
-    parallel: int = Field(4, ge=1)
+    trials: int = Field(20, ge=1, strict=True)
+    parallel: int = Field(4, ge=1, strict=True)
     sampler: str | dict[str, Any] = "tpe"
     pruner: str | dict[str, Any] = "median"
     study_name: str | None = Field(None, min_length=1, max_length=200)
@@ -102,9 +101,27 @@ def check_tuning(spec: Any) -> None:
         )
     if tuning.study_storage and tuning.study_conn_id:
         raise ValueError("tuning: give study_storage or study_conn_id, not both")
-    if not tuning.study_conn_id and "{{" not in spec.model_dir:
-        if parse_model_dir(spec.model_dir).scheme == "gs":
-            study.check_storage_for(spec.model_dir, "tuning.study_storage")
+    in_database = bool(tuning.study_conn_id) or tuning.study_storage not in (
+        None,
+        "journal",
+        "sqlite",
+    )
+    templated = "{{" in spec.model_dir or "{%" in spec.model_dir
+    if not in_database and spec.model_dir.startswith("gs://"):
+        raise ValueError(
+            f"tuning.study_storage: the model dir {spec.model_dir} is on gs://, where a study "
+            "file cannot be shared safely; give a SQLAlchemy URL or study_conn_id"
+        )
+    if in_database and templated and "{{" not in (tuning.study_name or ""):
+        raise ValueError(
+            "tuning.study_name: the model dir is templated, so runs may train in different model "
+            "dirs, but a study in a database belongs to one model dir: template study_name the "
+            'same way (e.g. "sweep-{{ params.run_name }}"), or keep the study in the model dir '
+            "(study_storage: journal)"
+        )
+    from airflow_tfexp.dag_factory.params import check_template_inputs
+
+    check_template_inputs("tuning.study_name", tuning.study_name, set(spec.params))
     grid_points = study.max_trials()
     if grid_points is not None and tuning.trials > grid_points:
         raise ValueError(

@@ -321,18 +321,23 @@ class TrainAndEvaluateOperator(_TrainingOperator):
 
     :param study: the sweep's study (a `StudySpec` or its dict), with `trial`.
     :param study_conn_id: the Airflow connection naming the study's database.
+    :param study_name: the study's name (templated), instead of the spec's.
     :return: ``{"model_dir", "checkpoint_path", "global_step", "metrics", "export_paths"}``
         (and ``"trial"``: the trial's row in the study, for a trial).
     """
+
+    template_fields: Sequence[str] = (*_TrainingOperator.template_fields, "study_name")
 
     def __init__(
         self,
         *,
         study: dict[str, Any] | None = None,
         study_conn_id: str | None = None,
+        study_name: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.study_name = study_name
         self.study = None
         if study is not None:
             from airflow_tfexp.experiment.tuning.study import StudySpec
@@ -364,7 +369,9 @@ class TrainAndEvaluateOperator(_TrainingOperator):
         from airflow_tfexp.experiment.tuning.tune import train_trial
         from airflow_tfexp.operators._tuning import open_sweep_study
 
-        study, spec = open_sweep_study(self.study, self.sweep_model_dir, self.study_conn_id)
+        study, spec = open_sweep_study(
+            self.study, self.sweep_model_dir, self.study_conn_id, self.study_name
+        )
         trial = Trial.from_value(self.trial, spec, self.sweep_model_dir)
         summary, row = self.train_here_or_on_ray(
             context, lambda experiment: train_trial(experiment, study, spec, trial)

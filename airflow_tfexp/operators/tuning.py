@@ -44,9 +44,11 @@ class _SweepOperator(BaseOperator):
         URL); None: the study spec's storage (a journal file in a local model dir by default).
     :param experiment_id: the experiment the sweep writes for (None: this DAG's id).
     :param gcp_conn_id: the connection whose credentials reach a gs:// model dir.
+    :param study_name: the study's name (templated), instead of the spec's: one study per
+        model dir when model dirs are templated and the study is in a shared database.
     """
 
-    template_fields: Sequence[str] = ("model_dir",)
+    template_fields: Sequence[str] = ("model_dir", "study_name")
     ui_color = "#c6e2ff"
 
     def __init__(
@@ -59,10 +61,12 @@ class _SweepOperator(BaseOperator):
         study_conn_id: str | None = None,
         experiment_id: str | None = None,
         gcp_conn_id: str = DEFAULT_GCP_CONN_ID,
+        study_name: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.gcp_conn_id = gcp_conn_id
+        self.study_name = study_name
         self.study = StudySpec.from_value(study).as_dict()
         if not is_templated(model_dir):
             parse_model_dir(model_dir)
@@ -104,7 +108,7 @@ class _SweepOperator(BaseOperator):
         parse_model_dir(self.model_dir)
         check_inside_roots(self.model_dir, "model_dir")
         claim_for_writing(self.model_dir, self.experiment_id or self.dag_id, "model_dir", self.log)
-        return open_sweep_study(self.study, self.model_dir, self.study_conn_id)
+        return open_sweep_study(self.study, self.model_dir, self.study_conn_id, self.study_name)
 
 
 class SuggestTrialsOperator(_SweepOperator):

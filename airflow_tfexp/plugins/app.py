@@ -65,7 +65,6 @@ def run_view(datas: list[Any]) -> list[dict[str, Any]]:
     columns), MAX_SERIES series a chart, 2,000 points a series; what is left out is noted."""
     from airflow_tfexp.plugins.charts import line_chart
     from airflow_tfexp.plugins.downsample import downsample
-    from airflow_tfexp.plugins.sweep_view import sweep_chart
 
     models = []
     for data in datas:
@@ -105,10 +104,21 @@ def run_view(datas: list[Any]) -> list[dict[str, Any]]:
                 "metrics": metrics,
                 "notes": notes,
                 "anchor": _trial_anchor(data.model_dir),
-                "sweep_chart": sweep_chart(data.sweep) if data.sweep else None,
+                "sweep_chart": _sweep_chart(data) if data.sweep else None,
             }
         )
     return models
+
+
+def _sweep_chart(data: Any) -> str | None:
+    """The sweep's chart; a snapshot it cannot draw is a problem on the page, not an error."""
+    from airflow_tfexp.plugins.sweep_view import sweep_chart
+
+    try:
+        return sweep_chart(data.sweep)
+    except Exception as err:  # noqa: BLE001 - whatever a hostile snapshot does, reported
+        data.problems.append(f"sweep chart: {type(err).__name__}: {err}")
+        return None
 
 
 def _trial_anchor(model_dir: str) -> str | None:

@@ -7,6 +7,7 @@ plain characters gets no link.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -14,33 +15,57 @@ from airflow_tfexp.plugins.model_dir_reader import ModelDirReader
 
 SWEEP_FILE = "sweep.json"  # the engine's name (experiment.tuning.snapshot), without importing it
 MAX_TRIALS = 5000  # rows read from a snapshot
+MAX_PARAMS = 20  # param columns of the table (a sweep searches a few; a hostile file, any)
+MAX_NUMBER = 2**53  # a trial number or step the page shows (JSON allows any digits)
 STATES = ("running", "waiting", "complete", "pruned", "fail")
 _RUN_ID = re.compile(r"^[A-Za-z0-9_.:+\-]{1,250}$")
 
 
 def _number(value: Any) -> float | None:
+    """A finite value the page can format and plot, else None (a 400-digit int cannot)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _whole(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_NUMBER:
+        return value
+    return None
+
+
+def _param(value: Any) -> Any:
+    """A param value as shown: a plottable number, a bool, or text (at most 200 characters)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        number = _number(value)
+        return number if number is not None else str(value)[:40]
+    return str(value)[:200]
 
 
 def _row(row: Any, where: str, problems: list[str]) -> dict[str, Any] | None:
-    number = row.get("number") if isinstance(row, dict) else None
-    if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+    number = _whole(row.get("number")) if isinstance(row, dict) else None
+    if number is None:
         problems.append(f"{where}: not a trial (no whole-number `number`); skipped")
         return None
     params = row.get("params") if isinstance(row.get("params"), dict) else {}
     state = row.get("state") if row.get("state") in STATES else "unknown"
-    pruned = row.get("pruned_at_step")
     wave = row.get("wave")
     return {
         "number": number,
-        "params": {str(k): v for k, v in params.items() if isinstance(v, str | int | float | bool)},
+        "params": {
+            str(k)[:100]: _param(v)
+            for k, v in list(params.items())[:MAX_PARAMS]
+            if isinstance(v, str | int | float | bool)
+        },
         "state": state,
         "value": _number(row.get("value")),
-        "pruned_at_step": pruned
-        if isinstance(pruned, int) and not isinstance(pruned, bool)
-        else None,
+        "pruned_at_step": _whole(row.get("pruned_at_step")),
         "wave": wave if isinstance(wave, str) and _RUN_ID.match(wave) else None,
     }
 
@@ -65,6 +90,11 @@ def read_sweep(reader: ModelDirReader, problems: list[str]) -> dict[str, Any] | 
             f"{where}: {len(snapshot['trials']):,} trials, the first {MAX_TRIALS:,} shown"
         )
     trials = [r for i, row in enumerate(rows) if (r := _row(row, f"{where}: trial {i}", problems))]
+    names = sorted({name for r in trials for name in r["params"]})
+    if len(names) > MAX_PARAMS:
+        problems.append(
+            f"{where}: {len(names):,} distinct params, the first {MAX_PARAMS} shown as columns"
+        )
     mode = snapshot.get("mode") if snapshot.get("mode") in ("min", "max") else "min"
     best = snapshot.get("best")
     return {
@@ -73,12 +103,10 @@ def read_sweep(reader: ModelDirReader, problems: list[str]) -> dict[str, Any] | 
         "mode": mode,
         "sampler": str(snapshot.get("sampler", "")),
         "pruner": str(snapshot.get("pruner", "")),
-        "trials_total": snapshot.get("trials_total")
-        if isinstance(snapshot.get("trials_total"), int)
-        else None,
-        "best": best if isinstance(best, int) and not isinstance(best, bool) else None,
+        "trials_total": _whole(snapshot.get("trials_total")),
+        "best": _whole(best),
         "trials": sorted(trials, key=lambda r: r["number"]),
-        "param_names": sorted({name for r in trials for name in r["params"]}),
+        "param_names": names[:MAX_PARAMS],
     }
 
 

@@ -74,11 +74,46 @@ def problems(config, map_limit=1024):
             "tuning.search_space: ['learning_rate'] are also run params",
         ),
         (sweep(exporters=[]), "tuning: the sweep exports its best trial; add an exporter"),
+        (sweep({"trials": True}), "tuning.trials: Input should be a valid integer"),
+        (
+            sweep(model_dir="gs://bucket/{{ params.run }}", params={"run": {"default": "a"}}),
+            "tuning.study_storage: the model dir gs://bucket/{{ params.run }} is on gs://",
+        ),
+        (
+            sweep(
+                {"study_conn_id": "studies"},
+                model_dir="/m/{{ params.run }}",
+                params={"run": {"default": "a"}},
+            ),
+            "tuning.study_name: the model dir is templated, so runs may train in different model dirs",
+        ),
+        (
+            sweep(
+                {"study_conn_id": "studies", "study_name": "s-{{ dag_run.conf.x }}"},
+                model_dir="/m/{{ params.run }}",
+                params={"run": {"default": "a"}},
+            ),
+            "tuning.study_name: the template reads 'dag_run'",
+        ),
     ],
 )
 def test_a_bad_tuning_section_is_an_error_naming_the_field(config, message):
     found = problems(config)
     assert any(message in p for p in found), found
+
+
+def test_a_templated_study_name_follows_the_templated_model_dir(airflow_db):
+    config = sweep(
+        {"study_conn_id": "studies", "study_name": "sweep-{{ params.run }}"},
+        model_dir="/m/{{ params.run }}",
+        params={"run": {"default": "a", "schema": {"type": "string", "pattern": "^[a-z]+$"}}},
+    )
+    dag = build_experiment_dag(config)
+    for task_id in ("suggest_trials", "trial", "complete_trials"):
+        task = dag.get_task(task_id)
+        assert "study_name" in task.template_fields
+        name = task.partial_kwargs["study_name"] if task_id == "trial" else task.study_name
+        assert name == "sweep-{{ params.run }}"
 
 
 def test_parallel_over_max_map_length_is_refused_at_parse_time():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from airflow_tfexp.experiment import Experiment, FinalExporter, PruningHook, StudySpec, tune
@@ -26,7 +28,8 @@ def study(**extra) -> dict:
 
 
 class CrashOnce(TrainingHook):
-    """Raises at `step` the first time (a trial killed mid-training), never after."""
+    """Interrupts training at `step` the first time (a worker stopped mid-trial: Ctrl-C,
+    SIGTERM), never after."""
 
     crashed: set[str] = set()
 
@@ -40,7 +43,7 @@ class CrashOnce(TrainingHook):
     def after_step(self, step, logs):
         if step == self.step and self.model_dir not in CrashOnce.crashed:
             CrashOnce.crashed.add(self.model_dir)
-            raise RuntimeError(f"killed at step {step}")
+            raise KeyboardInterrupt(f"killed at step {step}")
 
 
 def make_experiment_fn(estimators: dict, crash_trial: int | None = None):
@@ -95,7 +98,7 @@ def test_tune_runs_the_trials_prunes_the_poor_ones_and_exports_only_the_best(tmp
 def test_a_trial_killed_mid_training_resumes_from_its_checkpoint_and_is_told_once(tmp_path):
     model_dir, estimators = str(tmp_path / "sweep"), {}
     spec = study(pruner="none")
-    with pytest.raises(RuntimeError, match="killed at step 25"):
+    with pytest.raises(KeyboardInterrupt, match="killed at step 25"):
         tune(make_experiment_fn(estimators, crash_trial=1), spec, 3, model_dir=model_dir)
     studied = open_study(StudySpec.from_value(spec), model_dir)
     assert [t.state.name for t in studied.get_trials()] == ["COMPLETE", "RUNNING"]
@@ -179,6 +182,11 @@ def test_the_grid_sampler_visits_each_point_once(tmp_path):
             "search_space.a.choices: expected a non-empty list",
         ),
         ({"tfexp_spec": {"type": "int", "low": 1, "high": 2}}, "provider's own"),
+        ({"a": {"type": "categorical", "choices": [1, True]}}, "must be distinct values"),
+        (
+            {"a": {"type": "categorical", "choices": [0.5, float("nan")]}},
+            "choices[1]: expected a finite",
+        ),
         (
             {"lr": {"type": "float", "low": 0.1, "high": 1, "log": True, "step": 0.1}},
             "log and step",
@@ -196,6 +204,11 @@ def test_a_bad_sampler_pruner_or_storage_names_the_field():
         ({"sampler": "cmaes"}, "study.sampler: expected one of ['grid', 'random', 'tpe']"),
         ({"pruner": {"type": "median", "warmup": 3}}, "unknown options ['warmup'] for median"),
         ({"pruner": {"type": "median", "n_startup_trials": -1}}, "study.pruner.n_startup_trials"),
+        (
+            {"pruner": {"type": "successive_halving", "reduction_factor": 1}},
+            "study.pruner.reduction_factor: expected an int >= 2 (got 1)",
+        ),
+        ({"storage": "mongodb://db/studies"}, "a SQLAlchemy URL of a database it knows"),
         ({"storage": "/tmp/study.db"}, 'study.storage: expected "journal" or "sqlite"'),
         ({"objective": {"metric": "loss", "mode": "maximum"}}, "study.objective.mode"),
         ({"sampler": "grid"}, "the grid sampler needs a step"),
@@ -278,14 +291,55 @@ def test_trials_left_running_by_an_ended_wave_are_told_from_their_records(tmp_pa
     assert [t.state.name for t in opened.get_trials()] == ["COMPLETE", "FAIL", "RUNNING"]
 
 
-def test_an_objective_the_evaluations_lack_fails_each_trial_saying_which_metrics_there_are(
-    tmp_path, caplog
+def test_an_objective_the_evaluations_lack_stops_the_sweep_saying_which_metrics_there_are(
+    tmp_path,
 ):
+    from airflow_tfexp.experiment.tuning.tune import TrialFailedError
+
     spec = study(objective={"metric": "acc", "mode": "max"}, pruner="none")
-    with caplog.at_level("WARNING"):
-        out = tune(make_experiment_fn({}), spec, 2, model_dir=str(tmp_path / "sweep"))
+    expected = (
+        "Trial 0 failed: its evaluations have no metric 'acc' (the objective); they have ['loss']"
+    )
+    with pytest.raises(TrialFailedError, match=re.escape(expected)):
+        tune(make_experiment_fn({}), spec, 2, model_dir=str(tmp_path / "sweep"))
+    out = tune(
+        make_experiment_fn({}),
+        spec,
+        2,
+        model_dir=str(tmp_path / "sweep"),
+        catch=(TrialFailedError,),
+    )
     assert [r["state"] for r in out["trials"]] == ["fail", "fail"] and out["best"] is None
-    assert "its evaluations have no metric 'acc' (the objective); they have ['loss']" in caplog.text
+
+
+def test_a_trial_that_raises_is_failed_once_and_a_rerun_goes_on_with_new_trials(tmp_path):
+    model_dir, calls = str(tmp_path / "sweep"), []
+
+    def experiment_fn(run_config, params, trial):
+        calls.append(trial.number)
+        if trial.number == 0:
+            raise RuntimeError("no such activation: 'tanh '")
+        return make_experiment_fn({})(run_config, params, trial)
+
+    spec = study(pruner="none")
+    with pytest.raises(RuntimeError, match="no such activation"):
+        tune(experiment_fn, spec, 3, model_dir=model_dir)
+    out = tune(experiment_fn, spec, 3, model_dir=model_dir)
+    assert calls[:3] == [0, 1, 2] and calls.count(0) == 1  # trial 0 is not retried forever
+    assert [r["state"] for r in out["trials"]] == ["fail", "complete", "complete"]
+    assert out["trials"][0]["failure"] == "RuntimeError: no such activation: 'tanh '"
+
+
+def test_a_link_planted_as_a_trial_dir_is_refused(tmp_path):
+    from airflow_tfexp.experiment.errors import UnsafeModelDirError
+
+    model_dir, victim = tmp_path / "sweep", tmp_path / "victim"
+    (model_dir / "trials").mkdir(parents=True)
+    victim.mkdir()
+    (model_dir / "trials" / "0").symlink_to(victim)
+    with pytest.raises(UnsafeModelDirError, match="outside the model dir"):
+        tune(make_experiment_fn({}), study(), 1, model_dir=str(model_dir))
+    assert list(victim.iterdir()) == []
 
 
 def test_a_worker_racing_another_past_the_total_runs_no_extra_trial(tmp_path, monkeypatch):
@@ -300,3 +354,28 @@ def test_a_worker_racing_another_past_the_total_runs_no_extra_trial(tmp_path, mo
     monkeypatch.undo()
     (surplus,) = [t for t in opened.get_trials() if t.number == 2]
     assert surplus.state.name == "FAIL" and surplus.user_attrs["tfexp_surplus"] is True
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_a_seeded_sweep_draws_new_values_each_wave_and_the_same_ones_again_from_scratch(
+    tmp_path, sampler
+):
+    def waves(model_dir: str) -> list[float]:
+        spec = StudySpec.from_value(study(sampler=sampler))
+        drawn = suggest_trials(spec, model_dir, 2, total=4, wave="run-1")
+        drawn += suggest_trials(spec, model_dir, 2, total=4, wave="run-2")
+        return [t.params["x"] for t in drawn]
+
+    first = waves(str(tmp_path / "a"))
+    assert len(set(first)) == 4  # each wave (each process opening the study) draws anew
+    assert waves(str(tmp_path / "b")) == first  # and the seed makes the sweep reproducible
+
+
+def test_a_damaged_study_journal_is_an_error_naming_the_file(tmp_path):
+    model_dir = tmp_path / "sweep"
+    model_dir.mkdir()
+    (model_dir / "study.journal").write_text("not json at all\n")
+    with pytest.raises(
+        ValueError, match=r"cannot be read from .*study\.journal .*Move the damaged file aside"
+    ):
+        open_study(StudySpec.from_value(study()), str(model_dir))

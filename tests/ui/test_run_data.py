@@ -128,3 +128,27 @@ def test_a_sweep_snapshot_is_read_field_by_field_and_a_hostile_one_stays_harmles
     (tmp_path / "sweep.json").write_text("[1, 2")
     assert read_run_data(model_dir).sweep is None
     assert any("sweep" in p and "not valid JSON" in p for p in read_run_data(model_dir).problems)
+
+
+def test_a_hostile_sweep_snapshot_neither_hangs_nor_breaks_the_page(tmp_path):
+    """Many distinct params, a trial number or value of 400 digits: bounded, reported."""
+    import json
+
+    from airflow_tfexp.plugins.app import render_page, run_view, templates
+
+    rows = [
+        {"number": i, "params": {f"p{i}a": 1, f"p{i}b": 2}, "state": "complete"}
+        for i in range(1000)
+    ]
+    rows.append({"number": 10**400, "state": "complete", "value": 1.0})
+    rows.append({"number": 1001, "params": {"big": 10**400}, "state": "complete", "value": 10**400})
+    (tmp_path / "sweep.json").write_text(json.dumps({"trials": rows, "mode": "min"}))
+    data = read_run_data(str(tmp_path))
+    assert len(data.sweep["param_names"]) == 20
+    assert any("2,001 distinct params, the first 20 shown" in p for p in data.problems)
+    big = next(t for t in data.sweep["trials"] if t["number"] == 1001)
+    assert big["value"] is None and isinstance(big["params"]["big"], str)
+    html = render_page(templates(), "run.html", dag_id="d", run_id="r", models=run_view([data]))
+    assert len(html) < 5_000_000 and html.count('class="trial') >= 1000
+    assert not [p for p in data.problems if p.startswith("sweep chart")]  # it was drawn
+    assert 'aria-label="loss per trial (min)"' in html or "per trial (min)" in html

@@ -68,8 +68,13 @@ def _choices(path: str, spec: Mapping[str, Any]) -> dict[str, Any]:
             raise ValueError(
                 f"{path}.choices[{index}]: expected null, a bool, a number or a string (got {choice!r})"
             )
-    if len({repr(c) for c in choices}) != len(choices):
-        raise ValueError(f"{path}.choices: must be distinct (got {choices!r})")
+        if isinstance(choice, float) and not math.isfinite(choice):
+            raise ValueError(f"{path}.choices[{index}]: expected a finite number (got {choice!r})")
+    if len(set(choices)) != len(choices):  # 1, 1.0 and True are one value to Optuna
+        raise ValueError(
+            f"{path}.choices: must be distinct values (1, 1.0 and true are the same one) "
+            f"(got {choices!r})"
+        )
     return {"type": "categorical", "choices": list(choices)}
 
 

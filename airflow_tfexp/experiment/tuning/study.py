@@ -48,23 +48,48 @@ def _choice(path: str, value: Any, kinds: Mapping[str, set[str]]) -> dict[str, A
     for key, option in settings.items():
         if key == "type" or (key == "min_resource" and option == "auto"):
             continue
-        if isinstance(option, bool) or not isinstance(option, int) or option < 0:
-            raise ValueError(f"{path}.{key}: expected an int >= 0 (got {option!r})")
+        least = _OPTION_MINIMUM.get(key, 0)
+        if isinstance(option, bool) or not isinstance(option, int) or option < least:
+            raise ValueError(f"{path}.{key}: expected an int >= {least} (got {option!r})")
     return dict(settings)
+
+
+# the least value Optuna accepts for an option (else 0)
+_OPTION_MINIMUM = {
+    "reduction_factor": 2,
+    "interval_steps": 1,
+    "min_resource": 1,
+    "n_startup_trials": 0,
+}
 
 
 def check_storage(path: str, value: Any) -> str | None:
     """None, "journal", "sqlite" or a SQLAlchemy URL; ValueError naming `path` otherwise."""
     if value is None or value in LOCAL_STORAGES:
         return value
-    if not isinstance(value, str) or "://" not in value:
+    if not isinstance(value, str) or "://" not in value or not _known_dialect(value):
         raise ValueError(
             (f"{path}: " if path else "")
             + 'expected "journal" or "sqlite" (a file under the model dir) or a SQLAlchemy '
-            + 'URL like "postgresql://host/db"'
+            + 'URL of a database it knows, like "postgresql://host/db"'
             + (f" (got {value!r})" if path else "")
         )
     return value
+
+
+def _known_dialect(url: str) -> bool:
+    """Whether SQLAlchemy has a dialect for the URL's scheme (its driver need not be here)."""
+    import sqlalchemy.dialects
+    from sqlalchemy.engine import make_url
+
+    try:
+        name = make_url(url).get_backend_name()
+    except Exception:  # noqa: BLE001 - a URL SQLAlchemy cannot parse
+        return False
+    return (
+        name in sqlalchemy.dialects.__all__
+        or sqlalchemy.dialects.registry.impls.get(name) is not None
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,15 +202,31 @@ class StudySpec:
             )
 
 
-def _sampler(spec: StudySpec) -> Any:
+def _sampler(spec: StudySpec, trials_so_far: int = 0) -> Any:
+    """The spec's sampler. Each process opens the study anew, so a seeded sampler is seeded
+    with the seed plus the trials the study already holds: reproducible, and a new wave (or a
+    restarted worker) does not draw the same values again."""
     import optuna
 
     settings = {k: v for k, v in spec.sampler.items() if k != "type"}
+    seed = None if spec.seed is None else spec.seed + trials_so_far
     if spec.sampler["type"] == "tpe":
-        return optuna.samplers.TPESampler(seed=spec.seed, constant_liar=True, **settings)
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True, **settings)
     if spec.sampler["type"] == "random":
-        return optuna.samplers.RandomSampler(seed=spec.seed)
-    return optuna.samplers.GridSampler(grid(spec.search_space), seed=spec.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
+    return _grid_sampler(grid(spec.search_space), spec.seed)
+
+
+def _grid_sampler(space: dict[str, list], seed: int | None) -> Any:
+    """Optuna's grid sampler, without `study.stop()` once the grid is used up: trials are told
+    outside `optimize` here, where stopping is an error; the sweep stops by its count."""
+    import optuna
+
+    class NoStopGridSampler(optuna.samplers.GridSampler):
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            return None
+
+    return NoStopGridSampler(space, seed=seed)
 
 
 def _pruner(spec: StudySpec) -> Any:
@@ -224,14 +265,27 @@ def open_study(spec: StudySpec, model_dir: str, storage_url: str | None = None) 
         spec.check_storage_for(model_dir)
     if parse_model_dir(model_dir).scheme != "gs":
         os.makedirs(model_dir, exist_ok=True)
-    study = optuna.create_study(
-        storage=_storage_for(spec, model_dir, storage_url),
-        sampler=_sampler(spec),
-        pruner=_pruner(spec),
-        study_name=spec.name,
-        direction=spec.direction,
-        load_if_exists=True,
-    )
+    storage = _storage_for(spec, model_dir, storage_url)
+    try:
+        study = optuna.create_study(
+            storage=storage,
+            sampler=_sampler(spec),
+            pruner=_pruner(spec),
+            study_name=spec.name,
+            direction=spec.direction,
+            load_if_exists=True,
+        )
+        study.sampler = _sampler(spec, len(study.get_trials(deepcopy=False)))
+    except (ValueError, AssertionError, KeyError, TypeError) as err:  # a damaged journal, say
+        where = (
+            join(model_dir, JOURNAL_FILE)
+            if (storage_url or spec.storage) in (None, "journal")
+            else "its storage"
+        )
+        raise ValueError(
+            f"The study {spec.name!r} cannot be read from {where} ({type(err).__name__}: "
+            f"{err}). Move the damaged file aside to start the study anew."
+        ) from err
     stamped = study.user_attrs.get(MODEL_DIR_ATTR)
     if stamped is None:
         study.set_user_attr(MODEL_DIR_ATTR, model_dir)

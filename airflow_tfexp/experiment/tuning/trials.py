@@ -26,6 +26,7 @@ TRIALS_DIR = "trials"
 WAVE_ATTR = "tfexp_wave"  # which wave (DAG run, or tune() worker) asked for the trial
 PRUNED_AT_ATTR = "tfexp_pruned_at_step"  # the evaluation step at which the pruner stopped it
 OBJECTIVE_STEP_ATTR = "tfexp_objective_step"  # the step of the evaluation told as its value
+FAILURE_ATTR = "tfexp_failure"  # why a trial was told failed
 SURPLUS_ATTR = "tfexp_surplus"  # asked by a worker racing another past the total: never run
 
 
@@ -72,8 +73,22 @@ class Trial:
 
 def _view(frozen: Any, spec: StudySpec, model_dir: str) -> Trial:
     return Trial(
-        frozen.number, dict(frozen.params), trial_model_dir(model_dir, frozen.number), spec.name
+        frozen.number,
+        tidy_params(frozen.params, spec),
+        trial_model_dir(model_dir, frozen.number),
+        spec.name,
     )
+
+
+def tidy_params(params: Mapping[str, Any], spec: StudySpec) -> dict[str, Any]:
+    """The suggested values as an experiment_fn should see them: a stepped float without the
+    float noise of its arithmetic (0.3, not 0.30000000000000004)."""
+    tidy = dict(params)
+    for name, value in tidy.items():
+        dimension = spec.search_space.get(name, {})
+        if dimension.get("type") == "float" and dimension.get("step") and isinstance(value, float):
+            tidy[name] = float(f"{value:.12g}")
+    return tidy
 
 
 def wave_trials(study: Any, spec: StudySpec, model_dir: str, wave: str) -> list[Trial]:
@@ -126,7 +141,7 @@ def ask_trials(
         asked.append(
             Trial(
                 trial.number,
-                dict(trial.params),
+                tidy_params(trial.params, spec),
                 trial_model_dir(model_dir, trial.number),
                 spec.name,
             )
@@ -235,11 +250,9 @@ def complete_trial(study: Any, spec: StudySpec, trial: Trial) -> dict[str, Any]:
                     skip_if_finished=True,
                 )
             else:
-                log.warning(
-                    "Trial %d failed: %s.",
-                    trial.number,
-                    _why_no_objective(spec, trial, marker, result),
-                )
+                reason = _why_no_objective(spec, trial, marker, result)
+                log.warning("Trial %d failed: %s.", trial.number, reason)
+                live_trial(study, trial.number).set_user_attr(FAILURE_ATTR, reason)
                 study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
         frozen = find_trial(study, trial.number)
     return trial_row(frozen, spec, trial.model_dir)
@@ -275,7 +288,8 @@ def trial_row(frozen: Any, spec: StudySpec, trial_dir: str) -> dict[str, Any]:
         value = frozen.intermediate_values[last]
     return {
         "number": frozen.number,
-        "params": dict(frozen.params),
+        "params": tidy_params(frozen.params, spec),
+        "failure": frozen.user_attrs.get(FAILURE_ATTR),
         "state": frozen.state.name.lower(),
         "value": None if value is None or math.isnan(value) else value,
         "pruned_at_step": frozen.user_attrs.get(PRUNED_AT_ATTR),

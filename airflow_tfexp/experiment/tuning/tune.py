@@ -16,11 +16,13 @@ from typing import Any
 from airflow_tfexp.experiment.tuning.pruning import PruningHook
 from airflow_tfexp.experiment.tuning.study import StudySpec, open_study
 from airflow_tfexp.experiment.tuning.trials import (
+    FAILURE_ATTR,
     Trial,
     ask_trials,
     best_trial,
     complete_trial,
     find_trial,
+    live_trial,
     study_rows,
     wave_trials,
 )
@@ -80,7 +82,7 @@ def train_trial(experiment: Any, study: Any, spec: StudySpec, trial: Trial) -> d
     experiment.reset_export_strategies([])  # the sweep exports its best trial only
     log.info("Trial %d: %s in %s.", trial.number, trial.params, trial.model_dir)
     experiment.train_and_evaluate()
-    row = complete_trial(study, spec, trial)
+    row = _checked(complete_trial(study, spec, trial))
     log.info(
         "Trial %d %s: %s=%s%s.",
         trial.number,
@@ -89,6 +91,44 @@ def train_trial(experiment: Any, study: Any, spec: StudySpec, trial: Trial) -> d
         row["value"],
         f" (pruned at step {row['pruned_at_step']})" if row["pruned_at_step"] is not None else "",
     )
+    return row
+
+
+def _run_one(
+    experiment_fn: Any,
+    study: Any,
+    spec: StudySpec,
+    trial: Trial,
+    params: Mapping[str, Any] | None,
+    model_dir: str,
+    catch: tuple[type[Exception], ...],
+) -> None:
+    """One trial of `tune`: an exception fails it (told, so a rerun does not retry it forever)
+    and is raised unless `catch` names it; an interrupt leaves it to resume."""
+    from optuna.trial import TrialState
+
+    from airflow_tfexp.experiment.storage.ownership import check_safe_to_write
+
+    check_safe_to_write(model_dir)  # no link under the sweep's dir leads out (trials/<n>)
+    try:
+        train_trial(build_trial_experiment(experiment_fn, trial, params), study, spec, trial)
+    except Exception as err:
+        if find_trial(study, trial.number).state == TrialState.RUNNING:
+            reason = f"{type(err).__name__}: {err}"
+            live_trial(study, trial.number).set_user_attr(FAILURE_ATTR, reason[:1000])
+            study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+            log.warning("Trial %d failed: %s", trial.number, reason)
+        if not isinstance(err, catch):
+            raise
+
+
+class TrialFailedError(ValueError):
+    """A trial trained but could not be told a value (its objective metric is missing, say)."""
+
+
+def _checked(row: dict[str, Any]) -> dict[str, Any]:
+    if row["state"] == "fail" and row.get("failure"):
+        raise TrialFailedError(f"Trial {row['number']} failed: {row['failure']}.")
     return row
 
 
@@ -108,6 +148,7 @@ def tune(
     timeout_secs: float | None = None,
     worker: str = "tune",
     export_best: bool = True,
+    catch: tuple[type[Exception], ...] = (),
 ) -> dict[str, Any]:
     """Run the sweep's trials one after another until the study has `trials` (or
     `timeout_secs` have passed), then export the best one.
@@ -118,7 +159,9 @@ def tune(
     :param params: the base params every trial starts from.
     :param model_dir: the sweep's model dir: trial n trains in `<model_dir>/trials/<n>`.
     :param worker: this process's name in the study: a restarted worker resumes the trial it
-        left unfinished; processes sharing one study need distinct names.
+        left unfinished (killed, interrupted); processes sharing one study need distinct names.
+    :param catch: exceptions of a trial that fail only that trial (as Optuna's `catch`); any
+        other exception fails the trial and stops the sweep (a rerun goes on with new trials).
     :return: ``{"trials": [rows], "best": row or None, "export_paths": [...]}``.
     """
     spec = StudySpec.from_value(study)
@@ -140,8 +183,7 @@ def tune(
         )
         if not batch:
             break
-        experiment = build_trial_experiment(experiment_fn, batch[0], params)
-        train_trial(experiment, opened, spec, batch[0])
+        _run_one(experiment_fn, opened, spec, batch[0], params, model_dir, catch)
     best = best_trial(opened, spec, model_dir)
     paths = export_trial(experiment_fn, best, params) if best and export_best else []
     rows = study_rows(opened, spec, model_dir)
