@@ -83,10 +83,27 @@ def study_storage_url(study_conn_id: str | None) -> str | None:
 
 
 def open_sweep_study(
-    study: Any, model_dir: str, study_conn_id: str | None
+    study: Any, model_dir: str, study_conn_id: str | None, study_name: str | None = None
 ) -> tuple[Any, StudySpec]:
-    """The Optuna study of the sweep in `model_dir`, and its spec."""
+    """The Optuna study of the sweep in `model_dir`, and its spec; `study_name` (rendered from
+    a template, say) replaces the spec's name."""
+    import dataclasses
+
+    from airflow_tfexp._airflow import is_templated
     from airflow_tfexp.experiment.tuning.study import open_study
 
     spec = StudySpec.from_value(study)
+    if study_name is not None:
+        if (
+            not isinstance(study_name, str)
+            or not study_name
+            or len(study_name) > 200
+            or is_templated(study_name)
+        ):
+            raise ValueError(
+                f"Invalid value for `study_name`. Received: {study_name!r}. Expected a study "
+                "name of 1 to 200 characters once rendered."
+            )
+        spec = dataclasses.replace(spec, name=study_name)
+
     return open_study(spec, model_dir, study_storage_url(study_conn_id)), spec

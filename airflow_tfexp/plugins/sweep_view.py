@@ -67,6 +67,7 @@ def _row(row: Any, where: str, problems: list[str]) -> dict[str, Any] | None:
         "value": _number(row.get("value")),
         "pruned_at_step": _whole(row.get("pruned_at_step")),
         "wave": wave if isinstance(wave, str) and _RUN_ID.match(wave) else None,
+        "failure": str(row["failure"])[:300] if row.get("failure") else None,
     }
 
 

@@ -16,7 +16,7 @@ from airflow_tfexp.experiment.tuning.study import StudySpec
 from airflow_tfexp.experiment.tuning.trials import best_trial, study_rows
 
 SWEEP_FILE = "sweep.json"
-_ROW_FIELDS = ("number", "params", "state", "value", "pruned_at_step", "wave")
+_ROW_FIELDS = ("number", "params", "state", "value", "pruned_at_step", "wave", "failure")
 
 
 def write_sweep_snapshot(study: Any, spec: StudySpec, model_dir: str, trials: int) -> dict:
