@@ -38,8 +38,11 @@ class _Watched:
     watchers: int = 0
     started: float = -math.inf  # when the latest look started (the look clock)
     in_flight: asyncio.Future[ModelDirScan] | None = None
+    in_flight_base: float = -math.inf  # when the whole scan the look in flight builds on started
     last: ModelDirScan | None = None  # the latest completed look: its version saves a listing
     last_started: float = -math.inf  # when `last` started
+    last_base: float = -math.inf  # when the whole scan `last` builds on started
+
     looks: int = 0  # looks actually made (the rest were shared)
 
 
@@ -82,32 +85,45 @@ class SharedLooks:
         wanted_at: float,
         scan: Callable[[ModelDirScan | None], ModelDirScan],
         *,
-        first: bool = False,
+        based_since: float = -math.inf,
     ) -> ModelDirScan:
-        """A look at `key` started at or after `wanted_at`: the one in flight or just made if
-        there is one, else a new one, `scan(previous)` in a thread.
+        """A look at `key` started at or after `wanted_at` and building on a whole scan started
+        at or after `based_since`: the one in flight or just made if there is one, else a new
+        one, `scan(previous)` in a thread.
 
-        A trigger's `first` look is a whole scan of its own (no previous): the group's last
-        look is reused while the checkpoint state is unchanged, and what that does not cover
-        (the evaluator's results) may have moved on since the group's first look."""
+        A look while the checkpoint state is unchanged reuses the last one's findings (one
+        metadata read), so it is only as fresh as the whole scan it builds on. What the state
+        does not cover (the evaluator's results) may have moved on since: a trigger passes
+        when it began to wait as `based_since`, and sees nothing older than that."""
         watched = self._watched.setdefault(key, _Watched())
-        if first or watched.in_flight is None or watched.started < wanted_at:
+        if (
+            watched.in_flight is None
+            or watched.started < wanted_at
+            or watched.in_flight_base < based_since
+        ):
             started = watched.started = self.clock()
             watched.looks += 1
-            previous = None if first else watched.last
+            fresh = watched.last is None or watched.last_base < based_since
+            previous = None if fresh else watched.last
+            base = watched.in_flight_base = started if fresh else watched.last_base
             watched.in_flight = asyncio.ensure_future(asyncio.to_thread(scan, previous))
-            watched.in_flight.add_done_callback(lambda done: _keep_result(watched, done, started))
+            watched.in_flight.add_done_callback(
+                lambda done: _keep_result(watched, done, started, base)
+            )
+
         # shielded: a trigger cancelled mid-look does not cancel the others' look
         return await asyncio.shield(watched.in_flight)
 
 
-def _keep_result(watched: _Watched, done: asyncio.Future[ModelDirScan], started: float) -> None:
+def _keep_result(
+    watched: _Watched, done: asyncio.Future[ModelDirScan], started: float, base: float
+) -> None:
     if done.cancelled():
         return
     # retrieving the exception also marks a failure as seen; an older look ending after a
     # newer one does not replace it
     if done.exception() is None and started >= watched.last_started:
-        watched.last, watched.last_started = done.result(), started
+        watched.last, watched.last_started, watched.last_base = done.result(), started, base
 
 
 _BY_LOOP: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SharedLooks] = (

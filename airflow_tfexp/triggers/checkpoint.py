@@ -140,10 +140,11 @@ class CheckpointTrigger(BaseTrigger):
     async def _poll(self, shared: SharedLooks, key: LookKey) -> dict[str, Any]:
         started, looks = self._get_time(), 0
         trainer_seen = started
-        wanted_at = shared.clock()
+        wanted_at = waiting_since = shared.clock()
         while True:
             # in a thread (the loop never blocks), shared with the triggers watching `key`
-            scan = await shared.look(key, wanted_at, self._scan, first=looks == 0)
+            scan = await shared.look(key, wanted_at, self._scan, based_since=waiting_since)
+
             looks += 1
             event = checkpoints_to_report(
                 scan,

@@ -125,10 +125,13 @@ class CheckpointEventTrigger(BaseEventTrigger):
                 return self._scan(previous)
 
         with shared.watching(key):
-            wanted_at = shared.clock()
+            wanted_at = waiting_since = shared.clock()
             while True:
                 # shared with the triggers watching the same model dir in this triggerer
-                scan = await shared.look(key, wanted_at, scan_with_credentials, first=looks == 0)
+                scan = await shared.look(
+                    key, wanted_at, scan_with_credentials, based_since=waiting_since
+                )
+
                 looks += 1
                 if self.name is not None and time.time() - last_heartbeat >= 60:
                     await self._in_thread(self._heartbeat, credentials)

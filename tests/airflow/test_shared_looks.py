@@ -98,7 +98,43 @@ def test_a_look_started_before_a_trigger_wanted_its_look_is_not_shared():
     assert made == [100.0, 100.5]
 
 
+def test_a_trigger_never_gets_a_look_built_on_a_scan_older_than_its_wait():
+    """A look while the checkpoint state is unchanged reuses the last one's findings, results
+    included; a trigger that began waiting later must not get findings that predate it, even
+    from a look that started after it wanted one (the race a loaded machine exposed)."""
+    clock = _Clock()
+    looks = SharedLooks(clock)
+    key = look_key("/m", "ev", None)
+    made: list[tuple[float, str]] = []  # (when, "whole" or "reused")
+
+    def scan(previous):
+        made.append((clock.now, "whole" if previous is None else "reused"))
+        return ModelDirScan([], None, None, requests=1, model_dir="/m")
+
+    async def scenario():
+        with looks.watching(key):
+            await looks.look(key, 100.0, scan, based_since=100.0)  # A's first: whole
+            clock.now = 101.0
+            await looks.look(key, 101.0, scan, based_since=100.0)  # A again: reuses it
+            clock.now = 102.0  # B begins to wait at 102; a look at 102 builds on 100's
+            await looks.look(key, 102.0, scan, based_since=100.0)
+            await looks.look(key, 102.0, scan, based_since=102.0)  # B: not that one, a whole
+            clock.now = 103.0
+            await looks.look(key, 103.0, scan, based_since=100.0)  # A builds on B's now
+            await looks.look(key, 103.0, scan, based_since=102.0)  # and B shares that look
+
+    asyncio.run(scenario())
+    assert made == [
+        (100.0, "whole"),
+        (101.0, "reused"),
+        (102.0, "reused"),
+        (102.0, "whole"),
+        (103.0, "reused"),
+    ]
+
+
 def test_grids_align_per_model_dir_and_spread_across_model_dirs():
+
     clock = _Clock()
     looks = SharedLooks(clock)
     key = look_key("/models/a", "continuous", None)

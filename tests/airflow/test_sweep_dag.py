@@ -133,3 +133,39 @@ def test_a_sweep_wider_than_max_map_length_runs_in_waves(airflow_db, tmp_path, m
     assert last["export_best"] == "success" and last["continue_sweep"] == "skipped"
     best = min(rows, key=lambda r: r["value"])
     assert list_exports(join(best["model_dir"], "export", "final"))
+
+
+def test_a_sweep_blesses_and_publishes_its_best_trial(airflow_db, tmp_path):
+    from airflow_tfexp.experiment.retraining.blessing import read_blessing
+    from airflow_tfexp.experiment.retraining.publishing import latest_published
+    from tests.airflow.test_factory_dags import tiny_config, write_factory_dag
+
+    model_dir, publish_dir = str(tmp_path / "sweep"), str(tmp_path / "published")
+    config = tiny_config(
+        "local",
+        model_dir,
+        dag_id="tfexp_test_sweep_publish",
+        train_steps=40,
+        publish_dir=publish_dir,
+        blessing={"metric": "loss", "mode": "min"},
+        tuning={
+            "search_space": {
+                "learning_rate": {"type": "float", "low": 0.001, "high": 0.1, "log": True}
+            },
+            "trials": 2,
+            "parallel": 2,
+            "sampler": "random",
+            "pruner": "none",
+            "seed": 4,
+        },
+    )
+    del config["schedule_mode"], config["evaluation"]
+    dag = write_factory_dag(config)
+    run = dag.test()
+    assert run.state == "success"
+    rows = load_rows(dag, model_dir)
+    best = min(rows, key=lambda r: r["value"])
+    assert read_blessing(best["model_dir"])["blessed"] is True
+    published = latest_published(publish_dir)
+    assert published["version"] == 1
+    assert published["source"].startswith(join(best["model_dir"], "export", "final"))
