@@ -131,28 +131,24 @@ class SuggestTrialsOperator(_SweepOperator):
 
     def run_sweep_step(self, context: Context) -> list[dict[str, Any]]:
         from airflow_tfexp.experiment.tuning.trials import (
-            ask_trials,
             close_stale_trials,
-            wave_trials,
+            suggest_trials,
         )
 
         study, spec = self.open_study()
         wave = context["run_id"]
         if getattr(self.dag, "max_active_runs", None) == 1:  # no other wave can be running
             close_stale_trials(study, spec, self.model_dir, wave)
-        trials = wave_trials(study, spec, self.model_dir, wave)
-        if trials:
-            self.log.info("This run's wave already has trials %s.", [t.number for t in trials])
-        else:
-            trials = ask_trials(
-                study,
-                spec,
-                self.model_dir,
-                min(self.n, max_map_length()),
-                total=self.trials,
-                wave=wave,
-                timeout_secs=self.timeout,
-            )
+        trials = suggest_trials(
+            spec,
+            self.model_dir,
+            min(self.n, max_map_length()),
+            total=self.trials,
+            wave=wave,
+            timeout_secs=self.timeout,
+            study=study,
+        )
+
         for trial in trials:
             self.log.info("Trial %d: %s", trial.number, trial.params)
         self.snapshot(study, spec)

@@ -157,8 +157,11 @@ def test_factory_dag_runs_gpu_stages_on_the_edge_worker_and_waits_in_the_trigger
     assert "tfexp_e2e_edge" in cluster.log("edge-worker")
 
 
-def test_a_killed_train_task_is_retried_and_resumes_from_its_last_checkpoint(cluster, tmp_path):
-    model_dir = str(tmp_path / "model")
+def kill_training_after_120_steps(tmp_path, model_dir: str):
+    """A run conf whose training logs its steps and pid (slowed to 0.03 s a step), and a
+    started thread that SIGKILLs the training process once 120 steps are logged: mid-run."""
+    import threading
+
     step_log, pid_file = str(tmp_path / "steps.log"), str(tmp_path / "train.pid")
     conf = {
         "model_dir": model_dir,
@@ -170,16 +173,19 @@ def test_a_killed_train_task_is_retried_and_resumes_from_its_last_checkpoint(clu
     def killer():
         wait_until(
             lambda: os.path.exists(step_log) and sum(1 for _ in open(step_log)) >= 120,
-            180,
+            240,
             what="120 steps",
         )
-        os.kill(int(open(pid_file).read()), signal.SIGKILL)  # the task's training process, mid-run
-        return True
-
-    import threading
+        os.kill(int(open(pid_file).read()), signal.SIGKILL)
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
+    return conf, step_log, thread
+
+
+def test_a_killed_train_task_is_retried_and_resumes_from_its_last_checkpoint(cluster, tmp_path):
+    model_dir = str(tmp_path / "model")
+    conf, step_log, thread = kill_training_after_120_steps(tmp_path, model_dir)
     run = cluster.trigger("tfexp_e2e_retry", conf, timeout=420)
     thread.join(timeout=5)
     tis = {t["task_id"]: t for t in cluster.task_instances("tfexp_e2e_retry", run["dag_run_id"])}
@@ -205,26 +211,7 @@ def test_a_killed_trial_is_retried_from_its_checkpoint_and_the_next_wave_starts_
     from airflow_tfexp.experiment.tuning.study import StudySpec, open_study
 
     model_dir = str(tmp_path / "sweep")
-    step_log, pid_file = str(tmp_path / "steps.log"), str(tmp_path / "train.pid")
-    conf = {
-        "model_dir": model_dir,
-        "step_log": step_log,
-        "pid_file": pid_file,
-        "step_sleep_secs": 0.03,
-    }
-
-    def killer():
-        wait_until(
-            lambda: os.path.exists(step_log) and sum(1 for _ in open(step_log)) >= 120,
-            240,
-            what="120 steps of trial 0",
-        )
-        os.kill(int(open(pid_file).read()), signal.SIGKILL)  # trial 0's training, mid-run
-
-    import threading
-
-    thread = threading.Thread(target=killer, daemon=True)
-    thread.start()
+    conf, step_log, thread = kill_training_after_120_steps(tmp_path, model_dir)  # trial 0's
     first = cluster.trigger("tfexp_e2e_sweep", conf, timeout=420)
     thread.join(timeout=5)
     tis = cluster.task_instances("tfexp_e2e_sweep", first["dag_run_id"])

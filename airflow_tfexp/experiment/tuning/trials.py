@@ -165,11 +165,13 @@ def suggest_trials(
     wave: str,
     timeout_secs: float | None = None,
     storage_url: str | None = None,
+    study: Any = None,
 ) -> list[Trial]:
     """A wave's trials: those it already has (asked again, by a retry, it gets the same ones),
-    else up to `n` new ones (`ask_trials`)."""
-    study = open_study(spec, model_dir, storage_url)
+    else up to `n` new ones (`ask_trials`), from `study` (default: the spec's, opened)."""
+    study = study if study is not None else open_study(spec, model_dir, storage_url)
     mine = wave_trials(study, spec, model_dir, wave)
+
     if mine:
         log.info("Wave %s already has trials %s: returning them.", wave, [t.number for t in mine])
         return mine
