@@ -17,7 +17,12 @@ $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade "pip==26.3"
-	$(PY) -m pip install -q -c constraints.txt -e ".[tensorflow-cpu,ray,dev]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[tensorflow-cpu,ray,openlineage,dev]"
+	# The editable install leaves a by-product egg-info here; with this dir on PYTHONPATH,
+	# Airflow then finds our plugin entry point twice, and the task SDK's plugin loader stops
+	# at a duplicate, dropping every plugin after it (the OpenLineage listener among them).
+	rm -rf airflow_tfexp.egg-info
+
 	touch $(STAMP)
 
 # The digits experiment as a factory-built DAG (dags/experiments/digits.yaml) under dag.test(),

@@ -18,6 +18,7 @@ from airflow_tfexp._airflow import (
 from airflow_tfexp.experiment.experiment_fn import parse_experiment_fn
 from airflow_tfexp.experiment.storage.locations import parse_model_dir
 from airflow_tfexp.names import DEFAULT_GCP_CONN_ID
+from airflow_tfexp.operators._lineage import LineageMixin
 from airflow_tfexp.operators._ownership import check_experiment_id
 from airflow_tfexp.operators._run_params import snapshot_params
 
@@ -52,7 +53,7 @@ def trainer_identity(context: Context) -> Any:
     )
 
 
-class ExperimentBaseOperator(BaseOperator):
+class ExperimentBaseOperator(LineageMixin, BaseOperator):
     """Builds `experiment_fn(run_config, params)` inside `execute()` and runs one of its methods.
 
     :param experiment_fn: "module:function" returning an `Experiment` (checked at parse time,
@@ -175,7 +176,7 @@ class ExperimentBaseOperator(BaseOperator):
             training_as(trainer_identity(context)),
         ):
             self.claim_model_dir()
-            return self.run_step(context)
+            return self.remember_for_lineage(context, self.run_step(context))
 
     @contextlib.contextmanager
     def step_environment(self, context: Context | None = None) -> Iterator[None]:

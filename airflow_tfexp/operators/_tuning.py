@@ -10,8 +10,6 @@ from typing import Any
 from airflow_tfexp.experiment.tuning.study import StudySpec
 from airflow_tfexp.experiment.tuning.trials import Trial, trial_model_dir
 
-_SQLALCHEMY_SCHEMES = {"postgres": "postgresql", "postgresql": "postgresql", "mysql": "mysql"}
-
 
 def checked_trial(value: Any, model_dir: str, study: Any = None) -> dict[str, Any]:
     """`{"number", "params", "model_dir"}` of a trial from XCom: a whole number, params of JSON
@@ -51,35 +49,12 @@ def _scalar(value: Any) -> bool:
 
 
 def study_storage_url(study_conn_id: str | None) -> str | None:
-    """The SQLAlchemy URL of the study's database from an Airflow connection: its extra
-    `sqlalchemy_url`, else built from a postgres, mysql or sqlite connection's fields."""
+    """The SQLAlchemy URL of the study's database from an Airflow connection (None: none)."""
     if not study_conn_id:
         return None
-    from airflow.sdk import Connection
+    from airflow_tfexp.hooks.study_storage import StudyStorageHook
 
-    conn = Connection.get(study_conn_id)
-    extra = conn.extra_dejson or {}
-    if extra.get("sqlalchemy_url"):
-        return str(extra["sqlalchemy_url"])
-    if conn.conn_type == "sqlite":
-        return f"sqlite:///{conn.host}"
-    scheme = _SQLALCHEMY_SCHEMES.get(conn.conn_type or "")
-    if scheme is None:
-        raise ValueError(
-            f"The connection {study_conn_id!r} (type {conn.conn_type!r}) does not name a study "
-            "database: use a postgres, mysql or sqlite connection, or put the SQLAlchemy URL in "
-            'its extra as {"sqlalchemy_url": "..."}.'
-        )
-    from urllib.parse import quote
-
-    auth = ""
-    if conn.login:
-        auth = quote(conn.login, safe="")
-        if conn.password:
-            auth += ":" + quote(conn.password, safe="")
-        auth += "@"
-    port = f":{conn.port}" if conn.port else ""
-    return f"{scheme}://{auth}{conn.host or ''}{port}/{conn.schema or ''}"
+    return StudyStorageHook(study_conn_id).get_storage_url()
 
 
 def open_sweep_study(

@@ -19,6 +19,7 @@ from airflow_tfexp._config import default_deferrable
 from airflow_tfexp.experiment._validation import check_optional_seconds
 from airflow_tfexp.experiment.evaluation.results import check_evaluator_name
 from airflow_tfexp.operators._base import ExperimentBaseOperator, checkpoint_summary
+from airflow_tfexp.operators._lineage import note_metrics
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -127,7 +128,14 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
     ) -> dict[str, Any]:
         raise_on_error_event(self.task_id, self.model_dir, event)
         with stops_on_sigterm(self.task_id), self.step_environment(context):
-            return self._pass(context, first=False, evaluated=list(evaluated or []), passes=passes)
+            result = self._pass(
+                context, first=False, evaluated=list(evaluated or []), passes=passes
+            )
+            return self.remember_for_lineage(context, result)
+
+    def note_lineage(self, step: Any, result: Any) -> None:
+        super().note_lineage(step, result)
+        note_metrics(step, result, self.name)
 
     def _pass(
         self, context: Context, *, first: bool, evaluated: list[int], passes: int

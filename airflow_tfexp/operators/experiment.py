@@ -11,6 +11,7 @@ from airflow_tfexp.experiment.evaluation.results import check_evaluator_name
 from airflow_tfexp.experiment.storage.locations import parse_model_dir
 from airflow_tfexp.names import DEFAULT_RAY_CONN_ID
 from airflow_tfexp.operators._base import ExperimentBaseOperator, checkpoint_summary
+from airflow_tfexp.operators._lineage import note_metrics
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -148,6 +149,18 @@ class _TrainingOperator(ExperimentBaseOperator):
             summary["stopped_servers"] = result["stopped_servers"]
         return summary
 
+    def note_lineage(self, step: Any, result: Any) -> None:
+        """Read: the run's triggering data, the operator's inlets and the warm-start source;
+        written: the model dir, and the exports and final evaluation when the step made them."""
+        step.add_inputs(*(self.lineage_data_events or []))
+        step.add_inputs(*(getattr(x, "uri", None) for x in self.inlets or []))
+        if isinstance(result, dict):
+            step.add_inputs(result.get("warm_started_from"))
+            step.add_outputs(self.model_dir, *(result.get("export_paths") or []))
+            note_metrics(step, result)
+        else:
+            step.add_outputs(self.model_dir)
+
     def on_kill(self) -> None:
         """A killed task stops its Ray job: the embedded Ray and its workers go with it."""
         if self.on_ray:
@@ -266,6 +279,10 @@ class EvaluateOperator(ExperimentBaseOperator):
             "reused": reused,
         }
 
+    def note_lineage(self, step: Any, result: Any) -> None:
+        super().note_lineage(step, result)
+        note_metrics(step, result, self.name)
+
 
 class ExportOperator(ExperimentBaseOperator):
     """Run the Experiment's export strategies on a checkpoint (given, or the latest).
@@ -305,6 +322,11 @@ class ExportOperator(ExperimentBaseOperator):
             **checkpoint_summary(experiment, self.checkpoint_path or None),
             "export_paths": paths,
         }
+
+    def note_lineage(self, step: Any, result: Any) -> None:
+        super().note_lineage(step, result)
+        if isinstance(result, dict):
+            step.add_outputs(*(result.get("export_paths") or []))
 
 
 class TrainAndEvaluateOperator(_TrainingOperator):

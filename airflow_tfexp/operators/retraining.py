@@ -12,6 +12,7 @@ from airflow_tfexp.experiment.storage.fs import is_gcs
 from airflow_tfexp.experiment.storage.locations import parse_model_dir
 from airflow_tfexp.names import DEFAULT_GCP_CONN_ID
 from airflow_tfexp.operators._base import ExperimentBaseOperator
+from airflow_tfexp.operators._lineage import LineageMixin
 from airflow_tfexp.operators._ownership import (
     check_experiment_id,
     check_inside_roots,
@@ -162,6 +163,14 @@ class BlessOperator(ExperimentBaseOperator):
         )
         return record
 
+    def note_lineage(self, step: Any, result: Any) -> None:
+        """Read: the candidate export and the published baseline; the decision as a facet."""
+        if isinstance(result, dict):
+            step.add_inputs(result.get("candidate_export"), result.get("baseline_path"))
+            step.blessing = result
+        else:
+            step.add_inputs(self.candidate_export or self.model_dir)
+
 
 def check_candidate_export(candidate: Any, model_dir: str) -> str:
     """The export `blessing.json` names, only if it is one of the model dir's and holds no link
@@ -184,7 +193,7 @@ def check_candidate_export(candidate: Any, model_dir: str) -> str:
     return candidate
 
 
-class PublishOperator(BaseOperator):
+class PublishOperator(LineageMixin, BaseOperator):
     """Publish the blessed candidate: copy it to `publish_dir/<version>/`, then move
     `publish_dir/LATEST` (atomically) to it, and emit an event on the `publish_dir` asset.
 
@@ -254,7 +263,16 @@ class PublishOperator(BaseOperator):
         with stops_on_sigterm(self.task_id), gcp_credentials(self.gcp_conn_id, remote, self.log):
             claim_for_writing(self.model_dir, experiment, "model_dir", self.log)
             claim_for_writing(self.publish_dir, experiment, "publish_dir", self.log)
-            return self._publish(context)
+            return self.remember_for_lineage(context, self._publish(context))
+
+    def note_lineage(self, step: Any, result: Any) -> None:
+        """Read: the blessed export; written: the publish dir, at the version published."""
+        if isinstance(result, dict):
+            step.add_inputs(result.get("source"))
+            step.add_outputs(self.publish_dir)
+            step.versions[self.publish_dir] = str(result.get("version"))
+        else:
+            step.add_inputs(self.model_dir)
 
     def _publish(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
