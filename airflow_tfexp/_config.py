@@ -8,7 +8,12 @@ SECTION = "tfexp"
 
 
 def default_deferrable() -> bool:
-    return conf.getboolean(SECTION, "default_deferrable", fallback=True)
+    """`[tfexp] default_deferrable` when set, else Airflow's `[operators] default_deferrable`
+    (the convention of Airflow's own providers: one switch for a whole deployment)."""
+    own = conf.get(SECTION, "default_deferrable", fallback="")
+    if own is None or not str(own).strip():
+        return conf.getboolean("operators", "default_deferrable", fallback=False)
+    return conf.getboolean(SECTION, "default_deferrable")
 
 
 def checkpoint_poll_interval() -> float:

@@ -8,6 +8,40 @@ from airflow_tfexp import __version__
 
 INTEGRATION = "TensorFlow Experiment"
 
+# Declared here, not in hook methods (Airflow 3.2+ reads forms without importing hooks).
+STUDY_CONNECTION = {
+    "hook-class-name": "airflow_tfexp.hooks.study_storage.StudyStorageHook",
+    "hook-name": "TensorFlow Experiment study storage",
+    "connection-type": "tfexp_study",
+    "conn-fields": {
+        "dialect": {
+            "label": "Dialect",
+            "schema": {
+                "type": ["string", "null"],
+                "enum": ["postgresql", "mysql", "sqlite", None],
+                "default": "postgresql",
+            },
+            "description": "The study database: postgresql or mysql (host, port, database, "
+            "login), or sqlite (the file's path in Host).",
+        },
+        "sqlalchemy_url": {
+            "label": "SQLAlchemy URL",
+            "schema": {"type": ["string", "null"], "format": "password"},
+            "description": "A whole SQLAlchemy URL instead of the fields above (masked: it "
+            "may hold a password).",
+        },
+    },
+    "ui-field-behaviour": {
+        "hidden-fields": ["extra"],
+        "relabeling": {"schema": "Database", "host": "Host (SQLite: database file)"},
+        "placeholders": {
+            "host": "db.example.com, or /srv/studies/study.db for SQLite",
+            "schema": "optuna",
+            "port": "5432",
+        },
+    },
+}
+
 
 def get_provider_info() -> dict[str, Any]:
     return {
@@ -46,7 +80,10 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [
             {
                 "integration-name": INTEGRATION,
-                "python-modules": ["airflow_tfexp.hooks.gcp_credentials"],
+                "python-modules": [
+                    "airflow_tfexp.hooks.gcp_credentials",
+                    "airflow_tfexp.hooks.study_storage",
+                ],
             }
         ],
         "triggers": [
@@ -58,7 +95,15 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
-        "connection-types": [],
+        "connection-types": [STUDY_CONNECTION],
+        "asset-uris": [
+            {
+                "schemes": ["gs"],
+                "handler": "airflow_tfexp.assets.sanitize_uri",
+                "factory": "airflow_tfexp.assets.create_asset",
+                "to_openlineage_converter": "airflow_tfexp.assets.convert_asset_to_openlineage",
+            }
+        ],
         "extra-links": [
             "airflow_tfexp.links.ExperimentMetricsLink",
             "airflow_tfexp.links.ModelDirLink",
@@ -76,11 +121,12 @@ def get_provider_info() -> dict[str, Any]:
                 "options": {
                     "default_deferrable": {
                         "description": "Whether CheckpointSensor and ContinuousEvalOperator wait in "
-                        "the triggerer (no worker slot held) unless told otherwise.",
+                        "the triggerer (no worker slot held) unless told otherwise. Empty: "
+                        "Airflow's [operators] default_deferrable decides.",
                         "version_added": "0.1.0",
                         "type": "boolean",
-                        "example": None,
-                        "default": "True",
+                        "example": "True",
+                        "default": "",
                     },
                     "checkpoint_poll_interval": {
                         "description": "Seconds between two looks at a model dir while waiting for a "

@@ -105,7 +105,11 @@ def test_a_sweep_wider_than_max_map_length_runs_in_waves(airflow_db, tmp_path, m
     database = tmp_path / "studies.db"
     monkeypatch.setenv(
         "AIRFLOW_CONN_TFEXP_TEST_STUDIES",
-        json.dumps({"conn_type": "sqlite", "host": str(database)}),
+        # the provider's own connection type, as its form in the UI saves it
+        json.dumps(
+            {"conn_type": "tfexp_study", "host": str(database), "extra": {"dialect": "sqlite"}}
+        ),
+
     )
     model_dir = str(tmp_path / "sweep")
     config = fake_sweep(

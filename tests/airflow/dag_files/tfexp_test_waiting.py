@@ -68,6 +68,7 @@ with DAG(
         task_id="wait",
         model_dir=MODEL_DIR,
         after_step=20,
+        deferrable=True,
         poke_interval=0.2,
         timeout=120,
         defer_settle_secs=0.5,
@@ -103,6 +104,7 @@ with DAG(
         model_dir=MODEL_DIR,
         every_checkpoint=True,
         throttle_delay_secs=0.2,
+        deferrable=True,
         keep_worker_secs=0,
         defer_settle_secs=0.5,
     )
