@@ -68,6 +68,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_tfexp.operators.retraining",
                     "airflow_tfexp.operators.checkpoint_events",
                     "airflow_tfexp.operators.tuning",
+                    "airflow_tfexp.operators.approval",
                 ],
             }
         ],

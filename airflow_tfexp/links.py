@@ -22,8 +22,13 @@ def _base_url() -> str:
     return (conf.get("api", "base_url", fallback="") or "").rstrip("/")
 
 
+def run_page_url(dag_id: str, run_id: str) -> str:
+    """The Experiments page of one DAG run (under `[api] base_url`)."""
+    return f"{_base_url()}/tfexp/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+
+
 def _run_page(ti_key: TaskInstanceKey) -> str:
-    return f"{_base_url()}/tfexp/dags/{quote(ti_key.dag_id, safe='')}/runs/{quote(ti_key.run_id, safe='')}"
+    return run_page_url(ti_key.dag_id, ti_key.run_id)
 
 
 class ExperimentMetricsLink(BaseOperatorLink):

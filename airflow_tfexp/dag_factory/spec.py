@@ -152,6 +152,24 @@ class BlessingConfig(_Strict):
     bless_without_baseline: bool = True
     exporter: str | None = None  # whose export is the candidate; default: the only exporter
     allow_rollback: bool = False  # publish a candidate older than LATEST's (PublishOperator)
+    # a person approves a blessed candidate before it is published (ApproveModelOperator)
+    approval: Literal["required", "none"] = "none"
+    approval_timeout: Any = "1d"  # then the answer is Reject
+    approvers: list[str] | None = None  # Airflow user ids who may answer (None: the DAG's)
+
+    @field_validator("approval_timeout")
+    @classmethod
+    def _approval_timeout(cls, value: Any) -> float:
+        from airflow_tfexp.dag_factory.durations import parse_duration
+
+        return parse_duration(value).total_seconds()
+
+    @field_validator("approvers")
+    @classmethod
+    def _approvers(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and (not value or not all(v.strip() for v in value)):
+            raise ValueError("expected a non-empty list of Airflow user ids")
+        return value
 
 
 class ExperimentSpec(_Strict):

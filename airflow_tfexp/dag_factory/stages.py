@@ -236,8 +236,19 @@ def _publishing(spec: ExperimentSpec, common: dict[str, Any], last: str) -> list
         "bless_without_baseline": blessing.bless_without_baseline,
         "exporter_name": exporter,
     }
+    stages = [Stage("bless", "BlessOperator", bless, "evaluate", (last,), xcom_arguments=best)]
+    if blessing.approval == "required":
+        approve = {
+            "model_dir": spec.model_dir,
+            "publish_dir": spec.publish_dir,
+            "response_timeout": blessing.approval_timeout,
+            "approvers": blessing.approvers,
+        }
+        stages.append(
+            Stage("approve", "ApproveModelOperator", approve, None, ("bless",), xcom_arguments=best)
+        )
     return [
-        Stage("bless", "BlessOperator", bless, "evaluate", (last,), xcom_arguments=best),
+        *stages,
         Stage(
             "publish",
             "PublishOperator",
@@ -247,7 +258,7 @@ def _publishing(spec: ExperimentSpec, common: dict[str, Any], last: str) -> list
                 "experiment_id": spec.dag_id,
                 "allow_rollback": blessing.allow_rollback,
             },
-            upstream=("bless",),
+            upstream=(stages[-1].task_id,),
             xcom_arguments=best,
         ),
     ]

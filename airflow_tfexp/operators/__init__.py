@@ -11,6 +11,7 @@ from airflow_tfexp.operators.experiment import (
 )
 
 _LAZY = {  # the retraining operators load on first use: most DAG files never need them
+    "ApproveModelOperator": "airflow_tfexp.operators.approval",
     "BlessOperator": "airflow_tfexp.operators.retraining",
     "PublishOperator": "airflow_tfexp.operators.retraining",
     "TriggeringCheckpointsOperator": "airflow_tfexp.operators.checkpoint_events",
@@ -21,6 +22,7 @@ _LAZY = {  # the retraining operators load on first use: most DAG files never ne
 }
 
 __all__ = [
+    "ApproveModelOperator",
     "BlessOperator",
     "CompleteTrialsOperator",
     "ContinueSweepOperator",

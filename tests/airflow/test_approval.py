@@ -1,0 +1,123 @@
+"""The approval gate without a running Airflow: where the factory puts it, what it checks at
+parse time, what the person is shown (and that a hostile model dir cannot write markup into
+it), and what it records. Answering it through the REST API: tests/e2e/test_edge_executor.py."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from airflow_tfexp.dag_factory import ExperimentConfigError, build_experiment_dag
+from airflow_tfexp.experiment.retraining.blessing import write_blessing
+from airflow_tfexp.operators import ApproveModelOperator
+from airflow_tfexp.operators.approval import answer_record, approval_body
+from tests.airflow.lineage_events import check_tfexp_facets
+from tests.airflow.test_factory_dags import tiny_config
+from tests.airflow.test_lineage import as_event
+
+
+def approval_config(tmp_path, **blessing):
+    return tiny_config(
+        "local",
+        str(tmp_path / "model"),
+        dag_id="tfexp_test_approval",
+        publish_dir=str(tmp_path / "published"),
+        params={"learning_rate": {"default": 0.1, "type": "number"}},
+        blessing={"approval": "required", **blessing},
+    )
+
+
+def test_the_factory_puts_the_approval_between_bless_and_publish(tmp_path):
+    dag = build_experiment_dag(approval_config(tmp_path, approval_timeout="2h", approvers=["ana"]))
+    assert dag.get_task("approve").upstream_task_ids == {"bless"}
+    assert dag.get_task("publish").upstream_task_ids == {"approve"}
+    approve = dag.get_task("approve")
+    assert approve.response_timeout == datetime.timedelta(hours=2)
+    assert approve.defaults == ["Reject"]  # no answer in time: not published
+    assert approve.assigned_users == [{"id": "ana", "name": "ana"}]
+    assert list(approve.params) == ["reason"]  # the DAG's params are not the person's form
+    without = build_experiment_dag({**approval_config(tmp_path), "blessing": {}})
+    assert "approve" not in without.task_ids
+    assert without.get_task("publish").upstream_task_ids == {"bless"}
+
+
+@pytest.mark.parametrize(
+    ("blessing", "message"),
+    [
+        ({"approval": "maybe"}, "blessing.approval"),
+        ({"approval_timeout": "soon"}, "blessing.approval_timeout"),
+        ({"approval_timeout": -5}, "blessing.approval_timeout"),
+        ({"approvers": []}, "blessing.approvers"),
+        ({"approvers": "ana"}, "blessing.approvers"),
+    ],
+)
+def test_a_bad_approval_setting_fails_at_parse_time(tmp_path, blessing, message):
+    with pytest.raises(ExperimentConfigError, match=message):
+        build_experiment_dag(approval_config(tmp_path, **blessing))
+
+
+def test_bad_operator_arguments_are_clear_errors():
+    with pytest.raises(ValueError, match="`response_timeout`"):
+        ApproveModelOperator(task_id="a", model_dir="/m", response_timeout=-1)
+    with pytest.raises(ValueError, match="`approvers`"):
+        ApproveModelOperator(task_id="a", model_dir="/m", approvers="ana")
+    with pytest.raises(ValueError, match="not supported"):
+        ApproveModelOperator(task_id="a", model_dir="s3://b/m")
+
+
+def test_a_candidate_that_was_not_blessed_is_skipped_without_asking(tmp_path):
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    model_dir = str(tmp_path / "model")
+    write_blessing(model_dir, {"blessed": False, "reason": "worse than the baseline"})
+    task = ApproveModelOperator(task_id="approve", model_dir=model_dir)
+    with pytest.raises(AirflowSkipException, match="not blessed \\(worse than the baseline\\)"):
+        task.execute({"params": {}})
+
+
+def test_the_person_sees_both_sides_and_a_hostile_model_dir_writes_no_markup():
+    blessing = {
+        "candidate_export": "/m/export/final/1700000000",
+        "metric": "loss",
+        "reason": "candidate loss=0.1 is lower than the baseline's 0.2 <b>now</b>",
+        "candidate_metrics": {"loss": 0.1, "accuracy": 0.97, "](javascript:alert(1))": 1.0},
+        "baseline_metrics": {"loss": 0.2, "accuracy": float("nan")},
+        "baseline_version": 3,
+    }
+    body = approval_body(blessing, "/p", "/tfexp/dags/d/runs/r", datetime.timedelta(hours=1))
+    assert "| loss | 0.1 | 0.2 |" in body
+    assert "| accuracy | 0.97 | - |" in body  # NaN is not a number to compare
+    assert "baseline (version 3)" in body
+    assert "](javascript" not in body and "<b>" not in body
+    assert "[The run's Experiments page](/tfexp/dags/d/runs/r)" in body
+    assert "no answer within 1:00:00 is a Reject" in body
+
+
+def test_the_decision_goes_to_openlineage_with_the_reason():
+    record = answer_record(
+        {
+            "chosen_options": ["Reject"],
+            "params_input": {"reason": "the eval set changed"},
+            "responded_at": datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC),
+            "responded_by_user": {"id": "7", "name": "ana"},
+        },
+        {"candidate_export": "/m/export/final/1"},
+        datetime.timedelta(hours=1),
+    )
+    assert record["decision"] == "rejected" and record["responded_by"] == "ana"
+    timed_out = answer_record(
+        {"chosen_options": ["Reject"], "responded_by_user": None, "timedout": True},
+        {},
+        datetime.timedelta(hours=1),
+    )
+    assert timed_out["decision"] == "timed_out"
+    assert timed_out["reason"] == "no answer within 1:00:00"
+    task = ApproveModelOperator(task_id="approve", model_dir="/m")
+    task.lineage_result = record
+    lineage = task.get_openlineage_facets_on_complete(None)
+    assert [(d.namespace, d.name) for d in lineage.inputs] == [("file", "/m/export/final/1")]
+    event = as_event(lineage)
+    check_tfexp_facets(event)
+    assert event["run"]["facets"]["tfexp_approval"]["reason"] == "the eval set changed"
+    assert event["run"]["facets"]["tfexp_approval"]["decision"] == "rejected"
