@@ -171,6 +171,31 @@ def create_app() -> FastAPI:
         _check_dag_access(user, dag_id)
         return page("dag.html", dag_id=dag_id, runs=runs(dag_id))
 
+    @app.get("/dags/{dag_id}/trends", response_class=HTMLResponse)
+    def trends_page(
+        dag_id: str, metrics: str | None = None, limit: int = 60, user: Any = User
+    ) -> HTMLResponse:
+        from airflow_tfexp.plugins.trends import chosen_metrics, read_trends, trend_charts
+
+        _check_dag_access(user, dag_id, task_instances=True)
+        trends = read_trends(dag_id, limit)
+        chosen = chosen_metrics(trends["metrics"], metrics)
+        return page(
+            "trends.html",
+            dag_id=dag_id,
+            trends=trends,
+            chosen=chosen,
+            charts=trend_charts(trends, chosen),
+        )
+
+    @app.get("/api/dags/{dag_id}/trends")
+    def api_trends(dag_id: str, limit: int = 60, user: Any = User) -> dict[str, Any]:
+        from airflow_tfexp.plugins.run_data import json_safe
+        from airflow_tfexp.plugins.trends import read_trends
+
+        _check_dag_access(user, dag_id, task_instances=True)
+        return json_safe(read_trends(dag_id, limit))
+
     @app.get("/dags/{dag_id}/runs/{run_id}", response_class=HTMLResponse)
     def run_page(dag_id: str, run_id: str, user: Any = User) -> HTMLResponse:
         _check_dag_access(user, dag_id, task_instances=True)

@@ -74,22 +74,39 @@ def runs(dag_id: str, limit: int = 25) -> list[dict[str, Any]]:
                 "run_id": r.run_id,
                 "state": str(r.state),
                 "run_after": r.run_after.isoformat() if r.run_after else "",
+                "logical_date": r.logical_date.isoformat() if r.logical_date else None,
             }
             for r in rows
         ]
 
 
-def run_model_dirs(dag_id: str, run_id: str) -> dict[str, set[str]]:
-    """The model dirs the run's tasks rendered (else the DAG's static ones), each with the
-    experiments the tasks that rendered it write for (an owner stamp must name one of them)."""
+def rendered_fields(dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    """What the run's task instances rendered (model_dir, publish_dir, experiment_id, ...)."""
     from airflow.models.renderedtifields import RenderedTaskInstanceFields as RTIF
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
     with create_session() as session:
-        rendered = session.scalars(
+        rows = session.scalars(
             select(RTIF.rendered_fields).where(RTIF.dag_id == dag_id, RTIF.run_id == run_id)
         ).all()
+    return [fields for fields in rows if isinstance(fields, dict)]
+
+
+def run_publish_dirs(dag_id: str, run_id: str) -> dict[str, set[str]]:
+    """The publish dirs the run's tasks rendered, each with the experiments they write for."""
+    dirs: dict[str, set[str]] = {}
+    for fields in rendered_fields(dag_id, run_id):
+        value = fields.get("publish_dir")
+        if isinstance(value, str) and value and "{{" not in value:
+            dirs.setdefault(value, set()).add(_writer(fields, dag_id))
+    return dirs
+
+
+def run_model_dirs(dag_id: str, run_id: str) -> dict[str, set[str]]:
+    """The model dirs the run's tasks rendered (else the DAG's static ones), each with the
+    experiments the tasks that rendered it write for (an owner stamp must name one of them)."""
+    rendered = rendered_fields(dag_id, run_id)
     dirs: dict[str, set[str]] = {}
     for fields in rendered:
         value = (fields or {}).get("model_dir")

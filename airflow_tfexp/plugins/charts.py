@@ -7,6 +7,7 @@ page is testable and the numbers are one hover away (`<title>`).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Collection
 from html import escape
 
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf")
@@ -41,9 +42,21 @@ def _label(value: float) -> str:
 
 
 def line_chart(
-    title: str, series: dict[str, list[tuple[float, float]]], css_class: str = "point"
+    title: str,
+    series: dict[str, list[tuple[float, float]]],
+    css_class: str = "point",
+    *,
+    x_label: str = "global step",
+    x_format: Callable[[float], str] | None = None,
+    markers: Collection[str] = (),
+    x_ticks: list[float] | None = None,
+    colors: dict[str, str] | None = None,
 ) -> str:
-    """An SVG chart of `{series name: [(step, value), ...]}`; an empty chart says so."""
+    """An SVG chart of `{series name: [(x, value), ...]}` (x: the global step by default;
+    `x_format` labels the x ticks and points otherwise, e.g. as dates); series named in
+    `markers` are drawn as points only, marking points of the others; `x_ticks` places the
+    x ticks (e.g. at midnights), `colors` fixes a series' color. An empty chart says so."""
+    x_text = x_format or (lambda x: f"{x:g}")
     points = [p for values in series.values() for p in values if _plottable(p)]
     skipped = sum(len(values) for values in series.values()) - len(points)
     head = (
@@ -83,29 +96,34 @@ def line_chart(
             f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">'
             f"{_label(tick)}</text>"
         )
-    for tick in _ticks(x_low, x_high):
+    ticks = [t for t in x_ticks if x_low <= t <= x_high] if x_ticks else None
+    for tick in ticks or _ticks(x_low, x_high):
         x = sx(tick)
         parts.append(
             f'<text x="{x:.1f}" y="{TOP + plot_h + 16}" text-anchor="middle" font-size="11">'
-            f"{_label(tick)}</text>"
+            f"{escape(x_format(tick)) if x_format else _label(tick)}</text>"
         )
     parts.append(
         f'<text x="{LEFT + plot_w / 2:.0f}" y="{HEIGHT - 4}" text-anchor="middle" '
-        'font-size="11">global step</text>'
+        f'font-size="11">{escape(x_label)}</text>'
     )
     for index, (name, values) in enumerate(series.items()):
-        color = COLORS[index % len(COLORS)]
+        color = (colors or {}).get(name) or COLORS[index % len(COLORS)]
         finite = sorted(p for p in values if _plottable(p))
-        if len(finite) > 1:
+        marker = name in markers
+        if len(finite) > 1 and not marker:
             path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in finite)
             parts.append(
                 f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{path}"/>'
             )
         for x, y in finite:
+            at = escape(x_text(x)) if x_format else f"step {x:g}"
             parts.append(
                 f'<circle class="{css_class}" data-series="{escape(name)}" data-step="{x:g}" '
-                f'data-value="{y!r}" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{color}">'
-                f"<title>{escape(name)} at step {x:g}: {_label(y)}</title></circle>"
+                f'data-value="{y!r}" cx="{sx(x):.1f}" cy="{sy(y):.1f}" '
+                f'r="{6 if marker else 3}" fill="{"none" if marker else color}" '
+                f'stroke="{color}" stroke-width="{2 if marker else 0}">'
+                f"<title>{escape(name)} at {at}: {_label(y)}</title></circle>"
             )
         parts.append(
             f'<text x="{LEFT + plot_w - 4}" y="{TOP + 14 * (index + 1)}" text-anchor="end" '

@@ -42,5 +42,11 @@ class TfexpPlugin(AirflowPlugin):
             "url_route": "tfexp_run",
             "destination": "dag_run",
         },
+        {
+            "name": "Experiment trends",
+            "href": "tfexp/dags/{DAG_ID}/trends",
+            "url_route": "tfexp_trends",
+            "destination": "dag",
+        },
     ]
     operator_extra_links = [ExperimentMetricsLink(), ModelDirLink(), TensorBoardLink()]

@@ -49,16 +49,16 @@ class RunData:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON: NaN and infinities (which JSON lacks) as the strings "NaN", "Infinity"."""
-        return _json_safe(dataclasses.asdict(self))
+        return json_safe(dataclasses.asdict(self))
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -327,10 +327,12 @@ def read_run_data(
     *,
     max_bytes: int = 64 * 2**20,
     roots: list[str] | None = None,
+    summary: bool = False,
 ) -> RunData:
     """Everything the page shows of one model dir; never raises for bad or missing files. With
     `writers` (the experiments the viewed DAG's tasks write for), a dir inside `roots` owned by
-    one of them; None skips that check (the engine's own callers)."""
+    one of them; None skips that check (the engine's own callers). `summary`: only the
+    evaluations, the blessing and the lineage (what the trends page needs of every run)."""
     data = RunData(model_dir=model_dir)
     try:
         reader = ModelDirReader(model_dir, max_bytes)
@@ -354,12 +356,14 @@ def read_run_data(
 
     _attempt(data, "listing the model dir", listing)
     _evaluations(data, reader, names)
-    _training(data, reader, names)
-    _attempt(data, "checkpoints", lambda: _checkpoints(data, reader, names))
-    _attempt(data, "exports", lambda: _exports(data, reader, names))
+    if not summary:
+        _training(data, reader, names)
+        _attempt(data, "checkpoints", lambda: _checkpoints(data, reader, names))
+        _attempt(data, "exports", lambda: _exports(data, reader, names))
     _attempt(data, "blessing", lambda: _blessing(data, reader))
     _attempt(data, "lineage", lambda: _lineage(data, reader))
-    _attempt(data, "sweep", lambda: _sweep(data, reader))
+    if not summary:
+        _attempt(data, "sweep", lambda: _sweep(data, reader))
     return data
 
 

@@ -192,13 +192,12 @@ class AirflowCluster:
         """Unpause, trigger through the REST API and wait for the run to finish."""
         return self.wait_for_run(dag_id, self.start_run(dag_id, conf), timeout)
 
-    def start_run(self, dag_id: str, conf: dict[str, Any]) -> str:
+    def start_run(self, dag_id: str, conf: dict[str, Any], logical_date: str | None = None) -> str:
         """Unpause and trigger through the REST API; the run's id."""
         self.wait_for(lambda: self._dag_exists(dag_id), 120, f"DAG {dag_id} to be parsed")
         self.api("PATCH", f"/dags/{dag_id}", {"is_paused": False})
-        return self.api("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})[
-            "dag_run_id"
-        ]
+        body = {"logical_date": logical_date, "conf": conf}
+        return self.api("POST", f"/dags/{dag_id}/dagRuns", body)["dag_run_id"]
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300) -> dict[str, Any]:
         """The run once it succeeded or failed."""

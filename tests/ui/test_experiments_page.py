@@ -69,6 +69,27 @@ SWEEP = {
 }
 
 
+# Three days of retraining a tiny model: day 1 learns a little and is published (nothing to
+# beat), day 2 does not learn (learning rate 0 from the warm start: the same model as
+# production, so not better) and is rejected, day 3 trains on from version 1 at five times the
+# rate and is published as version 2.
+DAYS = [
+    ("2026-11-01T00:00:00Z", 0.01),
+    ("2026-11-02T00:00:00Z", 0.0),
+    ("2026-11-03T00:00:00Z", 0.05),
+]
+
+
+def retraining(publish_dir: str) -> dict:
+    return {
+        **experiment("tfexp_ui_retraining"),
+        "params": {"model_dir": "/tmp/unused", "learning_rate": 0.05},
+        "warm_start_from": "latest_blessed",
+        "publish_dir": publish_dir,
+        "blessing": {"metric": "loss", "mode": "min"},
+    }
+
+
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory):
     root = tmp_path_factory.mktemp("ui")
@@ -79,6 +100,9 @@ def ui(tmp_path_factory):
         (dags / f"{dag_id}.py").write_text(ONE_LINER)
     (dags / "tfexp_ui_sweep.yaml").write_text(yaml.safe_dump(SWEEP))
     (dags / "tfexp_ui_sweep.py").write_text(ONE_LINER)
+    publish_dir = str(root / "models" / "published")
+    (dags / "tfexp_ui_retraining.yaml").write_text(yaml.safe_dump(retraining(publish_dir)))
+    (dags / "tfexp_ui_retraining.py").write_text(ONE_LINER)
     passwords = root / "passwords.json"
     passwords.write_text(json.dumps(PASSWORDS))
     cluster = AirflowCluster(str(root / "home"), str(dags), executor="LocalExecutor")
@@ -100,7 +124,16 @@ def ui(tmp_path_factory):
         sweep_dir = str(root / "models" / "sweep")
         sweep = cluster.trigger("tfexp_ui_sweep", {"model_dir": sweep_dir}, timeout=400)
         assert sweep["state"] == "success", cluster.log("scheduler")[-3000:]
+        days = []
+        for day, (logical_date, learning_rate) in enumerate(DAYS):
+            conf = {"model_dir": str(root / "models" / f"day{day}"), "learning_rate": learning_rate}
+            run_id = cluster.start_run("tfexp_ui_retraining", conf, logical_date=logical_date)
+            done = cluster.wait_for_run("tfexp_ui_retraining", run_id, timeout=400)
+            assert done["state"] == "success", cluster.log("scheduler")[-3000:]
+            days.append({"run_id": run_id, "model_dir": conf["model_dir"]})
         yield {
+            "days": days,
+            "publish_dir": publish_dir,
             "cluster": cluster,
             "run": run,
             "model_dir": model_dir,
@@ -142,7 +175,11 @@ def page(cluster: AirflowCluster, path: str) -> str:
 def test_the_plugin_is_registered_with_its_views(ui):
     plugins = ui["cluster"].api("GET", "/plugins")["plugins"]
     (plugin,) = [p for p in plugins if p["name"] == "airflow_tfexp"]
-    assert {v["url_route"] for v in plugin["external_views"]} == {"tfexp", "tfexp_run"}
+    assert {v["url_route"] for v in plugin["external_views"]} == {
+        "tfexp",
+        "tfexp_run",
+        "tfexp_trends",
+    }
     links = " ".join(map(str, plugin["operator_extra_links"]))
     for name in ("ExperimentMetricsLink", "ModelDirLink", "TensorBoardLink"):
         assert name in links, plugin
@@ -163,10 +200,11 @@ def test_anonymous_callers_get_401_and_users_see_only_dags_they_may_read(ui):
             timeout=30,
         ).read()
     )["dag_ids"]
-    assert listed == ["tfexp_ui_demo", "tfexp_ui_sweep"]
+    assert listed == ["tfexp_ui_demo", "tfexp_ui_retraining", "tfexp_ui_sweep"]
     assert json.loads(page(cluster, "/tfexp/api/dags"))["dag_ids"] == [
         "secret_tfexp_ui",
         "tfexp_ui_demo",
+        "tfexp_ui_retraining",
         "tfexp_ui_sweep",
     ]
     assert status_of(cluster, run_path("secret_tfexp_ui", "any", True), viewer) == 403
@@ -174,17 +212,12 @@ def test_anonymous_callers_get_401_and_users_see_only_dags_they_may_read(ui):
     assert status_of(cluster, run_path("tfexp_ui_demo", run["dag_run_id"]), viewer) == 200
 
 
-def test_the_browser_shows_one_point_per_evaluation_and_the_table_of_results(ui):
+def browser(ui: dict):
+    """Headless Chromium (Debian's), driven through WebDriver."""
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
 
-    cluster, run, model_dir = ui["cluster"], ui["run"], ui["model_dir"]
-    results = read_results(model_dir, "continuous")
-    assert len(results) == 4  # checkpoints 0, 20, 40, 60
     options = Options()
     options.binary_location = "/usr/bin/chromium"
     for flag in (
@@ -199,17 +232,38 @@ def test_the_browser_shows_one_point_per_evaluation_and_the_table_of_results(ui)
         f"--user-data-dir={ui['root'] / 'chromium-profile'}",
     ):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+def login(driver, base: str, target: str) -> None:
+    """Log in as the viewer through Airflow's login page (the UI's session cookie)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(f"{base}/auth/login?next={quote(target)}")
+    wait = WebDriverWait(driver, 60)
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "input[type=password]")))
+    driver.find_element(By.CSS_SELECTOR, "input:not([type=password])").send_keys("viewer")
+    driver.find_element(By.CSS_SELECTOR, "input[type=password]").send_keys(PASSWORDS["viewer"])
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait.until(lambda d: "_token" in {c["name"] for c in d.get_cookies()})
+
+
+def test_the_browser_shows_one_point_per_evaluation_and_the_table_of_results(ui):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    cluster, run, model_dir = ui["cluster"], ui["run"], ui["model_dir"]
+    results = read_results(model_dir, "continuous")
+    assert len(results) == 4  # checkpoints 0, 20, 40, 60
+    driver = browser(ui)
     try:
         base = f"http://localhost:{cluster.port}"
         target = run_path("tfexp_ui_demo", run["dag_run_id"])
-        driver.get(f"{base}/auth/login?next={quote(target)}")
+        login(driver, base, target)
         wait = WebDriverWait(driver, 60)
-        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "input[type=password]")))
-        driver.find_element(By.CSS_SELECTOR, "input:not([type=password])").send_keys("viewer")
-        driver.find_element(By.CSS_SELECTOR, "input[type=password]").send_keys(PASSWORDS["viewer"])
-        driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        wait.until(lambda d: "_token" in {c["name"] for c in d.get_cookies()})
         driver.get(base + target)
         wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "table.evaluations")))
 
@@ -308,3 +362,73 @@ def test_corrupt_or_missing_files_are_reported_on_the_page(ui):
     assert "empty or missing" in html
     data = json.loads(page(cluster, run_path("tfexp_ui_demo", run["dag_run_id"], True)))
     assert data["models"][0]["evaluations"] == {} and data["models"][0]["problems"]
+
+
+def test_the_trends_page_plots_three_days_of_retraining_and_the_published_versions(ui):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    cluster, days = ui["cluster"], ui["days"]
+    path = "/tfexp/dags/tfexp_ui_retraining/trends"
+    assert status_of(cluster, "/tfexp/api/dags/tfexp_ui_retraining/trends", None) == 401
+    trends = json.loads(page(cluster, "/tfexp/api/dags/tfexp_ui_retraining/trends"))
+    runs = trends["runs"]
+    assert [r["run_id"] for r in runs] == [d["run_id"] for d in days]  # oldest first
+    assert [r["date"][:10] for r in runs] == ["2026-11-01", "2026-11-02", "2026-11-03"]
+    assert [r["outcome"] for r in runs] == ["published", "rejected", "published"]
+    assert [r["published_version"] for r in runs] == [1, None, 2]
+    finals = []
+    for row, day in zip(runs, days, strict=True):
+        last = max(
+            (r for name in ("default", "continuous") for r in read_results(day["model_dir"], name)),
+            key=lambda r: r["global_step"],
+        )
+        assert row["final"]["global_step"] == last["global_step"] == 60
+        assert row["final"]["metrics"]["loss"] == pytest.approx(last["metrics"]["loss"])
+        finals.append(row["final"]["metrics"]["loss"])
+    assert runs[0]["published_model"] is None  # nothing published before day 1
+    assert runs[1]["published_model"]["loss"] == pytest.approx(finals[0], rel=1e-4)
+    (published,) = trends["publish_dirs"]
+    assert published["publish_dir"] == ui["publish_dir"]
+    assert published["versions"] == [1, 2] and published["latest"]["version"] == 2
+
+    driver = browser(ui)
+    try:
+        base = f"http://localhost:{cluster.port}"
+        login(driver, base, path)
+        driver.get(base + path)
+        WebDriverWait(driver, 60).until(
+            ec.presence_of_element_located((By.CSS_SELECTOR, "table.trend-runs"))
+        )
+        chart = driver.find_element(By.CSS_SELECTOR, "svg[aria-label='loss']")
+
+        def values(series: str) -> list[float]:
+            points = chart.find_elements(
+                By.CSS_SELECTOR, f"circle.trend-point[data-series='{series}']"
+            )
+            return [float(p.get_attribute("data-value")) for p in points]
+
+        assert values("final evaluation") == pytest.approx(finals)
+        assert values("published") == pytest.approx([finals[0], finals[2]])
+        assert values("rejected") == pytest.approx([finals[1]])
+        assert len(values("published model (re-evaluated)")) == 2
+        rows = driver.find_elements(By.CSS_SELECTOR, "tr.trend-run")
+        assert [r.get_attribute("data-outcome") for r in rows] == [
+            "published",
+            "rejected",
+            "published",
+        ][::-1]  # newest first in the table
+        versions = driver.find_elements(By.CSS_SELECTOR, ".published-version")
+        assert [v.text for v in versions] == ["1", "2"]
+        assert driver.find_element(By.CSS_SELECTOR, ".latest-version").text == "2"
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        screenshot = os.path.join(ARTIFACTS, "experiments_trends.png")
+        driver.save_screenshot(screenshot)
+        assert os.path.getsize(screenshot) > 10_000
+        # choosing the metrics: only accuracy
+        driver.get(base + path + "?metrics=accuracy")
+        charts = driver.find_elements(By.CSS_SELECTOR, "svg.chart")
+        assert [c.get_attribute("aria-label") for c in charts] == ["accuracy"]
+    finally:
+        driver.quit()
