@@ -48,10 +48,7 @@ class LineageMixin:
 
     def step_lineage(self, result: Any) -> StepLineage:
         task: Any = self
-        from airflow_tfexp.operators._run_params import snapshot_params
-
-        experiment_fn = getattr(task, "experiment_fn", None)
-        authored = getattr(task, "authored_params", None) or snapshot_params(task.params)
+        experiment_fn, authored = experiment_identity(task)
         step = StepLineage(
             experiment_id=getattr(task, "experiment_id", None) or task.dag_id,
             experiment_fn=experiment_fn,
@@ -69,6 +66,22 @@ class LineageMixin:
         from airflow_tfexp.lineage.step import operator_lineage
 
         return operator_lineage(self.step_lineage(None))
+
+
+def experiment_identity(task: Any) -> tuple[str | None, dict[str, Any]]:
+    """The experiment_fn and DAG-file params that define the experiment a task belongs to: its
+    own, or (publish, approve: steps that build no Experiment) those of its DAG's first
+    experiment task, so every step of one experiment reports the same config hash."""
+    from airflow_tfexp.operators._run_params import snapshot_params
+
+    if getattr(task, "authored_params", None) is not None:
+        return getattr(task, "experiment_fn", None), task.authored_params
+    dag = task.dag if getattr(task, "has_dag", lambda: True)() else None
+    for other in sorted(getattr(dag, "tasks", None) or [], key=lambda t: t.task_id):
+        authored = getattr(other, "authored_params", None)
+        if isinstance(authored, dict) and isinstance(getattr(other, "experiment_fn", None), str):
+            return other.experiment_fn, authored
+    return None, snapshot_params(task.params)
 
 
 def note_metrics(step: StepLineage, result: Any, evaluator: str | None = None) -> None:

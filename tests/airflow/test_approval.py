@@ -37,6 +37,11 @@ def test_the_factory_puts_the_approval_between_bless_and_publish(tmp_path):
     assert approve.defaults == ["Reject"]  # no answer in time: not published
     assert approve.assigned_users == [{"id": "ana", "name": "ana"}]
     assert list(approve.params) == ["reason"]  # the DAG's params are not the person's form
+    # the steps that build no Experiment report their DAG's experiment to OpenLineage
+    hashes = {
+        dag.get_task(t).step_lineage(None).config_hash for t in ("bless", "approve", "publish")
+    }
+    assert len(hashes) == 1
     without = build_experiment_dag({**approval_config(tmp_path), "blessing": {}})
     assert "approve" not in without.task_ids
     assert without.get_task("publish").upstream_task_ids == {"bless"}

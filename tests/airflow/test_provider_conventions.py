@@ -134,9 +134,10 @@ def test_gs_assets_are_normalized_and_named_for_openlineage():
 
     # a trailing slash does not make another asset
     assert Asset("gs://models/digits/published/").uri == "gs://models/digits/published"
-    assert publish_asset("gs://models/digits/published/").uri == Asset(
-        "gs://models/digits/published"
-    ).uri
+    assert (
+        publish_asset("gs://models/digits/published/").uri
+        == Asset("gs://models/digits/published").uri
+    )
     with pytest.raises(ValueError, match="must contain a bucket name"):
         Asset("gs:///digits")
     asset = create_asset(path="gs://models/digits/runs/1")

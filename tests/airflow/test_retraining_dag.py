@@ -148,8 +148,13 @@ def check_openlineage_events(events, runs, decisions, root, publish_dir):
             assert task["job"]["facets"]["tfexp_experiment"]["experimentId"] == (
                 "tfexp_digits_retraining"
             )
-    assert len(hashes) == 1  # one DAG definition: one config hash, whatever each run's conf
     published = [completed(events, runs[d].run_id, "publish") for d in (0, 2)]
+    for event in published:  # publish builds no Experiment: its DAG's experiment is reported
+        hashes.add(event["job"]["facets"]["tfexp_experiment"]["configHash"])
+        assert event["job"]["facets"]["tfexp_experiment"]["experimentFn"] == (
+            "airflow_tfexp.examples.digits:experiment_fn"
+        )
+    assert len(hashes) == 1  # one DAG definition: one config hash, whatever each run's conf
     for version, event in enumerate(published, start=1):
         (output,) = event["outputs"]
         assert (output["namespace"], output["name"]) == dataset_name(publish_dir)

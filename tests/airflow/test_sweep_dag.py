@@ -109,7 +109,6 @@ def test_a_sweep_wider_than_max_map_length_runs_in_waves(airflow_db, tmp_path, m
         json.dumps(
             {"conn_type": "tfexp_study", "host": str(database), "extra": {"dialect": "sqlite"}}
         ),
-
     )
     model_dir = str(tmp_path / "sweep")
     config = fake_sweep(
