@@ -7,6 +7,7 @@ config are reported together (pydantic collects them; unknown keys get a "did yo
 from __future__ import annotations
 
 import datetime
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -142,6 +143,9 @@ class AssetSchedule(_Strict):
         return value
 
 
+MAX_APPROVAL_SECS = 366 * 86400
+
+
 class BlessingConfig(_Strict):
     """The gate between a trained candidate and production (see BlessOperator)."""
 
@@ -154,15 +158,23 @@ class BlessingConfig(_Strict):
     allow_rollback: bool = False  # publish a candidate older than LATEST's (PublishOperator)
     # a person approves a blessed candidate before it is published (ApproveModelOperator)
     approval: Literal["required", "none"] = "none"
-    approval_timeout: Any = "1d"  # then the answer is Reject
+    approval_timeout: Any = Field("1d", validate_default=True)  # then the answer is Reject
     approvers: list[str] | None = None  # Airflow user ids who may answer (None: the DAG's)
 
     @field_validator("approval_timeout")
     @classmethod
     def _approval_timeout(cls, value: Any) -> float:
-        from airflow_tfexp.dag_factory.durations import parse_duration
 
-        return parse_duration(value).total_seconds()
+        try:
+            seconds = parse_duration(value).total_seconds() if value is not None else 0.0
+        except OverflowError:
+            seconds = math.inf
+        if not 0 < seconds <= MAX_APPROVAL_SECS:
+            raise ValueError(
+                'expected a duration over 0 and at most 366 days, like "90s", "2h" or "1d" '
+                f"(got {value!r})"
+            )
+        return seconds
 
     @field_validator("approvers")
     @classmethod

@@ -35,11 +35,19 @@ class StudyStorageHook(BaseHook):
 
     def get_storage_url(self) -> str:
         """The extra `sqlalchemy_url` when set, else a URL built from the connection's fields
-        and its dialect (the `dialect` extra of a `tfexp_study` connection, else its type)."""
+        and its dialect (the `dialect` extra of a `tfexp_study` connection, postgresql when
+        the form left it empty; else the connection's type). The URL's password is masked in
+        task logs."""
         conn = self.get_connection(self.study_conn_id)
         extra = conn.extra_dejson or {}
-        if _field(extra, "sqlalchemy_url"):
-            return str(_field(extra, "sqlalchemy_url"))
+        given = _field(extra, "sqlalchemy_url")
+        if given:
+            if not isinstance(given, str):
+                raise ValueError(
+                    f"The connection {self.study_conn_id!r} has a `sqlalchemy_url` that is not a "
+                    f"string ({type(given).__name__}). Expected a URL like postgresql://host/db."
+                )
+            return _masked(given)
         dialect = _dialect(self.study_conn_id, conn.conn_type, _field(extra, "dialect"))
         if dialect == "sqlite":
             if not conn.host:
@@ -48,14 +56,39 @@ class StudyStorageHook(BaseHook):
                     "a file: put the database file's path in its host field."
                 )
             return f"sqlite:///{conn.host}"
+        if not conn.host:
+            raise ValueError(
+                f"The connection {self.study_conn_id!r} names no host for its {dialect} study "
+                "database: set its host (and port, database, login and password)."
+            )
+        if conn.password and not conn.login:
+            raise ValueError(
+                f"The connection {self.study_conn_id!r} has a password but no login: set the "
+                "login too (a URL cannot carry a password alone)."
+            )
         auth = ""
         if conn.login:
             auth = quote(conn.login, safe="")
             if conn.password:
                 auth += ":" + quote(conn.password, safe="")
             auth += "@"
+        host = f"[{conn.host}]" if ":" in conn.host and not conn.host.startswith("[") else conn.host
         port = f":{conn.port}" if conn.port else ""
-        return f"{dialect}://{auth}{conn.host or ''}{port}/{conn.schema or ''}"
+        database = quote(conn.schema or "", safe="")
+        return _masked(f"{dialect}://{auth}{host}{port}/{database}")
+
+
+def _masked(url: str) -> str:
+    """The URL, with its password registered with Airflow's secrets masker."""
+    from urllib.parse import unquote, urlsplit
+
+    from airflow.sdk.log import mask_secret
+
+    password = urlsplit(url).password
+    if password:
+        mask_secret(password)
+        mask_secret(unquote(password))
+    return url
 
 
 def _field(extra: dict[str, Any], name: str) -> Any:
@@ -65,6 +98,8 @@ def _field(extra: dict[str, Any], name: str) -> Any:
 
 def _dialect(conn_id: str, conn_type: str | None, dialect: Any) -> str:
     if conn_type == CONN_TYPE:
+        if dialect in (None, ""):
+            return "postgresql"  # the form's default
         if dialect in DIALECTS:
             return dialect
         raise ValueError(

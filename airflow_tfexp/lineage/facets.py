@@ -14,10 +14,9 @@ from typing import Any
 from attrs import define
 from openlineage.client.facet_v2 import JobFacet, RunFacet
 
-# The facets' JSON schema ships with the package (airflow_tfexp/lineage/facets.schema.json).
-SCHEMA = (
-    "https://pypi.org/project/airflow-tfexp/0.1.0/airflow_tfexp/lineage/facets.schema.json#/$defs/"
-)
+# The facets' JSON schema ships with the package (airflow_tfexp/lineage/facets.schema.json);
+# no server hosts it, so its id is a URN, not a URL a consumer could fetch.
+SCHEMA = "urn:airflow-tfexp:lineage:facets:1#/$defs/"
 
 
 @define

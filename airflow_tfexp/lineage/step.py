@@ -43,9 +43,12 @@ def operator_lineage(step: StepLineage) -> Any:
 
     from airflow_tfexp.lineage import facets
 
-    inputs = [InputDataset(*dataset_name(x)) for x in step.inputs]
-    outputs = []
+    inputs = [InputDataset(*name) for name in _distinct(step.inputs)]
+    outputs, named = [], set()
     for location in step.outputs:
+        if dataset_name(location) in named:  # e.g. an outlet asset naming the publish dir
+            continue
+        named.add(dataset_name(location))
         dataset_facets = {}
         if location in step.versions:
             dataset_facets["version"] = dataset_version_dataset.DatasetVersionDatasetFacet(
@@ -76,6 +79,11 @@ def operator_lineage(step: StepLineage) -> Any:
     return OperatorLineage(
         inputs=inputs, outputs=outputs, run_facets=run_facets, job_facets=job_facets
     )
+
+
+def _distinct(locations: list[str]) -> list[tuple[str, str]]:
+    """The dataset names of these locations, each once, in order."""
+    return list(dict.fromkeys(dataset_name(x) for x in locations))
 
 
 def _blessing_facet(record: Mapping[str, Any]) -> Any:

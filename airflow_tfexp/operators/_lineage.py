@@ -55,6 +55,9 @@ class LineageMixin:
             config_hash=config_hash(experiment_fn, authored),
         )
         self.note_lineage(step, result)
+        # what the DAG file declares: read and written as well, whatever the step is
+        step.add_inputs(*(getattr(x, "uri", None) for x in getattr(task, "inlets", None) or []))
+        step.add_outputs(*(getattr(x, "uri", None) for x in getattr(task, "outlets", None) or []))
         return step
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:

@@ -10,8 +10,6 @@ made it and why go to the run's lineage (`run.json`, section `approval`) and to 
 from __future__ import annotations
 
 import datetime
-import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +17,9 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, ParamsDict
 
 from airflow_tfexp._airflow import is_templated
+from airflow_tfexp.experiment.retraining.blessing import is_blessed
 from airflow_tfexp.experiment.storage.locations import parse_model_dir
+from airflow_tfexp.operators._approval_text import duration
 from airflow_tfexp.operators._lineage import LineageMixin
 
 if TYPE_CHECKING:
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 DEFAULT_RESPONSE_TIMEOUT = datetime.timedelta(days=1)
 REASON = "reason"
-_PLAIN = re.compile(r"[^\w./:@+-]")
 
 
 class ApproveModelOperator(LineageMixin, ApprovalOperator):
@@ -67,7 +66,10 @@ class ApproveModelOperator(LineageMixin, ApprovalOperator):
             if value is not None and not is_templated(value):
                 parse_model_dir(value, what)
         if isinstance(response_timeout, int | float) and not isinstance(response_timeout, bool):
-            response_timeout = datetime.timedelta(seconds=response_timeout)
+            try:
+                response_timeout = datetime.timedelta(seconds=response_timeout)
+            except (OverflowError, ValueError):
+                response_timeout = datetime.timedelta(0)
         if response_timeout is not None and (
             not isinstance(response_timeout, datetime.timedelta)
             or response_timeout.total_seconds() <= 0
@@ -126,10 +128,13 @@ class ApproveModelOperator(LineageMixin, ApprovalOperator):
         from airflow.sdk.exceptions import AirflowSkipException
 
         blessing = self.candidate_blessing()
-        if not blessing.get("blessed"):
+        if not is_blessed(blessing):
             raise AirflowSkipException(
-                f"Not asking for approval: the candidate was not blessed ({blessing.get('reason')})."
+                "Not asking for approval: the candidate was not blessed "
+                f"({str(blessing.get('reason'))[:300]})."
             )
+        from airflow_tfexp.operators._approval_text import approval_body
+
         self.body = approval_body(
             blessing, self.publish_dir, _run_page(context), self.response_timeout
         )
@@ -147,8 +152,8 @@ class ApproveModelOperator(LineageMixin, ApprovalOperator):
 
         if "error" in event:
             return super().execute_complete(context, event)
+        event = {**event, "params_input": self.form_answer(event.get("params_input"))}
         self.validate_chosen_options(event["chosen_options"])
-        self.validate_params_input(event.get("params_input") or {})
         record = answer_record(event, self.candidate_blessing(), self.response_timeout)
         update_lineage(self.model_dir, {"approval": record})
         self.log.info(
@@ -157,6 +162,18 @@ class ApproveModelOperator(LineageMixin, ApprovalOperator):
         self.remember_for_lineage(context, record)
         super().execute_complete(context, event)
         return record
+
+    def form_answer(self, params_input: Any) -> dict[str, Any]:
+        """The form's fields as answered: fields the form does not have are ignored (with a
+        warning; Airflow stores an answer as it comes, and locks it), the reason is text."""
+        given = dict(params_input) if isinstance(params_input, Mapping) else {}
+        extra = sorted(str(k) for k in given if k not in self.params)
+        if extra:
+            self.log.warning("Ignoring answer fields the form does not have: %s", extra[:20])
+        answer = {k: given[k] for k in self.params if k in given}
+        if REASON in answer:
+            answer[REASON] = str(answer[REASON] or "")[:2000]
+        return answer
 
     def note_lineage(self, step: Any, result: Any) -> None:
         if isinstance(result, Mapping):
@@ -176,20 +193,26 @@ def answer_record(
     decision = "approved" if approved else "timed_out" if event.get("timedout") else "rejected"
     reason = (event.get("params_input") or {}).get(REASON) or None
     if decision == "timed_out" and not reason:
-        reason = f"no answer within {timeout}"
+        reason = f"no answer within {duration(timeout)}"
+    responded_at = event.get("responded_at")
     return {
         "decision": decision,
         "reason": reason,
         "responded_by": (user.get("name") or user.get("id")) if isinstance(user, Mapping) else None,
-        "responded_at": str(event.get("responded_at")),
+        "responded_at": str(responded_at) if responded_at is not None else None,
         "candidate_export": blessing.get("candidate_export"),
     }
 
 
 def _assigned(approvers: Sequence[str] | None) -> list[dict[str, str]] | None:
+    """Airflow's assigned users; an empty list would let anyone answer, so it is refused."""
     if approvers is None:
         return None
-    if isinstance(approvers, str) or not all(isinstance(a, str) and a for a in approvers):
+    if (
+        isinstance(approvers, str)
+        or not approvers
+        or not all(isinstance(a, str) and a.strip() for a in approvers)
+    ):
         raise ValueError(
             f"Invalid value for `approvers`. Received: {approvers!r}. Expected a list of Airflow "
             "user ids."
@@ -202,49 +225,3 @@ def _run_page(context: Context) -> str:
 
     run = context.get("dag_run")
     return run_page_url(getattr(run, "dag_id", ""), getattr(run, "run_id", ""))
-
-
-def approval_body(
-    blessing: Mapping[str, Any],
-    publish_dir: str | None,
-    run_page: str,
-    timeout: datetime.timedelta | None,
-) -> str:
-    """Markdown for the person answering: both sides' metrics, where it goes, the run page.
-    Names and paths from the model dir are reduced to plain characters (a hostile file must
-    not write markup into the approval page)."""
-    candidate = blessing.get("candidate_metrics") or {}
-    baseline = blessing.get("baseline_metrics") or {}
-    version = blessing.get("baseline_version")
-    rows = [
-        f"| {_plain(name)} | {_number(candidate.get(name))} | {_number(baseline.get(name))} |"
-        for name in sorted(set(candidate) | set(baseline), key=str)[:50]
-    ]
-    lines = [
-        f"**Candidate**: `{_plain(blessing.get('candidate_export'))}`",
-        f"**Blessed** on `{_plain(blessing.get('metric'))}`: {_plain(blessing.get('reason'), 300, keep_spaces=True)}",
-        "",
-        f"| metric | candidate | baseline ({'version ' + _plain(version) if version is not None else 'none published'}) |",
-        "| --- | --- | --- |",
-        *rows,
-        "",
-        f"Approve publishes it to `{_plain(publish_dir)}`. Reject keeps production as it is"
-        + (f"; no answer within {timeout} is a Reject." if timeout else "."),
-        "Give a reason either way: it is recorded in the run's lineage.",
-        "",
-        f"[The run's Experiments page]({run_page})",
-    ]
-    return "\n".join(lines)
-
-
-def _plain(value: Any, limit: int = 200, keep_spaces: bool = False) -> str:
-    text = str(value)[:limit]
-    if keep_spaces:
-        return re.sub(r"[^\w .,:;()'=<>+-]", "", text).replace("<", "&lt;").replace(">", "&gt;")
-    return _PLAIN.sub("_", text)
-
-
-def _number(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return "-"
-    return f"{value:.6g}"

@@ -150,10 +150,10 @@ class _TrainingOperator(ExperimentBaseOperator):
         return summary
 
     def note_lineage(self, step: Any, result: Any) -> None:
-        """Read: the run's triggering data, the operator's inlets and the warm-start source;
-        written: the model dir, and the exports and final evaluation when the step made them."""
+        """Read: the run's triggering data and the warm-start source; written: the model dir,
+        and the exports and final evaluation when the step made them (and, for every step,
+        the inlets and outlets the DAG file declares)."""
         step.add_inputs(*(self.lineage_data_events or []))
-        step.add_inputs(*(getattr(x, "uri", None) for x in self.inlets or []))
         if isinstance(result, dict):
             step.add_inputs(result.get("warm_started_from"))
             step.add_outputs(self.model_dir, *(result.get("export_paths") or []))

@@ -277,7 +277,7 @@ class PublishOperator(LineageMixin, BaseOperator):
     def _publish(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from airflow_tfexp.experiment.retraining.blessing import read_blessing
+        from airflow_tfexp.experiment.retraining.blessing import is_blessed, read_blessing
         from airflow_tfexp.experiment.retraining.lineage import update_lineage
         from airflow_tfexp.experiment.retraining.publishing import (
             OlderThanPublishedError,
@@ -289,7 +289,7 @@ class PublishOperator(LineageMixin, BaseOperator):
             raise ValueError(
                 f"No blessing in {self.model_dir}: run the bless step (BlessOperator) first."
             )
-        if not blessing["blessed"]:
+        if not is_blessed(blessing):
             update_lineage(self.model_dir, {"published": None})
             raise AirflowSkipException(f"Not publishing: not blessed ({blessing['reason']}).")
         candidate = check_candidate_export(blessing.get("candidate_export"), self.model_dir)

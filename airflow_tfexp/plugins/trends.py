@@ -30,6 +30,28 @@ def _number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+MAX_METRICS = 50
+
+
+def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
+    """The plottable metrics of a record: at most MAX_METRICS, names at most 100 characters."""
+    found = {}
+    for name, value in metrics.items():
+        number = _number(value)
+        if number is not None:
+            found[str(name)[:100]] = number
+        if len(found) >= MAX_METRICS:
+            break
+    return found
+
+
+def _version(value: Any) -> int | None:
+    """A published version: a whole number of at most 11 digits (anything else is not shown)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**11:
+        return value
+    return None
+
+
 def final_evaluation(data: Any) -> dict[str, Any] | None:
     """The run's last evaluation: the record of the highest global step over its evaluators."""
     best = None
@@ -42,11 +64,7 @@ def final_evaluation(data: Any) -> dict[str, Any] | None:
     return {
         "global_step": best["global_step"],
         "evaluator": best["evaluator"],
-        "metrics": {
-            k: v
-            for k, v in best["metrics"].items()
-            if k != "global_step" and _number(v) is not None
-        },
+        "metrics": _numbers({k: v for k, v in best["metrics"].items() if k != "global_step"}),
     }
 
 
@@ -58,7 +76,7 @@ def outcome(blessing: dict | None, lineage: dict | None) -> str:
         return "published"
     if blessing is None:
         return ""
-    return "blessed" if blessing.get("blessed") else "rejected"
+    return "blessed" if blessing.get("blessed") is True else "rejected"
 
 
 def trend_row(run: dict[str, Any], datas: list[Any]) -> dict[str, Any]:
@@ -73,7 +91,7 @@ def trend_row(run: dict[str, Any], datas: list[Any]) -> dict[str, Any]:
         "outcome": "",
         "approval": None,
         "published_version": None,
-        "problems": [p for data in datas for p in data.problems][:20],
+        "problems": [str(p)[:500] for data in datas for p in data.problems][:20],
     }
     for data in datas:
         final = final_evaluation(data)
@@ -86,9 +104,7 @@ def trend_row(run: dict[str, Any], datas: list[Any]) -> dict[str, Any]:
         row.update(
             model_dir=data.model_dir,
             final=final,
-            published_model={k: v for k, v in (baseline or {}).items() if _number(v) is not None}
-            if isinstance(baseline, dict)
-            else None,
+            published_model=_numbers(baseline) if isinstance(baseline, dict) else None,
             outcome=outcome(data.blessing, lineage),
             approval={
                 "decision": str(approval.get("decision"))[:20],
@@ -97,7 +113,7 @@ def trend_row(run: dict[str, Any], datas: list[Any]) -> dict[str, Any]:
             }
             if approval
             else None,
-            published_version=published.get("version") if published else None,
+            published_version=_version(published.get("version")) if published else None,
         )
         break
     return row
@@ -118,15 +134,12 @@ def read_versions(publish_dir: str, writers: set[str], max_bytes: int, roots: li
         if refused:
             found["problem"] = refused
             return found
-        versions = sorted(int(n) for n in reader.listdir() if n.isdigit() and len(n) < 12)
-        found["versions"] = versions[-MAX_VERSIONS:]
+        found["versions"] = version_dirs(reader)[-MAX_VERSIONS:]
         raw = reader.read("LATEST")
         pointer = json.loads(raw) if raw else None
         if isinstance(pointer, dict):
             found["latest"] = {
-                "version": pointer.get("version")
-                if isinstance(pointer.get("version"), int)
-                else None,
+                "version": _version(pointer.get("version")),
                 "run_id": str(pointer.get("run_id") or "")[:250],
                 "logical_date": str(pointer.get("logical_date") or "")[:40],
                 "metric": str(pointer.get("metric") or "")[:100],
@@ -135,6 +148,26 @@ def read_versions(publish_dir: str, writers: set[str], max_bytes: int, roots: li
     except Exception as err:  # noqa: BLE001 - an unreadable publish dir is a problem line
         found["problem"] = f"{publish_dir}: {type(err).__name__}: {err}"
     return found
+
+
+def version_dirs(reader: Any) -> list[int]:
+    """The publish dir's version dirs: names of ASCII digits (a "2.partial" copy, a "²" or a
+    link is not a version), in order."""
+    import os
+    import re
+
+    from airflow_tfexp.experiment.storage.fs import is_gcs
+
+    versions = []
+    for name in reader.listdir():
+        if not re.fullmatch(r"[0-9]{1,11}", name):
+            continue
+        if not is_gcs(reader.model_dir):
+            path = reader.path(name)
+            if os.path.islink(path) or not os.path.isdir(path):
+                continue
+        versions.append(int(name))
+    return sorted(versions)
 
 
 def read_trends(dag_id: str, limit: int = DEFAULT_RUNS) -> dict[str, Any]:

@@ -11,7 +11,8 @@ import pytest
 from airflow_tfexp.dag_factory import ExperimentConfigError, build_experiment_dag
 from airflow_tfexp.experiment.retraining.blessing import write_blessing
 from airflow_tfexp.operators import ApproveModelOperator
-from airflow_tfexp.operators.approval import answer_record, approval_body
+from airflow_tfexp.operators._approval_text import approval_body
+from airflow_tfexp.operators.approval import answer_record
 from tests.airflow.lineage_events import check_tfexp_facets
 from tests.airflow.test_factory_dags import tiny_config
 from tests.airflow.test_lineage import as_event
@@ -55,6 +56,9 @@ def test_the_factory_puts_the_approval_between_bless_and_publish(tmp_path):
         ({"approval_timeout": -5}, "blessing.approval_timeout"),
         ({"approvers": []}, "blessing.approvers"),
         ({"approvers": "ana"}, "blessing.approvers"),
+        ({"approval_timeout": "0s"}, "blessing.approval_timeout"),
+        ({"approval_timeout": None}, "blessing.approval_timeout"),
+        ({"approval_timeout": 1e30}, "blessing.approval_timeout"),
     ],
 )
 def test_a_bad_approval_setting_fails_at_parse_time(tmp_path, blessing, message):
@@ -62,23 +66,57 @@ def test_a_bad_approval_setting_fails_at_parse_time(tmp_path, blessing, message)
         build_experiment_dag(approval_config(tmp_path, **blessing))
 
 
+def test_the_default_timeout_is_a_day(tmp_path):
+    dag = build_experiment_dag(approval_config(tmp_path))  # no approval_timeout given
+    assert dag.get_task("approve").response_timeout == datetime.timedelta(days=1)
+
+
 def test_bad_operator_arguments_are_clear_errors():
     with pytest.raises(ValueError, match="`response_timeout`"):
         ApproveModelOperator(task_id="a", model_dir="/m", response_timeout=-1)
-    with pytest.raises(ValueError, match="`approvers`"):
-        ApproveModelOperator(task_id="a", model_dir="/m", approvers="ana")
+    for approvers in ("ana", [], [" "], [1]):  # an empty list would let anyone answer
+        with pytest.raises(ValueError, match="`approvers`"):
+            ApproveModelOperator(task_id="a", model_dir="/m", approvers=approvers)
+    with pytest.raises(ValueError, match="`response_timeout`"):
+        ApproveModelOperator(task_id="a", model_dir="/m", response_timeout=1e30)
     with pytest.raises(ValueError, match="not supported"):
         ApproveModelOperator(task_id="a", model_dir="s3://b/m")
 
 
-def test_a_candidate_that_was_not_blessed_is_skipped_without_asking(tmp_path):
+@pytest.mark.parametrize("blessed", [False, "yes", 1, None])
+def test_a_candidate_that_was_not_blessed_is_skipped_without_asking(tmp_path, blessed):
+    """Only `"blessed": true` blesses: a hand-edited "yes" neither asks nor publishes."""
     from airflow.sdk.exceptions import AirflowSkipException
 
+    from airflow_tfexp.operators import PublishOperator
+
     model_dir = str(tmp_path / "model")
-    write_blessing(model_dir, {"blessed": False, "reason": "worse than the baseline"})
+    write_blessing(model_dir, {"blessed": blessed, "reason": "worse than the baseline"})
     task = ApproveModelOperator(task_id="approve", model_dir=model_dir)
     with pytest.raises(AirflowSkipException, match="not blessed \\(worse than the baseline\\)"):
         task.execute({"params": {}})
+    publish = PublishOperator(
+        task_id="publish", model_dir=model_dir, publish_dir=str(tmp_path / "p"), outlets=[]
+    )
+    with pytest.raises(AirflowSkipException, match="not blessed"):
+        publish.execute({"dag_run": None})
+
+
+def test_a_blessing_file_that_is_not_a_record_is_a_clear_error(tmp_path):
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "blessing.json").write_text("[1, 2]")
+    task = ApproveModelOperator(task_id="approve", model_dir=str(model_dir))
+    with pytest.raises(ValueError, match="blessing.json is not a blessing record"):
+        task.execute({"params": {}})
+
+
+def test_answer_fields_the_form_does_not_have_are_ignored_not_fatal():
+    task = ApproveModelOperator(task_id="approve", model_dir="/m")
+    answer = task.form_answer({"reason": "x" * 5000, "publish_dir": "/etc"})
+    assert answer == {"reason": "x" * 2000}
+    assert task.form_answer(None) == {}
+    assert task.form_answer({"reason": None}) == {"reason": ""}
 
 
 def test_the_person_sees_both_sides_and_a_hostile_model_dir_writes_no_markup():
@@ -95,8 +133,25 @@ def test_the_person_sees_both_sides_and_a_hostile_model_dir_writes_no_markup():
     assert "| accuracy | 0.97 | - |" in body  # NaN is not a number to compare
     assert "baseline (version 3)" in body
     assert "](javascript" not in body and "<b>" not in body
+    assert "\\<b\\>now\\</b\\>" in body  # the reason's text is kept, as text
     assert "[The run's Experiments page](/tfexp/dags/d/runs/r)" in body
-    assert "no answer within 1:00:00 is a Reject" in body
+    assert "no answer within 1h is a Reject" in body
+    # whatever the file holds: lists, huge integers, strings as numbers
+    hostile = {
+        "candidate_metrics": [1, 2],
+        "baseline_metrics": {"loss": 10**400, "auc": "0.9"},
+        "candidate_export": "`/x`\n# title",
+        "metric": None,
+        "reason": "_y_ & *z*",
+    }
+    odd = approval_body(hostile, None, "/r", None)
+    assert "| loss | - | - |" in odd and "| auc | - | - |" in odd
+    assert "\\_y\\_ \\& \\*z\\*" in odd and "# title" in odd.split("\n")[0]
+    assert odd.count("`") == 6  # three code spans; the path's own backticks are gone
+    names = {f"m{i}": i for i in range(80)}
+    assert "30 more metrics on the run page" in approval_body(
+        {"candidate_metrics": names}, "/p", "/r", None
+    )
 
 
 def test_the_decision_goes_to_openlineage_with_the_reason():
@@ -117,7 +172,7 @@ def test_the_decision_goes_to_openlineage_with_the_reason():
         datetime.timedelta(hours=1),
     )
     assert timed_out["decision"] == "timed_out"
-    assert timed_out["reason"] == "no answer within 1:00:00"
+    assert timed_out["reason"] == "no answer within 1h"
     task = ApproveModelOperator(task_id="approve", model_dir="/m")
     task.lineage_result = record
     lineage = task.get_openlineage_facets_on_complete(None)

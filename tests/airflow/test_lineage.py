@@ -21,7 +21,8 @@ TINY = "tests.experiment.tiny_experiment:experiment_fn"
         ("gs://models", ("gs://models", "/")),
         ("/srv/models/digits/", ("file", "/srv/models/digits")),
         ("file:///srv/data/day1.csv", ("file", "/srv/data/day1.csv")),
-        ("s3://lake/events/2026", ("s3://lake", "/events/2026")),
+        ("s3://lake/events/2026/", ("s3://lake", "events/2026")),
+        ("gs://b/x?generation=1#f", ("gs://b", "x")),
         ("postgres://db:5432/ml.public.events", ("postgres://db:5432", "/ml.public.events")),
     ],
 )
@@ -100,3 +101,23 @@ def test_a_plain_train_step_without_warm_start_reads_nothing(tmp_path):
     lineage = task.get_openlineage_facets_on_failure(None)
     assert lineage.inputs == []
     assert [(d.namespace, d.name) for d in lineage.outputs] == [("file", str(tmp_path / "m"))]
+
+
+def test_declared_outlets_are_outputs_and_each_dataset_is_named_once(tmp_path):
+    from airflow.sdk import Asset
+
+    from airflow_tfexp.operators import PublishOperator
+
+    task = TrainOperator(
+        task_id="train",
+        experiment_fn=TINY,
+        model_dir=str(tmp_path / "m"),
+        outlets=[Asset("gs://my-bucket/models/x/")],
+    )
+    outputs = [(d.namespace, d.name) for d in task.get_openlineage_facets_on_failure(None).outputs]
+    assert outputs == [("file", str(tmp_path / "m")), ("gs://my-bucket", "models/x")]
+    publish = PublishOperator(task_id="p", model_dir="/m", publish_dir=str(tmp_path / "pub"))
+    publish.lineage_result = {"source": "/m/export/final/1", "version": 4}
+    (output,) = publish.get_openlineage_facets_on_complete(None).outputs  # outlet = publish dir
+    assert (output.namespace, output.name) == ("file", str(tmp_path / "pub"))
+    assert output.facets["version"].datasetVersion == "4"

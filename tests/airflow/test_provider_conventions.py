@@ -96,6 +96,8 @@ def test_the_study_connection_form_is_declared_for_airflows_ui():
         ),
         ({"conn_type": "sqlite", "host": "/tmp/s.db"}, "sqlite:////tmp/s.db"),
         ({"conn_type": "postgres", "host": "h", "schema": "d"}, "postgresql://h/d"),
+        # the form's default dialect; an IPv6 host in brackets; a database name quoted
+        ({"conn_type": "tfexp_study", "host": "::1", "schema": "a?b"}, "postgresql://[::1]/a%3Fb"),
     ],
 )
 def test_the_study_hook_builds_the_databases_url(monkeypatch, connection, url):
@@ -115,6 +117,15 @@ def test_the_study_hook_builds_the_databases_url(monkeypatch, connection, url):
             "a SQLite study database without a file",
         ),
         ({"conn_type": "http", "host": "h"}, "(type 'http') does not name a study database"),
+        ({"conn_type": "tfexp_study", "schema": "optuna"}, "names no host"),
+        (
+            {"conn_type": "postgres", "host": "h", "password": "p"},
+            "has a password but no login",
+        ),
+        (
+            {"conn_type": "tfexp_study", "extra": {"sqlalchemy_url": {"a": 1}}},
+            "`sqlalchemy_url` that is not a string",
+        ),
     ],
 )
 def test_a_study_connection_that_names_no_database_is_a_clear_error(
@@ -124,6 +135,23 @@ def test_a_study_connection_that_names_no_database_is_a_clear_error(
     with pytest.raises(ValueError, match="study_db") as err:
         StudyStorageHook("study_db").get_storage_url()
     assert message in str(err.value)
+
+
+def test_the_study_databases_password_is_masked_in_task_logs(monkeypatch):
+    from airflow.sdk._shared.secrets_masker import redact
+    from airflow.sdk.log import mask_secret  # noqa: F401  (the masker the hook feeds)
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_STUDY_DB",
+        json.dumps(
+            {
+                "conn_type": "tfexp_study",
+                "extra": {"sqlalchemy_url": "postgresql://u:T0PS3cr3t@db/o"},
+            }
+        ),
+    )
+    url = StudyStorageHook("study_db").get_storage_url()
+    assert "T0PS3cr3t" not in str(redact(f"opening {url}"))
 
 
 def test_gs_assets_are_normalized_and_named_for_openlineage():

@@ -355,5 +355,5 @@ def test_no_answer_before_the_timeout_is_a_rejection(cluster, tmp_path):
     assert states["publish"] == "skipped"
     record = read_lineage(model_dir)["approval"]
     assert record["decision"] == "timed_out" and record["responded_by"] is None
-    assert record["reason"] == "no answer within 0:00:02"
+    assert record["reason"] == "no answer within 2s"
     assert latest_published(publish_dir) is None

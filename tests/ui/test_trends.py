@@ -106,3 +106,38 @@ def test_day_ticks_and_chosen_metrics():
     assert chosen_metrics(["loss", "accuracy", "auc"], "auc,nope") == ["auc"]
     assert chosen_metrics(["loss", "accuracy"], "nope") == ["loss", "accuracy"]
     assert chosen_metrics(["a", "b", "c", "d", "e"], None) == ["a", "b", "c", "d"]
+
+
+def test_odd_entries_in_a_publish_dir_are_not_versions(tmp_path):
+    publish_dir = tmp_path / "published"
+    claim_model_dir(str(publish_dir), "mine")
+    for name in ("1", "²", "١٢", "3.partial"):
+        (publish_dir / name).mkdir()
+    (publish_dir / "7").symlink_to("/etc")  # a link is not a version, wherever it points
+    (publish_dir / "8").write_text("a file")
+    (publish_dir / "LATEST").write_text(json.dumps({"version": 10**400, "value": True}))
+    found = read_versions(str(publish_dir), {"mine"}, 2**20, [])
+    assert found["versions"] == [1]
+    assert found["latest"]["version"] is None and found["latest"]["value"] is None
+    (publish_dir / "LATEST").write_text(json.dumps({"version": True}))
+    assert read_versions(str(publish_dir), {"mine"}, 2**20, [])["latest"]["version"] is None
+
+
+def test_a_runs_row_is_bounded_whatever_its_files_say():
+    data = RunData(
+        model_dir="/m",
+        evaluations={"e": [record(1, **{f"m{i}" * 50: float(i) for i in range(200)})]},
+        blessing={"blessed": "yes", "baseline_metrics": {"loss": "0.1", "x": 10**400}},
+        lineage={"published": {"version": "9" * 5_000_000, "path": "/p"}},
+        problems=["p" * 10_000] * 100,
+    )
+    row = trend_row(run(5), [data])
+    assert len(json.dumps(row)) < 30_000
+    assert row["published_version"] is None  # not a whole number
+    assert row["outcome"] == "published"  # run.json says so; the version is not shown
+    assert row["published_model"] == {}
+    assert len(row["final"]["metrics"]) == 50
+    assert (
+        trend_row(run(6), [RunData(model_dir="/m", blessing={"blessed": "yes"})])["outcome"]
+        == "rejected"
+    )  # only true blesses

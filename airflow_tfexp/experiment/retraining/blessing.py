@@ -139,6 +139,25 @@ def write_blessing(model_dir: str, record: Mapping[str, Any]) -> dict[str, Any]:
     return record
 
 
+MAX_BLESSING_BYTES = 2**20
+
+
 def read_blessing(model_dir: str) -> dict[str, Any] | None:
-    text = filesystem(model_dir).read_bytes(join(model_dir, BLESSING_FILE))
-    return json.loads(text) if text else None
+    """The decision recorded in `model_dir` (None: none yet); a file that is not a decision
+    (not a JSON object, over 1 MB) is an error naming it."""
+    path = join(model_dir, BLESSING_FILE)
+    text = filesystem(model_dir).read_bytes_at_most(path, MAX_BLESSING_BYTES)
+    if not text:
+        return None
+    try:
+        record = json.loads(text)
+    except (ValueError, RecursionError):
+        record = None
+    if not isinstance(record, dict):
+        raise ValueError(f"{path} is not a blessing record (a JSON object).")
+    return record
+
+
+def is_blessed(record: Mapping[str, Any] | None) -> bool:
+    """Only a record whose `blessed` is true itself (not "yes", not 1) blesses a candidate."""
+    return isinstance(record, Mapping) and record.get("blessed") is True
