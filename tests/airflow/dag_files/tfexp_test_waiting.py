@@ -88,6 +88,7 @@ with DAG(
         model_dir=MODEL_DIR,
         every_checkpoint=True,
         throttle_delay_secs=0.2,
+        deferrable=True,  # [tfexp] default_deferrable now follows [operators], False here
     )
 
 
