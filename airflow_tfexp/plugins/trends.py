@@ -14,20 +14,12 @@ import datetime
 import math
 from typing import Any
 
+from airflow_tfexp.plugins.sweep_view import _number as finite_number
+
 DEFAULT_RUNS = 60
 MAX_RUNS = 500
 MAX_CHOSEN_METRICS = 8
 MAX_VERSIONS = 200
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        value = float(value)
-    except OverflowError:
-        return None
-    return value if math.isfinite(value) else None
 
 
 MAX_METRICS = 50
@@ -37,7 +29,7 @@ def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
     """The plottable metrics of a record: at most MAX_METRICS, names at most 100 characters."""
     found = {}
     for name, value in metrics.items():
-        number = _number(value)
+        number = finite_number(value)
         if number is not None:
             found[str(name)[:100]] = number
         if len(found) >= MAX_METRICS:
@@ -143,7 +135,7 @@ def read_versions(publish_dir: str, writers: set[str], max_bytes: int, roots: li
                 "run_id": str(pointer.get("run_id") or "")[:250],
                 "logical_date": str(pointer.get("logical_date") or "")[:40],
                 "metric": str(pointer.get("metric") or "")[:100],
-                "value": _number(pointer.get("value")),
+                "value": finite_number(pointer.get("value")),
             }
     except Exception as err:  # noqa: BLE001 - an unreadable publish dir is a problem line
         found["problem"] = f"{publish_dir}: {type(err).__name__}: {err}"
@@ -261,14 +253,14 @@ def trend_charts(trends: dict[str, Any], metrics: list[str]) -> list[str]:
         }
         for row in trends["runs"]:
             x = _timestamp(row["date"])
-            value = _number((row["final"] or {}).get("metrics", {}).get(metric))
+            value = finite_number((row["final"] or {}).get("metrics", {}).get(metric))
             if x is None:
                 continue
             if value is not None:
                 series["final evaluation"].append((x, value))
                 if row["outcome"]:
                     series[row["outcome"]].append((x, value))
-            baseline = _number((row["published_model"] or {}).get(metric))
+            baseline = finite_number((row["published_model"] or {}).get(metric))
             if baseline is not None:
                 series["published model (re-evaluated)"].append((x, baseline))
         drawn = {name: points for name, points in series.items() if points}
