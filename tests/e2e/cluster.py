@@ -209,7 +209,14 @@ class AirflowCluster:
                 return None  # an api-server busy on two shared cores: ask again
             return run if run["state"] in ("success", "failed") else None
 
-        return self.wait_for(finished, timeout, f"run {run_id} of {dag_id}", interval=2)
+        try:
+            return self.wait_for(finished, timeout, f"run {run_id} of {dag_id}", interval=2)
+        except TimeoutError as error:
+            states = {
+                (t["task_id"], t["map_index"]): (t["state"], t["try_number"])
+                for t in self.task_instances(dag_id, run_id)
+            }
+            raise TimeoutError(f"{error}; its tasks (state, try): {states}") from None
 
     def _dag_exists(self, dag_id: str) -> bool:
         try:

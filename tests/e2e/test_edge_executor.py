@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import time
 from urllib.parse import quote
 
 import pytest
@@ -294,6 +293,15 @@ def awaiting_approval(cluster, dag_id: str, run_id: str) -> dict | None:
     return cluster.api("GET", hitl_path(dag_id, run_id))
 
 
+def parked_try_ended(cluster, dag_id: str, run_id: str) -> bool:
+    """Whether the scheduler has processed the end of the process that parked `approve`."""
+    wanted = f"dag_id={dag_id}, task_id=approve, run_id={run_id},"
+    return any(
+        "TaskInstance Finished" in line and wanted in line and "state=awaiting_input" in line
+        for line in cluster.log("standalone").splitlines()
+    )
+
+
 def test_a_person_rejects_then_approves_a_candidate_through_the_rest_api(cluster, tmp_path):
     from airflow_tfexp.experiment.retraining.lineage import read_lineage
     from airflow_tfexp.experiment.retraining.publishing import latest_published
@@ -308,10 +316,13 @@ def test_a_person_rejects_then_approves_a_candidate_through_the_rest_api(cluster
         request = cluster.wait_for(
             lambda r=run_id: awaiting_approval(cluster, dag_id, r), 300, "the approval request", 2
         )
-        # A person reads first. An answer within a second of the request is lost by Airflow
-        # 3.3: it resumes the task before the scheduler has seen the parking try end, which then
-        # fails that try (as for deferral, apache/airflow#72716); the retry asks again.
-        time.sleep(5)
+        # A person reads first. Airflow 3.3 loses an answer that resumes the task before the
+        # scheduler has seen the parking try's process end (seconds on a loaded machine): that
+        # stale "success" then fails the resumed try (apache/airflow#72716, #71579), and the
+        # retry asks again. So the answer waits for the scheduler's record of that end.
+        cluster.wait_for(
+            lambda r=run_id: parked_try_ended(cluster, dag_id, r), 120, "the parked try's end", 1
+        )
         # what the person sees: the candidate's (and baseline's) metrics and the run page
         assert request["options"] == ["Approve", "Reject"] and request["defaults"] == ["Reject"]
         assert "| loss |" in request["body"] and "none published" in request["body"]
