@@ -17,6 +17,7 @@ from airflow_tfexp.experiment import RunConfig
 from airflow_tfexp.experiment.storage.checkpoints import list_checkpoints
 from airflow_tfexp.launchers.spec import DistributionSpec
 from tests.e2e.cluster import ROOT
+from tests.experiment.processes import wait_until
 from tests.experiment.tiny_experiment import experiment_fn
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -140,6 +141,14 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), 2):
+            return True
+    except OSError:
+        return False
+
+
 @pytest.fixture(scope="module")
 def ray_cluster(tmp_path_factory):
     """A separate Ray cluster (`ray start --head`), as a user's would be: it outlives the task,
@@ -170,6 +179,8 @@ def ray_cluster(tmp_path_factory):
         timeout=180,
     )
     assert started.returncode == 0, started.stdout + started.stderr
+    # `ray start` returns before the head's client server listens (seconds under load).
+    wait_until(lambda: _listening(client_port), 120, 0.5, f"Ray's client server on {client_port}")
     yield {"gcs": f"127.0.0.1:{gcs_port}", "client_port": client_port}
     subprocess.run([RAY_CLI, "stop", "--force"], env=env, capture_output=True, timeout=120)
 
