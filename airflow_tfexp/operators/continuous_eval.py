@@ -13,6 +13,7 @@ from airflow_tfexp._airflow import (
     jsonable,
     raise_on_error_event,
     run_start_timestamp,
+    settled_reschedule,
     stops_on_sigterm,
 )
 from airflow_tfexp._config import default_deferrable
@@ -62,9 +63,10 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
         for the next checkpoint before deferring (0: defer at once). Checkpoints that come often
         are then evaluated without a resume each (a new process, TensorFlow imported again), and
         the task defers only when training goes quiet.
-    :param defer_settle_secs: once deferred, the trigger's first look waits this long, so the
-        task is never resumed before the scheduler processed its deferral (apache/airflow#72716
-        fails a task resumed that fast).
+    :param defer_settle_secs: once deferred, the trigger's first look waits this long, and a
+        rescheduled try is requeued no sooner (not under dag.test()), so the task is never
+        resumed before the scheduler processed its previous exit (apache/airflow#72716 fails a
+        task resumed that fast).
     :return: ``{"model_dir", "checkpoint_path", "global_step", "metrics", "evaluated_steps",
         "passes", "finished"}``: the last evaluation, and the steps this task evaluated over how
         many passes (carried across deferrals in the defer kwargs; `dag.test()` does not carry
@@ -204,8 +206,6 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
         return False
 
     def _pass_then_reschedule(self, context: Context) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowRescheduleException
-
         experiment = self.build_experiment(context)
         outcome = experiment.continuous_eval_pass(
             name=self.name,
@@ -223,7 +223,8 @@ class ContinuousEvalOperator(ExperimentBaseOperator):
             steps,
             throttle,
         )
-        raise AirflowRescheduleException(datetime.now(UTC) + timedelta(seconds=throttle))
+        wanted = datetime.now(UTC) + timedelta(seconds=throttle)
+        raise settled_reschedule(wanted, self.defer_settle_secs, self.log)
 
     def _throttle(self, experiment: Any) -> float:
         if self.throttle_delay_secs is not None:

@@ -13,6 +13,7 @@ from airflow_tfexp._airflow import (
     is_templated,
     raise_on_error_event,
     run_start_timestamp,
+    settled_reschedule,
     stops_on_sigterm,
 )
 from airflow_tfexp._config import checkpoint_poll_interval, default_deferrable
@@ -40,9 +41,10 @@ class CheckpointSensor(BaseSensorOperator):
     :param deferrable: wait in the triggerer (default from `[tfexp] default_deferrable`).
     :param poke_interval: seconds between two looks (default `[tfexp] checkpoint_poll_interval`).
     :param gcp_conn_id: the connection whose credentials reach a gs:// model dir.
-    :param defer_settle_secs: once deferred, the trigger's first look waits this long, so the
-        task is never resumed before the scheduler processed its deferral (apache/airflow#72716
-        fails a task resumed that fast).
+    :param defer_settle_secs: once deferred, the trigger's first look waits this long, and a
+        rescheduled try is requeued no sooner (not under dag.test()), so the task is never
+        resumed before the scheduler processed its previous exit (apache/airflow#72716 fails a
+        task resumed that fast).
     """
 
     template_fields: Sequence[str] = ("model_dir", "after_step", "name")
@@ -122,7 +124,14 @@ class CheckpointSensor(BaseSensorOperator):
 
     def _wait(self, context: Context) -> Any:
         if not self.deferrable:
-            return super().execute(context)
+            from airflow.sdk.exceptions import AirflowRescheduleException
+
+            try:
+                return super().execute(context)
+            except AirflowRescheduleException as reschedule:
+                raise settled_reschedule(
+                    reschedule.reschedule_date, self.defer_settle_secs, self.log
+                ) from None
         event = self._check(context)
         if event is not None:
             return self._finish(event)

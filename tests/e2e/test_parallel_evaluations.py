@@ -62,6 +62,10 @@ def test_parallel_mapped_evaluations_on_gcs_record_every_checkpoint_once(tmp_pat
     assert run["state"] == "success", cluster.log("scheduler")[-3000:]
     steps = [c.global_step for c in list_checkpoints(model_dir)]
     assert steps == [0, 20, 40, 60]
+    # The 0.5 s looks were rescheduled after the settle, so no try was failed by the scheduler
+    # for being requeued before it processed the previous one's exit (its retry came 300 s on).
+    waits = [ti for ti in instances if ti["task_id"] == "wait_for_checkpoints"]
+    assert [ti["try_number"] for ti in waits] == [1], waits
     evaluations = [ti for ti in instances if ti["task_id"] == "evaluate"]
     assert sorted(ti["map_index"] for ti in evaluations) == list(range(4))
     intervals = [
