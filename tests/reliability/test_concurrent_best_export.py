@@ -94,3 +94,17 @@ def test_a_misspelt_metric_fails_at_the_first_export_listing_the_metrics(tmp_pat
         raised.value
     )
     assert list_exports(str(tmp_path)) == []  # nothing exported under a wrong comparison
+
+
+def test_a_temp_dir_another_writer_renames_while_sweeping_is_skipped(tmp_path, monkeypatch):
+    """The concurrent test's race, made certain: a writer lists `temp-20` to sweep stale
+    leftovers, and another writer renames it into its export before it is looked at."""
+    from airflow_tfexp.experiment.export import export_dirs
+
+    base = tmp_path / "export"
+    (base / "temp-killed").mkdir(parents=True)
+    os.utime(base / "temp-killed", (0, 0))  # a leftover of an export killed long ago
+    listdir = os.listdir
+    monkeypatch.setattr(export_dirs.os, "listdir", lambda path: [*listdir(path), "temp-20"])
+    export_dirs.remove_stale_temp_dirs(str(base))
+    assert listdir(base) == []

@@ -119,7 +119,13 @@ def remove_stale_temp_dirs(export_dir_base: str, older_than_secs: float = 3600.0
     now = time.time()
     for name in names:
         path = os.path.join(export_dir_base, name)
-        if name.startswith(TEMP_PREFIX) and now - os.path.getmtime(path) > older_than_secs:
+        if not name.startswith(TEMP_PREFIX):
+            continue
+        try:  # another writer's temp dir is renamed or discarded at any moment
+            modified = os.path.getmtime(path)
+        except FileNotFoundError:
+            continue
+        if now - modified > older_than_secs:
             shutil.rmtree(path, ignore_errors=True)
 
 
