@@ -21,6 +21,21 @@ def _plottable(point: tuple[float, float]) -> bool:
 
 
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 28, 36
+# The legend sits in rows under the title, above the plot: it never covers a line.
+LEGEND_Y, LEGEND_LINE, LEGEND_CHAR, LEGEND_GAP = 30, 14, 6.2, 18
+
+
+def _legend_places(names: Collection[str]) -> dict[str, tuple[int, float]]:
+    """Each legend entry's (row, x): left to right, wrapped at the chart's width."""
+    places: dict[str, tuple[int, float]] = {}
+    row, x = 0, float(LEFT)
+    for name in names:
+        width = len(name) * LEGEND_CHAR
+        if x > LEFT and x + width > WIDTH - RIGHT:
+            row, x = row + 1, float(LEFT)
+        places[name] = (row, x)
+        x += width + LEGEND_GAP
+    return places
 
 
 def _ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -59,9 +74,13 @@ def line_chart(
     x_text = x_format or (lambda x: f"{x:g}")
     points = [p for values in series.values() for p in values if _plottable(p)]
     skipped = sum(len(values) for values in series.values()) - len(points)
+    legend = _legend_places(series) if points else {}
+    rows = max((row for row, _ in legend.values()), default=-1) + 1
+    top = LEGEND_Y + LEGEND_LINE * (rows - 1) + 12 if rows else TOP
+    height = HEIGHT + top - TOP
     head = (
         f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{WIDTH}" '
-        f'height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" xmlns="http://www.w3.org/2000/svg">'
+        f'height="{height}" viewBox="0 0 {WIDTH} {height}" xmlns="http://www.w3.org/2000/svg">'
         f'<text x="{LEFT}" y="16" class="chart-title">{escape(title)}</text>'
     )
     if not points:
@@ -73,8 +92,8 @@ def line_chart(
         x_low, x_high = x_low - 1, x_high + 1
     if y_high == y_low:
         y_low, y_high = y_low - abs(y_low) * 0.1 - 1e-3, y_high + abs(y_high) * 0.1 + 1e-3
-    # a little room around the data, so points on the edges are not cut or under the legend
-    x_pad, y_pad = (x_high - x_low) * 0.03, (y_high - y_low) * 0.12
+    # a little room around the data, so points on the edges are not cut
+    x_pad, y_pad = (x_high - x_low) * 0.03, (y_high - y_low) * 0.06
     x_low, x_high, y_low, y_high = x_low - x_pad, x_high + x_pad, y_low - y_pad, y_high + y_pad
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
@@ -82,13 +101,13 @@ def line_chart(
         return LEFT + (x - x_low) / (x_high - x_low) * plot_w
 
     def sy(y: float) -> float:
-        return TOP + (1 - (y - y_low) / (y_high - y_low)) * plot_h
+        return top + (1 - (y - y_low) / (y_high - y_low)) * plot_h
 
     parts = [head, '<g class="axes" stroke="#999" stroke-width="1">']
     parts.append(
-        f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{LEFT + plot_w}" y2="{TOP + plot_h}"/>'
+        f'<line x1="{LEFT}" y1="{top + plot_h}" x2="{LEFT + plot_w}" y2="{top + plot_h}"/>'
     )
-    parts.append(f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + plot_h}"/></g>')
+    parts.append(f'<line x1="{LEFT}" y1="{top}" x2="{LEFT}" y2="{top + plot_h}"/></g>')
     for tick in _ticks(y_low, y_high):
         y = sy(tick)
         parts.append(
@@ -100,11 +119,11 @@ def line_chart(
     for tick in ticks or _ticks(x_low, x_high):
         x = sx(tick)
         parts.append(
-            f'<text x="{x:.1f}" y="{TOP + plot_h + 16}" text-anchor="middle" font-size="11">'
+            f'<text x="{x:.1f}" y="{top + plot_h + 16}" text-anchor="middle" font-size="11">'
             f"{escape(x_format(tick)) if x_format else _label(tick)}</text>"
         )
     parts.append(
-        f'<text x="{LEFT + plot_w / 2:.0f}" y="{HEIGHT - 4}" text-anchor="middle" '
+        f'<text x="{LEFT + plot_w / 2:.0f}" y="{height - 4}" text-anchor="middle" '
         f'font-size="11">{escape(x_label)}</text>'
     )
     for index, (name, values) in enumerate(series.items()):
@@ -125,13 +144,14 @@ def line_chart(
                 f'stroke="{color}" stroke-width="{2 if marker else 0}">'
                 f"<title>{escape(name)} at {at}: {_label(y)}</title></circle>"
             )
+        row, legend_x = legend[name]
         parts.append(
-            f'<text x="{LEFT + plot_w - 4}" y="{TOP + 14 * (index + 1)}" text-anchor="end" '
+            f'<text x="{legend_x:.0f}" y="{LEGEND_Y + LEGEND_LINE * row}" class="legend" '
             f'font-size="11" fill="{color}">{escape(name)}</text>'
         )
     if skipped:
         parts.append(
-            f'<text x="{LEFT + 4}" y="{TOP + plot_h - 4}" font-size="11" class="not-drawn">'
+            f'<text x="{LEFT + 4}" y="{top + plot_h - 4}" font-size="11" class="not-drawn">'
             f"{skipped} point(s) not drawn (NaN, infinite or beyond ±1e300)</text>"
         )
     parts.append("</svg>")
