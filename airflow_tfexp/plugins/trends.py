@@ -90,7 +90,9 @@ def trend_row(run: dict[str, Any], datas: list[Any]) -> dict[str, Any]:
         if final is None and data.blessing is None:
             continue
         lineage = data.lineage or {}
-        approval = lineage.get("approval") if isinstance(lineage.get("approval"), dict) else None
+        approval, problem = checked_approval(lineage.get("approval"))
+        if problem:
+            row["problems"] = [*row["problems"], f"{data.model_dir}: run.json: {problem}"][:20]
         published = lineage.get("published") if isinstance(lineage.get("published"), dict) else None
         baseline = (data.blessing or {}).get("baseline_metrics")
         row.update(
@@ -98,17 +100,36 @@ def trend_row(run: dict[str, Any], datas: list[Any]) -> dict[str, Any]:
             final=final,
             published_model=_numbers(baseline) if isinstance(baseline, dict) else None,
             outcome=outcome(data.blessing, lineage),
-            approval={
-                "decision": str(approval.get("decision"))[:20],
-                "reason": str(approval.get("reason") or "")[:300],
-                "responded_by": str(approval.get("responded_by") or "")[:100],
-            }
-            if approval
-            else None,
+            approval=approval,
             published_version=_version(published.get("version")) if published else None,
         )
         break
     return row
+
+
+DECISIONS = ("approved", "rejected", "timed_out")
+
+
+def checked_approval(approval: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """run.json's approval section as the trends show it, or why it is not shown: a model dir's
+    writers control that file, so the decision is one of DECISIONS and the rest is text."""
+    if approval is None:
+        return None, None
+    if not isinstance(approval, dict) or approval.get("decision") not in DECISIONS:
+        decision = approval.get("decision") if isinstance(approval, dict) else approval
+        return None, (
+            f"approval is not a decision record (decision {str(decision)[:40]!r}; expected one "
+            f"of {list(DECISIONS)}); not shown"
+        )
+    texts = {k: approval.get(k) for k in ("reason", "responded_by")}
+    bad = sorted(k for k, v in texts.items() if v is not None and not isinstance(v, str))
+    if bad:
+        return None, f"approval's {', '.join(bad)} is not text; not shown"
+    return {
+        "decision": approval["decision"],
+        "reason": (texts["reason"] or "")[:300],
+        "responded_by": (texts["responded_by"] or "")[:100],
+    }, None
 
 
 def read_versions(publish_dir: str, writers: set[str], max_bytes: int, roots: list[str]) -> dict:

@@ -48,6 +48,28 @@ def test_the_final_evaluation_is_the_highest_step_over_every_evaluator():
     assert len(row["approval"]["reason"]) == 300  # bounded
 
 
+def test_an_approval_section_that_is_no_decision_record_is_a_problem_not_a_row_entry():
+    hostile = [
+        {"decision": "<b>approved</b>", "reason": "looks fine"},
+        {"decision": "approved", "reason": {"nested": [1]}, "responded_by": ["a", "a"]},
+        ["approved"],
+    ]
+    for approval in hostile:
+        data = RunData(
+            model_dir="/m", evaluations={"e": [record(1, loss=1.0)]}, lineage={"approval": approval}
+        )
+        row = trend_row(run(1), [data])
+        assert row["approval"] is None, approval
+        assert any("/m: run.json: approval" in p for p in row["problems"]), row["problems"]
+    good = {"decision": "timed_out", "reason": None, "responded_by": None}
+    data = RunData(
+        model_dir="/m", evaluations={"e": [record(1, loss=1.0)]}, lineage={"approval": good}
+    )
+    row = trend_row(run(1), [data])
+    assert row["approval"] == {"decision": "timed_out", "reason": "", "responded_by": ""}
+    assert row["problems"] == []
+
+
 def test_outcomes_published_blessed_and_none():
     published = RunData(
         model_dir="/a",
