@@ -18,6 +18,7 @@ CACHE_ENV = "TFEXP_FACTORY_CACHE"
 # The package's modules that turn a config into a plan: a changed one changes every key.
 PLAN_MODULES = (
     "airflow_tfexp._airflow",
+    "airflow_tfexp._approval_rules",
     "airflow_tfexp.dag_factory.cache",
     "airflow_tfexp.dag_factory.compute",
     "airflow_tfexp.dag_factory.config_errors",

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from airflow_tfexp._approval_rules import approval_seconds_error, approvers_error
 from airflow_tfexp.dag_factory.config_errors import describe_error
 from airflow_tfexp.dag_factory.durations import DURATION, parse_duration
 from airflow_tfexp.dag_factory.errors import ExperimentConfigError
@@ -143,9 +144,6 @@ class AssetSchedule(_Strict):
         return value
 
 
-MAX_APPROVAL_SECS = 366 * 86400
-
-
 class BlessingConfig(_Strict):
     """The gate between a trained candidate and production (see BlessOperator)."""
 
@@ -169,19 +167,29 @@ class BlessingConfig(_Strict):
             seconds = parse_duration(value).total_seconds() if value is not None else 0.0
         except OverflowError:
             seconds = math.inf
-        if not 0 < seconds <= MAX_APPROVAL_SECS:
-            raise ValueError(
-                'expected a duration over 0 and at most 366 days, like "90s", "2h" or "1d" '
-                f"(got {value!r})"
-            )
+        error = approval_seconds_error(seconds)
+        if error:  # describe_error adds the value given
+            raise ValueError(f'{error}, like "90s", "2h" or "1d"')
         return seconds
 
     @field_validator("approvers")
     @classmethod
     def _approvers(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None and (not value or not all(v.strip() for v in value)):
-            raise ValueError("expected a non-empty list of Airflow user ids")
+        error = approvers_error(value) if value is not None else None
+        if error:
+            raise ValueError(error)
         return value
+
+    @model_validator(mode="after")
+    def _approval_settings_need_approval(self) -> BlessingConfig:
+        """Approvers or a timeout without `approval: required` would build no gate at all."""
+        given = sorted({"approvers", "approval_timeout"} & self.model_fields_set)
+        if given and self.approval != "required":
+            raise ValueError(
+                f"blessing: {' and '.join(given)} set but approval is {self.approval!r}: set "
+                "approval: required to ask a person before publishing, or remove them"
+            )
+        return self
 
 
 class ExperimentSpec(_Strict):

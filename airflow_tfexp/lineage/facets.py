@@ -61,6 +61,7 @@ class TfexpApprovalRunFacet(RunFacet):
     decision: str
     reason: str | None = None
     respondedBy: str | None = None
+    respondedById: str | None = None
     candidateExport: str | None = None
 
     @staticmethod

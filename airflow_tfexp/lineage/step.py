@@ -67,6 +67,7 @@ def operator_lineage(step: StepLineage) -> Any:
             decision=str(step.approval.get("decision")),
             reason=step.approval.get("reason"),
             respondedBy=step.approval.get("responded_by"),
+            respondedById=step.approval.get("responded_by_id"),
             candidateExport=step.approval.get("candidate_export"),
         )
     job_facets = {

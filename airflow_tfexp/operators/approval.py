@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, ParamsDict
 
-from airflow_tfexp._airflow import is_templated
+from airflow_tfexp._airflow import is_templated, stops_on_sigterm
+from airflow_tfexp._approval_rules import check_approvers, check_response_timeout
 from airflow_tfexp.experiment.retraining.blessing import is_blessed
 from airflow_tfexp.experiment.storage.locations import parse_model_dir
 from airflow_tfexp.operators._approval_text import duration
@@ -65,19 +66,7 @@ class ApproveModelOperator(LineageMixin, ApprovalOperator):
         for value, what in ((model_dir, "model_dir"), (publish_dir, "publish_dir")):
             if value is not None and not is_templated(value):
                 parse_model_dir(value, what)
-        if isinstance(response_timeout, int | float) and not isinstance(response_timeout, bool):
-            try:
-                response_timeout = datetime.timedelta(seconds=response_timeout)
-            except (OverflowError, ValueError):
-                response_timeout = datetime.timedelta(0)
-        if response_timeout is not None and (
-            not isinstance(response_timeout, datetime.timedelta)
-            or response_timeout.total_seconds() <= 0
-        ):
-            raise ValueError(
-                f"Invalid value for `response_timeout`. Received: {response_timeout!r}. Expected "
-                "a positive timedelta or number of seconds (then the answer is Reject)."
-            )
+        response_timeout = check_response_timeout(response_timeout)
         kwargs.setdefault("subject", "Publish the candidate model of {{ dag.dag_id }}?")
         # Airflow hands the DAG's params in too (as Params marked "dag"): the form shows only
         # the task's own, so they are passed on as Param objects, with the reason field added.
@@ -95,7 +84,7 @@ class ApproveModelOperator(LineageMixin, ApprovalOperator):
             defaults=[ApprovalOperator.REJECT],
             response_timeout=response_timeout,
             params=ParamsDict({**{k: given.get_param(k) for k in given}, REASON: reason}),
-            assigned_users=_assigned(approvers),
+            assigned_users=check_approvers(approvers),
             **kwargs,
         )
         self.model_dir = model_dir
@@ -143,7 +132,8 @@ class ApproveModelOperator(LineageMixin, ApprovalOperator):
             blessing.get("candidate_export"),
             self.response_timeout or "no limit",
         )
-        return super().execute(context)
+        with stops_on_sigterm(self.task_id):  # under dag.test() the wait for an answer, too
+            return super().execute(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Record the answer, then let ApprovalOperator act on it: Approve returns, Reject
@@ -154,14 +144,30 @@ class ApproveModelOperator(LineageMixin, ApprovalOperator):
             return super().execute_complete(context, event)
         event = {**event, "params_input": self.form_answer(event.get("params_input"))}
         self.validate_chosen_options(event["chosen_options"])
+        event = self.from_an_approver(event)
         record = answer_record(event, self.candidate_blessing(), self.response_timeout)
         update_lineage(self.model_dir, {"approval": record})
-        self.log.info(
-            "%s by %s: %s", record["decision"].upper(), record["responded_by"], record["reason"]
-        )
+        by = f" by {record['responded_by']}" if record["responded_by"] else ""
+        self.log.info("%s%s: %s", record["decision"].upper(), by, record["reason"])
         self.remember_for_lineage(context, record)
         super().execute_complete(context, event)
         return record
+
+    def from_an_approver(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The answer, or a Reject when someone outside `approvers` gave it (Airflow's API
+        checks this too: a second check where the decision is acted on)."""
+        allowed = {u["id"] for u in self.assigned_users or ()}
+        user = event.get("responded_by_user")
+        user_id = user.get("id") if isinstance(user, Mapping) else None
+        if not allowed or event.get("timedout") or user_id in allowed:
+            return event
+        self.log.error("Refusing the answer of %r: not among the approvers %s.", user_id, allowed)
+        reason = f"answered by {user_id!r}, who is not among the approvers"
+        return {
+            **event,
+            "chosen_options": [ApprovalOperator.REJECT],
+            "params_input": {**event["params_input"], REASON: reason},
+        }
 
     def form_answer(self, params_input: Any) -> dict[str, Any]:
         """The form's fields as answered: fields the form does not have are ignored (with a
@@ -195,29 +201,17 @@ def answer_record(
     if decision == "timed_out" and not reason:
         reason = f"no answer within {duration(timeout)}"
     responded_at = event.get("responded_at")
+    if isinstance(responded_at, datetime.datetime):
+        responded_at = responded_at.isoformat()
+    user = user if isinstance(user, Mapping) else {}
     return {
         "decision": decision,
         "reason": reason,
-        "responded_by": (user.get("name") or user.get("id")) if isinstance(user, Mapping) else None,
+        "responded_by": str(user.get("name") or user.get("id") or "") or None,
+        "responded_by_id": str(user["id"]) if user.get("id") is not None else None,
         "responded_at": str(responded_at) if responded_at is not None else None,
         "candidate_export": blessing.get("candidate_export"),
     }
-
-
-def _assigned(approvers: Sequence[str] | None) -> list[dict[str, str]] | None:
-    """Airflow's assigned users; an empty list would let anyone answer, so it is refused."""
-    if approvers is None:
-        return None
-    if (
-        isinstance(approvers, str)
-        or not approvers
-        or not all(isinstance(a, str) and a.strip() for a in approvers)
-    ):
-        raise ValueError(
-            f"Invalid value for `approvers`. Received: {approvers!r}. Expected a list of Airflow "
-            "user ids."
-        )
-    return [{"id": a, "name": a} for a in approvers]
 
 
 def _run_page(context: Context) -> str:

@@ -5,6 +5,7 @@ it), and what it records. Answering it through the REST API: tests/e2e/test_edge
 from __future__ import annotations
 
 import datetime
+from pathlib import Path
 
 import pytest
 
@@ -59,11 +60,24 @@ def test_the_factory_puts_the_approval_between_bless_and_publish(tmp_path):
         ({"approval_timeout": "0s"}, "blessing.approval_timeout"),
         ({"approval_timeout": None}, "blessing.approval_timeout"),
         ({"approval_timeout": 1e30}, "blessing.approval_timeout"),
+        ({"approval_timeout": 0.0001}, "at least 1 s"),
+        ({"approvers": ["ana", "ana"]}, "lists a user id twice"),
+        ({"approvers": ["ana\nlee"]}, "control character"),
+        ({"approvers": ["{{ params.who }}"]}, "approvers are fixed in the DAG file"),
+        # settings of a gate that is not there: a forgotten `approval: required`
+        ({"approval": "none", "approvers": ["ana"]}, "set approval: required"),
+        ({"approval": "none", "approval_timeout": "2h"}, "approval_timeout set but approval"),
     ],
 )
 def test_a_bad_approval_setting_fails_at_parse_time(tmp_path, blessing, message):
     with pytest.raises(ExperimentConfigError, match=message):
         build_experiment_dag(approval_config(tmp_path, **blessing))
+
+
+def test_a_bad_timeout_is_named_once():
+    with pytest.raises(ExperimentConfigError) as raised:
+        build_experiment_dag(approval_config(Path("/tmp/unused"), approval_timeout="0s"))
+    assert str(raised.value).count("(got '0s')") == 1, raised.value
 
 
 def test_the_default_timeout_is_a_day(tmp_path):
@@ -79,6 +93,15 @@ def test_bad_operator_arguments_are_clear_errors():
             ApproveModelOperator(task_id="a", model_dir="/m", approvers=approvers)
     with pytest.raises(ValueError, match="`response_timeout`"):
         ApproveModelOperator(task_id="a", model_dir="/m", response_timeout=1e30)
+    for timeout in (10**12, datetime.timedelta(days=367), 0.5, "1d"):  # the factory's bounds
+        with pytest.raises(ValueError, match="`response_timeout`. Received: "):
+            ApproveModelOperator(task_id="a", model_dir="/m", response_timeout=timeout)
+    for timeout in (float("inf"), float("nan")):  # the error shows the value given
+        with pytest.raises(ValueError, match=f"Received: {timeout}"):
+            ApproveModelOperator(task_id="a", model_dir="/m", response_timeout=timeout)
+    for approvers in (["ana", "ana"], ["{{ dag_run.conf.who }}"]):
+        with pytest.raises(ValueError, match="`approvers`"):
+            ApproveModelOperator(task_id="a", model_dir="/m", approvers=approvers)
     with pytest.raises(ValueError, match="not supported"):
         ApproveModelOperator(task_id="a", model_dir="s3://b/m")
 
@@ -154,6 +177,23 @@ def test_the_person_sees_both_sides_and_a_hostile_model_dir_writes_no_markup():
     )
 
 
+def test_an_approval_by_someone_outside_the_approvers_is_a_rejection():
+    """Airflow's API refuses such an answer; where it is acted on, it is checked again."""
+    task = ApproveModelOperator(task_id="approve", model_dir="/m", approvers=["ana"])
+    answer = {"chosen_options": ["Approve"], "params_input": {"reason": "trust me"}}
+    mallory = task.from_an_approver({**answer, "responded_by_user": {"id": "mallory"}})
+    assert mallory["chosen_options"] == ["Reject"]
+    assert mallory["params_input"]["reason"] == (
+        "answered by 'mallory', who is not among the approvers"
+    )
+    ana = {**answer, "responded_by_user": {"id": "ana", "name": "Ana"}}
+    assert task.from_an_approver(ana) == ana
+    anyone = ApproveModelOperator(task_id="approve", model_dir="/m")  # no approvers: the DAG's
+    assert anyone.from_an_approver({**answer, "responded_by_user": {"id": "bob"}})[
+        "chosen_options"
+    ] == ["Approve"]
+
+
 def test_the_decision_goes_to_openlineage_with_the_reason():
     record = answer_record(
         {
@@ -166,6 +206,8 @@ def test_the_decision_goes_to_openlineage_with_the_reason():
         datetime.timedelta(hours=1),
     )
     assert record["decision"] == "rejected" and record["responded_by"] == "ana"
+    assert record["responded_by_id"] == "7"  # names need not be unique; ids are
+    assert record["responded_at"] == "2026-12-01T00:00:00+00:00"
     timed_out = answer_record(
         {"chosen_options": ["Reject"], "responded_by_user": None, "timedout": True},
         {},
@@ -173,6 +215,7 @@ def test_the_decision_goes_to_openlineage_with_the_reason():
     )
     assert timed_out["decision"] == "timed_out"
     assert timed_out["reason"] == "no answer within 1h"
+    assert timed_out["responded_by"] is None and timed_out["responded_by_id"] is None
     task = ApproveModelOperator(task_id="approve", model_dir="/m")
     task.lineage_result = record
     lineage = task.get_openlineage_facets_on_complete(None)

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -97,6 +98,21 @@ def test_a_rescheduling_sensor_under_dags_test_stops_within_10_s_of_sigterm(airf
     wait_while_running(process, log, poked, "the first poke")
 
     stop_within_10_s(process, log, "wait")
+
+
+@pytest.mark.slow
+def test_a_dags_test_run_waiting_for_an_approval_stops_within_10_s_of_sigterm(airflow_db, tmp_path):
+    """dag.test() polls for a person's answer in its own loop (a stranger's run went on for
+    ten minutes after `timeout`'s SIGTERM): the approval task's handler stops that wait too."""
+    model_dir, log = tmp_path / "model", tmp_path / "dags.log"
+    model_dir.mkdir()
+    blessing = {"blessed": True, "reason": "", "candidate_export": str(model_dir / "export")}
+    (model_dir / "blessing.json").write_text(json.dumps(blessing))
+    process = dags_test("tfexp_test_approval_waits", {"model_dir": str(model_dir)}, log)
+    asking = lambda: "Waiting for a person to approve" in open(log).read()  # noqa: E731
+    wait_while_running(process, log, asking, "the approval request")
+    time.sleep(2)  # into dag.test()'s wait for the answer
+    stop_within_10_s(process, log, "approve")
 
 
 def test_a_resumed_continuous_evaluation_pass_stops_on_sigterm(tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ from datetime import datetime
 from airflow.sdk import DAG, task
 
 from airflow_tfexp.operators import (
+    ApproveModelOperator,
     ContinuousEvalOperator,
     EvaluateOperator,
     StdServerOperator,
@@ -179,3 +180,13 @@ with DAG(
         poke_interval=5,
         timeout=600,
     )
+
+
+with DAG(
+    "tfexp_test_approval_waits",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    params={"model_dir": "/tmp/unused"},
+):
+    # dag.test() waits in its loop for a person's answer; the test writes the blessing itself
+    ApproveModelOperator(task_id="approve", model_dir=MODEL_DIR, response_timeout=600)
