@@ -10,14 +10,18 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, status
+from fastapi import Depends, FastAPI, HTTPException, Query, status
 from fastapi.responses import HTMLResponse
+
+from airflow_tfexp.plugins.trends import DEFAULT_RUNS, MAX_RUNS
 
 MOUNT = "/tfexp"
 MAX_TABLE_ROWS = 1000  # evaluations listed per evaluator on the page (all are in the API)
 MAX_METRICS = 30  # metrics charted and tabled per model dir
 MAX_SERIES = 20  # series per chart (evaluators, training tags)
 TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
+# The trends' runs: the most recent 60 by default, 1 to 500 (else 422, naming the bound)
+RUNS_LIMIT = Query(DEFAULT_RUNS, ge=1, le=MAX_RUNS, description="how many recent runs")
 
 
 def _readable_dag_ids(user: Any) -> set[str]:
@@ -173,7 +177,7 @@ def create_app() -> FastAPI:
 
     @app.get("/dags/{dag_id}/trends", response_class=HTMLResponse)
     def trends_page(
-        dag_id: str, metrics: str | None = None, limit: int = 60, user: Any = User
+        dag_id: str, metrics: str | None = None, limit: int = RUNS_LIMIT, user: Any = User
     ) -> HTMLResponse:
         from airflow_tfexp.plugins.trends import chosen_metrics, read_trends, trend_charts
 
@@ -189,7 +193,7 @@ def create_app() -> FastAPI:
         )
 
     @app.get("/api/dags/{dag_id}/trends")
-    def api_trends(dag_id: str, limit: int = 60, user: Any = User) -> dict[str, Any]:
+    def api_trends(dag_id: str, limit: int = RUNS_LIMIT, user: Any = User) -> dict[str, Any]:
         from airflow_tfexp.plugins.run_data import json_safe
         from airflow_tfexp.plugins.trends import read_trends
 

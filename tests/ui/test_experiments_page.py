@@ -372,6 +372,10 @@ def test_the_trends_page_plots_three_days_of_retraining_and_the_published_versio
     cluster, days = ui["cluster"], ui["days"]
     path = "/tfexp/dags/tfexp_ui_retraining/trends"
     assert status_of(cluster, "/tfexp/api/dags/tfexp_ui_retraining/trends", None) == 401
+    for limit in ("0", "-1", "501", "abc"):  # 1 to 500 runs, not clamped in silence
+        api = f"/tfexp/api/dags/tfexp_ui_retraining/trends?limit={limit}"
+        assert status_of(cluster, api, cluster.token) == 422, limit
+    assert status_of(cluster, f"{path}?limit=0", cluster.token) == 422
     trends = json.loads(page(cluster, "/tfexp/api/dags/tfexp_ui_retraining/trends"))
     runs = trends["runs"]
     assert [r["run_id"] for r in runs] == [d["run_id"] for d in days]  # oldest first
