@@ -53,11 +53,14 @@ def final_evaluation(data: Any) -> dict[str, Any] | None:
                 best = {**record, "evaluator": evaluator}
     if best is None:
         return None
-    return {
-        "global_step": best["global_step"],
-        "evaluator": best["evaluator"],
-        "metrics": _numbers({k: v for k, v in best["metrics"].items() if k != "global_step"}),
-    }
+    metrics = {k: v for k, v in best["metrics"].items() if k != "global_step"}
+    numbers = _numbers(metrics)
+    # named, so a metric that is NaN, infinite or not a number is not silently missing
+    not_numbers = [str(k)[:100] for k, v in metrics.items() if finite_number(v) is None]
+    final = {"global_step": best["global_step"], "evaluator": best["evaluator"], "metrics": numbers}
+    if not_numbers:
+        final["not_numbers"] = sorted(not_numbers)[:MAX_METRICS]
+    return final
 
 
 def outcome(blessing: dict | None, lineage: dict | None) -> str:

@@ -46,6 +46,9 @@ def test_the_final_evaluation_is_the_highest_step_over_every_evaluator():
     assert row["outcome"] == "rejected"
     assert row["approval"]["decision"] == "rejected"
     assert len(row["approval"]["reason"]) == 300  # bounded
+    odd = RunData(model_dir="/o", evaluations={"e": [record(9, loss=0.5, accuracy=float("inf"))]})
+    final = trend_row(run(1), [odd])["final"]
+    assert final["metrics"] == {"loss": 0.5} and final["not_numbers"] == ["accuracy"]
 
 
 def test_an_approval_section_that_is_no_decision_record_is_a_problem_not_a_row_entry():
