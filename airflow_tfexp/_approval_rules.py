@@ -8,6 +8,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+# What a gate records in run.json's `approval` (a timeout is the default answer, Reject)
+DECISIONS = ("approved", "rejected", "timed_out")
 MIN_APPROVAL_SECS = 1.0
 MAX_APPROVAL_SECS = 366 * 86400  # past this, Airflow's deadline arithmetic overflows soon after
 

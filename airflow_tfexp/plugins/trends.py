@@ -14,6 +14,7 @@ import datetime
 import math
 from typing import Any
 
+from airflow_tfexp._approval_rules import DECISIONS
 from airflow_tfexp.plugins.sweep_view import _number as finite_number
 
 DEFAULT_RUNS = 60
@@ -108,9 +109,6 @@ def trend_row(run: dict[str, Any], datas: list[Any]) -> dict[str, Any]:
         )
         break
     return row
-
-
-DECISIONS = ("approved", "rejected", "timed_out")
 
 
 def checked_approval(approval: Any) -> tuple[dict[str, Any] | None, str | None]:
